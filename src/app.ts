@@ -1,0 +1,138 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
+import type { Config } from './config.js';
+import { transactionsRoutes } from './modules/transactions/transactions.routes.js';
+import { createTransactionsService } from './modules/transactions/transactions.service.js';
+import { FieldCipher, loadOrCreateDevKeyRing, parseKeyRing, type KeyRing } from './platform/crypto.js';
+import { openDatabase, type DatabaseHandle } from './platform/db.js';
+import { healthRoutes } from './platform/health.js';
+import { installErrorHandling } from './platform/http-errors.js';
+import { createIdempotency } from './platform/idempotency.js';
+import { loggerOptions, requestIdOf } from './platform/logging.js';
+import { validatorCompiler } from './platform/validation.js';
+
+export interface AppDeps {
+  /** An already-open database (tests share one per file); otherwise opened from config. */
+  database?: DatabaseHandle;
+  /** Apply migrations before serving (start-up does; tests migrate once per file). */
+  migrate?: boolean;
+  logger?: FastifyBaseLogger;
+  /** Encryption keys; otherwise from config (or the development key file). */
+  keyRing?: KeyRing;
+}
+
+const API_VERSION = '0.1.0';
+
+/** Loads the key ring from config, or in development a key generated once into DATA_DIR. */
+export async function loadKeyRing(config: Config): Promise<KeyRing> {
+  const ring = parseKeyRing({ secretKey: config.secretKey, encryptionKeys: config.encryptionKeys });
+  if (ring) return ring;
+  // config.ts already refuses production without a key.
+  return loadOrCreateDevKeyRing(config.dataDir);
+}
+
+/** The one composition root: config and dependencies in, a ready Fastify instance out. */
+export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(deps.logger ? { loggerInstance: deps.logger } : { logger: loggerOptions(config.logLevel) }),
+    genReqId: requestIdOf,
+    // One lean line per request (the onResponse hook below) instead of Fastify's two.
+    logController: new LogController({ requestIdLogLabel: 'request_id', disableRequestLogging: true }),
+    bodyLimit: config.bodyLimitBytes,
+    requestTimeout: config.requestTimeoutMs,
+    connectionTimeout: config.requestTimeoutMs,
+    trustProxy: config.trustProxy,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
+    ajv: { customOptions: { allErrors: true } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler);
+  installErrorHandling(app);
+
+  const ownsDatabase = !deps.database;
+  const database =
+    deps.database ??
+    (await openDatabase({
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      poolSize: config.dbPoolSize,
+      statementTimeoutMs: config.dbStatementTimeoutMs,
+      connectTimeoutMs: config.dbConnectTimeoutMs,
+      logger: app.log,
+    }));
+  app.addHook('onClose', async () => {
+    if (ownsDatabase) await database.close();
+  });
+  if (deps.migrate ?? ownsDatabase) await database.migrate();
+
+  const cipher = new FieldCipher(deps.keyRing ?? (await loadKeyRing(config)));
+  const transactions = createTransactionsService({
+    db: database.db,
+    cipher,
+    defaultCurrency: config.defaultCurrency,
+  });
+  const idempotency = createIdempotency({
+    db: database.db,
+    ttlHours: config.idempotencyKeyTtlHours,
+    // Until callers authenticate, every caller shares one scope.
+    scopeOf: () => 'anonymous',
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    void reply.header('x-request-id', request.id);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info(
+      {
+        method: request.method,
+        url: request.url,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+      },
+      'request completed',
+    );
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Fido Transactions API',
+        version: API_VERSION,
+        description:
+          "Record users' financial transactions and answer questions about them. Money is " +
+          'exact (integer minor units), names are encrypted at rest, and writes are safe to retry ' +
+          'with `Idempotency-Key`.',
+      },
+      tags: [
+        { name: 'transactions', description: 'Create, read, update and delete transactions' },
+        { name: 'operations', description: 'Health, readiness and documentation' },
+      ],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  app.get(
+    '/',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Welcome',
+        response: { 200: Type.Object({ message: Type.String() }) },
+      },
+    },
+    async () => ({ message: 'Welcome to Fido Transactions API' }),
+  );
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(healthRoutes, { database });
+  await app.register(transactionsRoutes, { transactions, idempotency });
+
+  await app.ready();
+  return app;
+}

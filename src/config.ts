@@ -1,0 +1,135 @@
+import { isCurrencyCode } from './modules/transactions/money.js';
+import { KeyConfigError, parseKeyRing } from './platform/crypto.js';
+
+/**
+ * The service's configuration: every environment variable is read here, once, and nowhere else.
+ * A bad value stops start-up with a message that names the variable.
+ */
+export interface Config {
+  readonly nodeEnv: 'development' | 'production' | 'test';
+  readonly port: number;
+  readonly host: string;
+  /** PostgreSQL connection string; undefined means embedded PGlite under `dataDir`. */
+  readonly databaseUrl: string | undefined;
+  readonly dataDir: string;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  readonly defaultCurrency: string;
+  readonly secretKey: string | undefined;
+  readonly encryptionKeys: string | undefined;
+  readonly dbPoolSize: number;
+  readonly dbStatementTimeoutMs: number;
+  readonly dbConnectTimeoutMs: number;
+  readonly bodyLimitBytes: number;
+  readonly requestTimeoutMs: number;
+  readonly shutdownTimeoutMs: number;
+  readonly idempotencyKeyTtlHours: number;
+  readonly trustProxy: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const NODE_ENVS = ['development', 'production', 'test'] as const;
+const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
+const FALSE_WORDS = new Set(['0', 'false', 'no', 'off', '']);
+
+/** Reads `.env` from the working directory into the environment when there is one. */
+export function readDotEnv(file = '.env'): void {
+  try {
+    process.loadEnvFile(file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+}
+
+/** Parses `env` into a frozen Config, collecting every problem before failing. */
+export function loadConfig(env: Env = process.env): Config {
+  const problems: string[] = [];
+  const read = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value === '' ? undefined : value;
+  };
+
+  function integer(name: string, fallback: number, min: number, max: number): number {
+    const raw = read(name);
+    if (raw === undefined) return fallback;
+    if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+      problems.push(`${name} must be a whole number from ${min} to ${max} (got "${raw}")`);
+      return fallback;
+    }
+    return Number(raw);
+  }
+
+  function boolean(name: string, fallback: boolean): boolean {
+    const raw = read(name)?.toLowerCase();
+    if (raw === undefined) return fallback;
+    if (TRUE_WORDS.has(raw)) return true;
+    if (FALSE_WORDS.has(raw)) return false;
+    problems.push(`${name} must be true or false (got "${raw}")`);
+    return fallback;
+  }
+
+  function oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
+    const raw = read(name)?.toLowerCase();
+    if (raw === undefined) return fallback;
+    if ((allowed as readonly string[]).includes(raw)) return raw as T;
+    problems.push(`${name} must be one of ${allowed.join(', ')} (got "${raw}")`);
+    return fallback;
+  }
+
+  const nodeEnv = oneOf('NODE_ENV', NODE_ENVS, 'development');
+  // DEBUG is the old service's switch; it only lowers the default log level.
+  const debug = boolean('DEBUG', false);
+  const logLevel = oneOf('LOG_LEVEL', LOG_LEVELS, debug ? 'debug' : 'info');
+
+  const databaseUrl = read('DATABASE_URL');
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    problems.push('DATABASE_URL must be a postgres:// or postgresql:// connection string');
+  }
+
+  const defaultCurrency = read('DEFAULT_CURRENCY') ?? 'GHS';
+  if (!isCurrencyCode(defaultCurrency)) {
+    problems.push(`DEFAULT_CURRENCY must be an ISO 4217 currency code (got "${defaultCurrency}")`);
+  }
+
+  const config: Config = {
+    nodeEnv,
+    port: integer('PORT', 8000, 0, 65_535),
+    host: read('HOST') ?? '0.0.0.0',
+    databaseUrl,
+    dataDir: read('DATA_DIR') ?? './data',
+    logLevel,
+    defaultCurrency,
+    secretKey: read('SECRET_KEY'),
+    encryptionKeys: read('ENCRYPTION_KEYS'),
+    dbPoolSize: integer('DB_POOL_SIZE', 10, 1, 200),
+    dbStatementTimeoutMs: integer('DB_STATEMENT_TIMEOUT_MS', 5_000, 100, 600_000),
+    dbConnectTimeoutMs: integer('DB_CONNECT_TIMEOUT_MS', 2_000, 100, 60_000),
+    bodyLimitBytes: integer('BODY_LIMIT_BYTES', 64 * 1024, 1024, 10 * 1024 * 1024),
+    requestTimeoutMs: integer('REQUEST_TIMEOUT_MS', 15_000, 1_000, 600_000),
+    shutdownTimeoutMs: integer('SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+    idempotencyKeyTtlHours: integer('IDEMPOTENCY_KEY_TTL_HOURS', 24, 1, 24 * 30),
+    trustProxy: boolean('TRUST_PROXY', false),
+  };
+
+  try {
+    parseKeyRing({ secretKey: config.secretKey, encryptionKeys: config.encryptionKeys });
+  } catch (error) {
+    if (!(error instanceof KeyConfigError)) throw error;
+    problems.push(error.message);
+  }
+  if (nodeEnv === 'production' && !config.secretKey && !config.encryptionKeys) {
+    // A generated key would live on one machine's disk; in production that loses data.
+    problems.push('SECRET_KEY or ENCRYPTION_KEYS is required when NODE_ENV=production');
+  }
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(config);
+}

@@ -1,0 +1,3 @@
+export * from './transactions.js';
+export * from './events.js';
+export * from './idempotency-keys.js';

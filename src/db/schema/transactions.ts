@@ -1,0 +1,47 @@
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  check,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uuid,
+} from 'drizzle-orm/pg-core';
+
+// Millisecond precision everywhere: PGlite's clock has it, a JS Date has it, and keyset cursors
+// compare these values, so PostgreSQL must not keep digits a cursor cannot carry.
+const timestampMs = (name: string) => timestamp(name, { withTimezone: true, precision: 3 });
+
+export const transactions = pgTable(
+  'transactions',
+  {
+    userId: text('user_id').notNull(),
+    id: uuid('id').notNull(),
+    fullNameCiphertext: text('full_name_ciphertext').notNull(),
+    transactionDate: timestampMs('transaction_date').notNull(),
+    amountMinor: bigint('amount_minor', { mode: 'bigint' }).notNull(),
+    transactionType: text('transaction_type', { enum: ['credit', 'debit'] }).notNull(),
+    currency: text('currency').notNull(),
+    description: text('description'),
+    metadata: jsonb('metadata').$type<Record<string, string>>(),
+    version: integer('version').notNull().default(1),
+    createdAt: timestampMs('created_at').notNull().defaultNow(),
+    updatedAt: timestampMs('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    // user_id leads the key so the table can be distributed by user (Citus) without a rewrite.
+    primaryKey({ columns: [t.userId, t.id] }),
+    index('transactions_id_idx').on(t.id),
+    // DESC NULLS FIRST is what a plain `ORDER BY ... DESC` asks for, so history reads walk the index.
+    index('transactions_history_idx').on(t.userId, t.transactionDate.desc().nullsFirst(), t.id.desc().nullsFirst()),
+    check('transactions_amount_minor_positive', sql`${t.amountMinor} > 0`),
+    check('transactions_type_valid', sql`${t.transactionType} in ('credit', 'debit')`),
+    check('transactions_currency_format', sql`${t.currency} ~ '^[A-Z]{3}$'`),
+  ],
+);
+
+export { timestampMs };

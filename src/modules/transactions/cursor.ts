@@ -1,0 +1,25 @@
+import type { HistoryPosition } from './transactions.repository.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * History cursors are opaque to clients: base64url of "<epoch ms>.<id>" of the last row served.
+ * They carry no personal data and are bound to nothing secret, so tampering only moves the page.
+ */
+export function encodeCursor(position: HistoryPosition): string {
+  return Buffer.from(`${position.transactionDate.getTime()}.${position.id}`).toString('base64url');
+}
+
+export function decodeCursor(cursor: string): HistoryPosition | undefined {
+  if (!/^[A-Za-z0-9_-]+$/.test(cursor)) return undefined;
+  const text = Buffer.from(cursor, 'base64url').toString('utf8');
+  const dot = text.indexOf('.');
+  const ms = text.slice(0, dot);
+  const id = text.slice(dot + 1);
+  if (dot < 1 || !/^-?\d{1,15}$/.test(ms) || !UUID.test(id)) return undefined;
+  return { transactionDate: new Date(Number(ms)), id };
+}
+
+export function isUuid(value: string): boolean {
+  return UUID.test(value.toLowerCase());
+}

@@ -1,0 +1,207 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
+import { ErrorBody } from '../../platform/http-errors.js';
+import { replayableHeaders, type Idempotency } from '../../platform/idempotency.js';
+import type { DbTx } from '../../platform/db.js';
+import type { TransactionRow } from './transactions.repository.js';
+import {
+  CreateTransactionBody,
+  DeleteEnvelope,
+  HistoryEnvelope,
+  HistoryParams,
+  HistoryQuery,
+  TransactionEnvelope,
+  TransactionIdParams,
+  UpdateTransactionBody,
+} from './transactions.schemas.js';
+import type { TransactionsService, VersionPrecondition } from './transactions.service.js';
+
+export interface TransactionsRoutesOptions {
+  transactions: TransactionsService;
+  idempotency: Idempotency;
+}
+
+const TAGS = ['transactions'];
+const errors = (...statuses: number[]) =>
+  Object.fromEntries(statuses.map((status) => [status, ErrorBody]));
+
+const IdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.Optional(
+    Type.String({
+      description:
+        'Makes the write safe to retry: the same key and body within 24 hours replays the first ' +
+        'response (with `Idempotent-Replayed: true`).',
+    }),
+  ),
+});
+const WriteHeaders = Type.Object({
+  ...IdempotencyHeaders.properties,
+  'if-match': Type.Optional(
+    Type.String({
+      description: 'The ETag of the version you read; a stale one answers 412.',
+    }),
+  ),
+});
+
+const etagOf = (row: TransactionRow) => `"${row.version}"`;
+
+/** Reads `If-Match`: `*`, or a list of strong ETags (weak ones never match, RFC 9110 13.1.1). */
+function readIfMatch(request: FastifyRequest): VersionPrecondition | undefined {
+  const header = request.headers['if-match'];
+  if (header === undefined) return undefined;
+  if (header.trim() === '*') return '*';
+  return header
+    .split(',')
+    .map((tag) => /^\s*"(\d{1,9})"\s*$/.exec(tag)?.[1])
+    .filter((v): v is string => v !== undefined)
+    .map(Number);
+}
+
+export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOptions> = async (
+  app,
+  { transactions, idempotency },
+) => {
+  /** Serializes through the route's response schema, so replays store the exact bytes. */
+  function respond(
+    reply: FastifyReply,
+    status: number,
+    payload: unknown,
+    headers: Record<string, string> = {},
+  ) {
+    void reply.code(status);
+    // Response schemas here serialize to JSON text, never to a buffer.
+    return { status, headers: replayableHeaders(headers), body: reply.serialize(payload) as string };
+  }
+
+  const writeTransaction = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    status: number,
+    message: string,
+    write: (dbTx: DbTx | undefined) => Promise<TransactionRow>,
+  ) =>
+    idempotency.execute(request, reply, async (dbTx) => {
+      const row = await write(dbTx);
+      return respond(
+        reply,
+        status,
+        { data: transactions.toView(row), code: status, message },
+        { etag: etagOf(row), ...(status === 201 ? { location: `/api/v1/transaction/${row.id}` } : {}) },
+      );
+    });
+
+  const createRoute = {
+    schema: {
+      tags: TAGS,
+      summary: 'Record a transaction',
+      headers: IdempotencyHeaders,
+      body: CreateTransactionBody,
+      response: { 201: TransactionEnvelope, ...errors(409, 413, 415, 422, 503) },
+    },
+    config: { unavailableMessage: 'An error occurred while adding the transaction' },
+  };
+  // Old clients post to the path with and without the trailing slash; neither redirects.
+  for (const url of ['/api/v1/transaction/', '/api/v1/transaction']) {
+    const hide = !url.endsWith('/');
+    app.post(url, { ...createRoute, schema: { ...createRoute.schema, hide } }, async (request, reply) => {
+      await writeTransaction(request, reply, 201, 'Transaction added successfully.', (dbTx) =>
+        transactions.create(request.body, { dbTx }),
+      );
+    });
+  }
+
+  app.get(
+    '/api/v1/transaction/:id',
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'Read one transaction',
+        params: TransactionIdParams,
+        response: { 200: TransactionEnvelope, ...errors(404, 503) },
+      },
+      config: { unavailableMessage: 'An error occurred while retrieving transaction data' },
+    },
+    async (request, reply) => {
+      const row = await transactions.get(request.params.id);
+      void reply.header('etag', etagOf(row));
+      return {
+        data: transactions.toView(row),
+        code: 200,
+        message: 'Transaction data retrieved successfully',
+      };
+    },
+  );
+
+  app.get(
+    '/api/v1/transaction/history/:user_id',
+    {
+      schema: {
+        tags: TAGS,
+        summary: "A user's transactions, newest first",
+        description:
+          'Keyset-paginated: pass `pagination.next_cursor` as `cursor` for the next page. ' +
+          '404 when the user has no transactions at all; 200 with `[]` when filters exclude all.',
+        params: HistoryParams,
+        querystring: HistoryQuery,
+        response: { 200: HistoryEnvelope, ...errors(404, 422, 503) },
+      },
+    },
+    async (request) => {
+      const page = await transactions.history(request.params.user_id, request.query);
+      return {
+        data: page.rows.map(transactions.toView),
+        code: 200,
+        message: 'Transaction history retrieved successfully',
+        pagination: { limit: page.limit, next_cursor: page.nextCursor, has_more: page.hasMore },
+      };
+    },
+  );
+
+  for (const method of ['PUT', 'PATCH'] as const) {
+    app.route({
+      method,
+      url: '/api/v1/transaction/:id',
+      schema: {
+        tags: TAGS,
+        summary: `Update a transaction (partial; ${method === 'PUT' ? 'PATCH' : 'PUT'} is the same)`,
+        params: TransactionIdParams,
+        headers: WriteHeaders,
+        body: UpdateTransactionBody,
+        response: { 200: TransactionEnvelope, ...errors(404, 409, 412, 413, 415, 422, 503) },
+      },
+      handler: async (request, reply) => {
+        await writeTransaction(request, reply, 200, 'Transaction updated successfully', (dbTx) =>
+          transactions.update(request.params.id, request.body, {
+            dbTx,
+            ifMatch: readIfMatch(request),
+          }),
+        );
+      },
+    });
+  }
+
+  app.delete(
+    '/api/v1/transaction/:id',
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'Delete a transaction',
+        params: TransactionIdParams,
+        headers: WriteHeaders,
+        response: { 200: DeleteEnvelope, ...errors(404, 409, 412, 422, 503) },
+      },
+    },
+    async (request, reply) => {
+      await idempotency.execute(request, reply, async (dbTx) => {
+        const { id } = request.params;
+        await transactions.remove(id, { dbTx, ifMatch: readIfMatch(request) });
+        return respond(reply, 200, {
+          data: `Transaction with ID: ${id} removed`,
+          code: 200,
+          message: 'Transaction deleted successfully',
+        });
+      });
+    },
+  );
+};

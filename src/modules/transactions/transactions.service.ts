@@ -1,0 +1,374 @@
+import { v7 as uuidv7 } from 'uuid';
+import type { EventType } from '../../db/schema/index.js';
+import { inTransaction, type Db, type DbTx } from '../../platform/db.js';
+import { validationError, type ValidationIssue } from '../../platform/errors.js';
+import type { FieldCipher } from '../../platform/crypto.js';
+import { appendEvent } from '../events/events.repository.js';
+import { decodeCursor, encodeCursor, isUuid } from './cursor.js';
+import { FUTURE_TOLERANCE_MS, parseInstant } from './dates.js';
+import {
+  currencyExponent,
+  isCurrencyCode,
+  minorToNumber,
+  parseAmount,
+  rescaleMinor,
+} from './money.js';
+import {
+  deleteTransaction,
+  findTransactionById,
+  insertTransaction,
+  listHistory,
+  updateTransaction,
+  userHasTransactions,
+  type HistoryFilters,
+  type TransactionChanges,
+  type TransactionRow,
+} from './transactions.repository.js';
+import {
+  FULL_NAME_LENGTH_MAX,
+  PAGE_SIZE_DEFAULT,
+  type CreateTransactionBody,
+  type HistoryQuery,
+  type Transaction,
+  type UpdateTransactionBody,
+} from './transactions.schemas.js';
+import {
+  historyNotFound,
+  transactionNotFound,
+  transactionNotFoundForUpdate,
+  versionMismatch,
+} from './transactions.errors.js';
+
+export interface TransactionsServiceDeps {
+  db: Db;
+  cipher: FieldCipher;
+  defaultCurrency: string;
+  now?: () => Date;
+}
+
+/** A condition on the current version, from `If-Match`: `*` or a list of versions. */
+export type VersionPrecondition = '*' | readonly number[];
+
+export interface WriteOptions {
+  /** Run inside this database transaction (the idempotency layer's) instead of a new one. */
+  dbTx?: DbTx | undefined;
+  ifMatch?: VersionPrecondition | undefined;
+}
+
+export interface HistoryPage {
+  rows: TransactionRow[];
+  nextCursor: string | null;
+  hasMore: boolean;
+  limit: number;
+}
+
+export type TransactionsService = ReturnType<typeof createTransactionsService>;
+
+/** The rules for recording, changing and reading transactions. Knows nothing about HTTP. */
+export function createTransactionsService(deps: TransactionsServiceDeps) {
+  const { db, cipher } = deps;
+  const now = deps.now ?? (() => new Date());
+
+  function toView(row: TransactionRow): Transaction {
+    return {
+      ...publicFields(row),
+      full_name: cipher.decrypt(row.fullNameCiphertext, row.id),
+    };
+  }
+
+  async function create(body: CreateTransactionBody, options: WriteOptions = {}) {
+    const issues: ValidationIssue[] = [];
+    const currency = checkCurrency(body.currency ?? deps.defaultCurrency, issues);
+    const fullName = checkFullName(body.full_name, issues);
+    const transactionDate =
+      body.transaction_date == null
+        ? now()
+        : checkDate(body.transaction_date, ['body', 'transaction_date'], issues, now());
+    const amountMinor =
+      currency === undefined ? undefined : checkAmount(body.transaction_amount, currency, issues);
+    if (issues.length > 0 || !fullName || !transactionDate || !currency || !amountMinor) {
+      throw validationError(issues);
+    }
+
+    const id = uuidv7();
+    const timestamp = now();
+    return inTransaction(db, options.dbTx, async (dbTx) => {
+      const saved = await insertTransaction(dbTx, {
+        userId: body.user_id,
+        id,
+        fullNameCiphertext: cipher.encrypt(fullName, id),
+        transactionDate,
+        amountMinor,
+        transactionType: body.transaction_type,
+        currency,
+        description: body.description ?? null,
+        metadata: body.metadata ?? null,
+        version: 1,
+        createdAt: timestamp,
+        updatedAt: timestamp,
+      });
+      await recordEvent(dbTx, 'transaction.created', saved);
+      return saved;
+    });
+  }
+
+  async function get(id: string): Promise<TransactionRow> {
+    const row = isUuid(id) ? await findTransactionById(db, id) : undefined;
+    if (!row) throw transactionNotFound(id);
+    return row;
+  }
+
+  async function history(userId: string, query: HistoryQuery): Promise<HistoryPage> {
+    const issues: ValidationIssue[] = [];
+    const limit = query.limit ?? PAGE_SIZE_DEFAULT;
+    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+    if (query.cursor !== undefined && !after) {
+      issues.push({ loc: ['query', 'cursor'], msg: 'Invalid cursor', type: 'value_error' });
+    }
+    const filters: HistoryFilters = {
+      startDate: optionalBound(query.start_date, 'start_date', issues),
+      endDate: optionalBound(query.end_date, 'end_date', issues),
+      transactionType: query.transaction_type,
+      currency: query.currency?.toUpperCase(),
+    };
+    if (filters.startDate && filters.endDate && filters.startDate > filters.endDate) {
+      issues.push({
+        loc: ['query', 'start_date'],
+        msg: 'start_date must not be after end_date',
+        type: 'value_error',
+      });
+    }
+    if (issues.length > 0) throw validationError(issues);
+
+    // One row more than asked tells whether another page exists without a count.
+    const rows = await listHistory(db, userId, filters, after, limit + 1);
+    const hasMore = rows.length > limit;
+    const page = hasMore ? rows.slice(0, limit) : rows;
+    if (page.length === 0) {
+      const narrowed = after || Object.values(filters).some((v) => v !== undefined);
+      if (!narrowed || !(await userHasTransactions(db, userId))) throw historyNotFound(userId);
+    }
+    const last = page.at(-1);
+    return {
+      rows: page,
+      nextCursor: hasMore && last ? encodeCursor(last) : null,
+      hasMore,
+      limit,
+    };
+  }
+
+  async function update(id: string, body: UpdateTransactionBody, options: WriteOptions = {}) {
+    if (!isUuid(id)) throw transactionNotFoundForUpdate(id);
+    return inTransaction(db, options.dbTx, async (dbTx) => {
+      const current = await findTransactionById(dbTx, id, { forUpdate: true });
+      if (!current) throw transactionNotFoundForUpdate(id);
+      checkPrecondition(current, options.ifMatch);
+      const changes = checkChanges(current, body);
+      const saved = await updateTransaction(dbTx, current, changes, now());
+      await recordEvent(dbTx, 'transaction.updated', saved, current);
+      return saved;
+    });
+  }
+
+  async function remove(id: string, options: WriteOptions = {}): Promise<void> {
+    if (!isUuid(id)) throw transactionNotFound(id);
+    await inTransaction(db, options.dbTx, async (dbTx) => {
+      const current = await findTransactionById(dbTx, id, { forUpdate: true });
+      if (!current) throw transactionNotFound(id);
+      checkPrecondition(current, options.ifMatch);
+      await deleteTransaction(dbTx, current);
+      await recordEvent(dbTx, 'transaction.deleted', current);
+    });
+  }
+
+  /** Validates a partial update against the current row and returns the columns to change. */
+  function checkChanges(current: TransactionRow, body: UpdateTransactionBody): TransactionChanges {
+    const issues: ValidationIssue[] = [];
+    const changes: TransactionChanges = {};
+    if (body.user_id !== undefined && body.user_id !== current.userId) {
+      issues.push({
+        loc: ['body', 'user_id'],
+        msg: 'user_id cannot be changed',
+        type: 'immutable',
+      });
+    }
+    if (body.full_name !== undefined) {
+      const fullName = checkFullName(body.full_name, issues);
+      if (fullName) changes.fullNameCiphertext = cipher.encrypt(fullName, current.id);
+    }
+    if (body.transaction_date !== undefined) {
+      const date = checkDate(body.transaction_date, ['body', 'transaction_date'], issues, now());
+      if (date) changes.transactionDate = date;
+    }
+    if (body.transaction_type !== undefined) changes.transactionType = body.transaction_type;
+    if (body.description !== undefined) changes.description = body.description;
+    if (body.metadata !== undefined) changes.metadata = body.metadata;
+
+    const currency =
+      body.currency === undefined ? current.currency : checkCurrency(body.currency, issues);
+    if (currency !== undefined) {
+      if (currency !== current.currency) changes.currency = currency;
+      if (body.transaction_amount !== undefined) {
+        const amount = checkAmount(body.transaction_amount, currency, issues);
+        if (amount) changes.amountMinor = amount;
+      } else if (currency !== current.currency) {
+        // The amount stays the same value; only its unit of account changes.
+        const rescaled = rescaleMinor(
+          current.amountMinor,
+          currencyExponent(current.currency),
+          currencyExponent(currency),
+        );
+        if (rescaled === null) {
+          issues.push({
+            loc: ['body', 'currency'],
+            msg: `The current amount cannot be expressed in ${currency} (too many decimal places or too large); send transaction_amount too`,
+            type: 'value_error',
+          });
+        } else {
+          changes.amountMinor = rescaled;
+        }
+      }
+    }
+    const touched = Object.keys(body).some((key) => UPDATABLE_FIELDS.has(key));
+    if (!touched) {
+      issues.push({
+        loc: ['body'],
+        msg: `At least one field to update is required: ${[...UPDATABLE_FIELDS].join(', ')}`,
+        type: 'missing',
+      });
+    }
+    if (issues.length > 0) throw validationError(issues);
+    return changes;
+  }
+
+  async function recordEvent(
+    dbTx: Db,
+    type: EventType,
+    row: TransactionRow,
+    previous?: TransactionRow,
+  ): Promise<void> {
+    await appendEvent(dbTx, {
+      type,
+      userId: row.userId,
+      transactionId: row.id,
+      payload: {
+        transaction: publicFields(row),
+        ...(previous ? { previous: publicFields(previous) } : {}),
+      },
+    });
+  }
+
+  return { create, get, history, update, remove, toView };
+}
+
+const UPDATABLE_FIELDS = new Set([
+  'full_name',
+  'transaction_date',
+  'transaction_amount',
+  'transaction_type',
+  'currency',
+  'description',
+  'metadata',
+]);
+
+/** Everything about a transaction except the personal name: what events may carry. */
+function publicFields(row: TransactionRow): Omit<Transaction, 'full_name'> {
+  return {
+    id: row.id,
+    user_id: row.userId,
+    transaction_date: row.transactionDate.toISOString(),
+    transaction_amount: minorToNumber(row.amountMinor, currencyExponent(row.currency)),
+    transaction_type: row.transactionType,
+    currency: row.currency,
+    description: row.description,
+    metadata: row.metadata,
+    created_at: row.createdAt.toISOString(),
+    updated_at: row.updatedAt.toISOString(),
+    version: row.version,
+  };
+}
+
+function checkPrecondition(current: TransactionRow, ifMatch: VersionPrecondition | undefined) {
+  if (ifMatch === undefined || ifMatch === '*') return;
+  if (!ifMatch.includes(current.version)) throw versionMismatch(current.id, current.version);
+}
+
+function checkCurrency(raw: string, issues: ValidationIssue[]): string | undefined {
+  const currency = raw.toUpperCase();
+  if (isCurrencyCode(currency)) return currency;
+  issues.push({
+    loc: ['body', 'currency'],
+    msg: `Unknown ISO 4217 currency code: ${raw}`,
+    type: 'value_error',
+  });
+  return undefined;
+}
+
+function checkFullName(raw: string, issues: ValidationIssue[]): string | undefined {
+  const name = raw.trim();
+  const length = [...name].length;
+  if (length >= 1 && length <= FULL_NAME_LENGTH_MAX) return name;
+  issues.push({
+    loc: ['body', 'full_name'],
+    msg:
+      length === 0
+        ? 'String should have at least 1 character after trimming'
+        : `String should have at most ${FULL_NAME_LENGTH_MAX} characters after trimming`,
+    type: length === 0 ? 'string_too_short' : 'string_too_long',
+  });
+  return undefined;
+}
+
+function checkAmount(raw: unknown, currency: string, issues: ValidationIssue[]): bigint | undefined {
+  const parsed = parseAmount(raw, currencyExponent(currency));
+  if (parsed.ok) return parsed.minor;
+  issues.push({
+    loc: ['body', 'transaction_amount'],
+    msg: parsed.error === 'too_many_fraction_digits' ? `${parsed.message} for ${currency}` : parsed.message,
+    type: parsed.error,
+  });
+  return undefined;
+}
+
+function checkDate(
+  raw: string,
+  loc: (string | number)[],
+  issues: ValidationIssue[],
+  reference: Date,
+): Date | undefined {
+  const date = parseInstant(raw);
+  if (!date) {
+    issues.push({
+      loc,
+      msg: 'Input should be an ISO 8601 date or date-time, e.g. 2024-10-10T09:00:00Z',
+      type: 'datetime_parsing',
+    });
+    return undefined;
+  }
+  if (date.getTime() > reference.getTime() + FUTURE_TOLERANCE_MS) {
+    issues.push({
+      loc,
+      msg: 'Date should not be more than 24 hours in the future',
+      type: 'datetime_future',
+    });
+    return undefined;
+  }
+  return date;
+}
+
+function optionalBound(
+  raw: string | undefined,
+  name: string,
+  issues: ValidationIssue[],
+): Date | undefined {
+  if (raw === undefined) return undefined;
+  const date = parseInstant(raw);
+  if (!date) {
+    issues.push({
+      loc: ['query', name],
+      msg: 'Input should be an ISO 8601 date or date-time, e.g. 2024-10-10',
+      type: 'datetime_parsing',
+    });
+  }
+  return date;
+}

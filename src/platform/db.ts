@@ -1,0 +1,160 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PGlite } from '@electric-sql/pglite';
+import { sql } from 'drizzle-orm';
+import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
+import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
+import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg-core';
+import type { ExtractTablesWithRelations } from 'drizzle-orm';
+import pg from 'pg';
+import lockfile from 'proper-lockfile';
+import type { FastifyBaseLogger } from 'fastify';
+import * as schema from '../db/schema/index.js';
+
+export type Schema = typeof schema;
+/** A database handle or an open database transaction: repositories accept either. */
+export type Db = PgDatabase<PgQueryResultHKT, Schema>;
+export type DbTx = PgTransaction<PgQueryResultHKT, Schema, ExtractTablesWithRelations<Schema>>;
+
+export interface DatabaseHandle {
+  readonly kind: 'postgres' | 'pglite';
+  readonly db: Db;
+  /** Answers when the database can run a query; throws otherwise. */
+  ping(): Promise<void>;
+  /** Applies the committed migrations; safe to run from several processes at once. */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  /** PostgreSQL connection string; without it, PGlite. */
+  databaseUrl?: string | undefined;
+  /** Where PGlite keeps its files; `memory://` keeps them in memory (tests). */
+  dataDir: string;
+  poolSize: number;
+  statementTimeoutMs: number;
+  connectTimeoutMs: number;
+  logger: FastifyBaseLogger;
+}
+
+const MIGRATIONS_DIR = fileURLToPath(new URL('../../drizzle', import.meta.url));
+// An arbitrary constant: the advisory lock that serialises migrations across replicas.
+const MIGRATION_LOCK_ID = 7_201_553_001;
+
+export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
+  return options.databaseUrl
+    ? openPostgres({ ...options, databaseUrl: options.databaseUrl })
+    : openPglite(options);
+}
+
+function openPostgres(options: DatabaseOptions & { databaseUrl: string }): DatabaseHandle {
+  const { logger } = options;
+  const pool = new pg.Pool({
+    connectionString: options.databaseUrl,
+    max: options.poolSize,
+    connectionTimeoutMillis: options.connectTimeoutMs,
+    // The server cancels a statement that runs too long; the client gives up a little later in
+    // case the server itself is gone (a cut network never answers).
+    statement_timeout: options.statementTimeoutMs,
+    query_timeout: options.statementTimeoutMs + 1_000,
+    idle_in_transaction_session_timeout: options.statementTimeoutMs * 2,
+    idleTimeoutMillis: 30_000,
+    application_name: 'fido-transactions-api',
+  });
+  // An idle client whose server goes away emits 'error'; unhandled, it would kill the process.
+  // The pool discards the client, and the next checkout opens a fresh connection.
+  pool.on('error', (error) => {
+    logger.warn({ err: { message: error.message } }, 'database connection lost');
+  });
+  pool.on('connect', (client) => {
+    client.on('error', (error) => {
+      logger.warn({ err: { message: error.message } }, 'database client error');
+    });
+  });
+  const db = drizzlePg({ client: pool, schema, casing: 'snake_case' }) as unknown as Db;
+
+  return {
+    kind: 'postgres',
+    db,
+    async ping() {
+      await pool.query('select 1');
+    },
+    async migrate() {
+      const client = await pool.connect();
+      try {
+        await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_ID]);
+        try {
+          await migratePg(drizzlePg({ client, schema }), { migrationsFolder: MIGRATIONS_DIR });
+        } finally {
+          await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_ID]);
+        }
+      } finally {
+        client.release();
+      }
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+}
+
+async function openPglite(options: DatabaseOptions): Promise<DatabaseHandle> {
+  const inMemory = options.dataDir.startsWith('memory://');
+  let releaseLock: (() => Promise<void>) | undefined;
+  let dataPath = options.dataDir;
+  if (!inMemory) {
+    await mkdir(options.dataDir, { recursive: true });
+    // Two processes on one PGlite directory silently lose writes: hold a lock for our lifetime.
+    try {
+      releaseLock = await lockfile.lock(options.dataDir, {
+        lockfilePath: path.join(options.dataDir, 'pglite.lock'),
+        stale: 10_000,
+        retries: { retries: 6, minTimeout: 500, maxTimeout: 2_000 },
+        onCompromised: (error) => options.logger.error({ err: error }, 'data directory lock lost'),
+      });
+    } catch (error) {
+      throw new Error(
+        `DATA_DIR ${options.dataDir} is in use by another process of this service. ` +
+          'The embedded database allows one process per directory: stop the other one, ' +
+          'choose another DATA_DIR, or set DATABASE_URL to use PostgreSQL.',
+        { cause: error },
+      );
+    }
+    dataPath = path.join(options.dataDir, 'pgdata');
+  }
+  const client = await PGlite.create(inMemory ? undefined : dataPath);
+  const db = drizzlePglite({ client, schema, casing: 'snake_case' }) as unknown as Db;
+
+  return {
+    kind: 'pglite',
+    db,
+    async ping() {
+      await client.query('select 1');
+    },
+    async migrate() {
+      await migratePglite(drizzlePglite({ client, schema }), { migrationsFolder: MIGRATIONS_DIR });
+    },
+    async close() {
+      await client.close();
+      await releaseLock?.();
+    },
+  };
+}
+
+/** Rows of a raw query: int8 values arrive as strings from pg and as numbers from PGlite. */
+export async function queryRows<T>(db: Db, query: ReturnType<typeof sql>): Promise<T[]> {
+  const result = (await db.execute(query)) as unknown as { rows: T[] };
+  return result.rows;
+}
+
+/** Runs `work` in `dbTx` when the caller already holds one, otherwise in a new transaction. */
+export async function inTransaction<T>(
+  db: Db,
+  dbTx: DbTx | undefined,
+  work: (dbTx: DbTx) => Promise<T>,
+): Promise<T> {
+  return dbTx ? work(dbTx) : db.transaction(work);
+}

@@ -1,0 +1,102 @@
+/**
+ * The one error catalogue: every stable machine code the API can answer with and its HTTP status.
+ * Services throw AppError with a code; the error handler (platform/http-errors.ts) maps it to the
+ * envelope. Nothing else decides a status for an error.
+ */
+export const ERROR_STATUS = {
+  VALIDATION_FAILED: 422,
+  MALFORMED_JSON: 422,
+  TRANSACTION_NOT_FOUND: 404,
+  TRANSACTION_HISTORY_NOT_FOUND: 404,
+  ROUTE_NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  PRECONDITION_FAILED: 412,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  IDEMPOTENCY_KEY_REUSED: 422,
+  IDEMPOTENCY_KEY_IN_FLIGHT: 409,
+  BAD_REQUEST: 400,
+  REQUEST_TIMEOUT: 408,
+  SERVICE_UNAVAILABLE: 503,
+  INTERNAL_ERROR: 500,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+/** One entry of a 422 `detail`, shaped like FastAPI's so old clients can read it. */
+export interface ValidationIssue {
+  loc: (string | number)[];
+  msg: string;
+  type: string;
+}
+
+export class AppError extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly detail?: ValidationIssue[],
+  ) {
+    super(message);
+    this.name = 'AppError';
+    this.status = ERROR_STATUS[code];
+  }
+}
+
+export function validationError(issues: ValidationIssue[]): AppError {
+  const first = issues[0];
+  const message =
+    issues.length === 1 && first
+      ? `Validation failed: ${first.loc.join('.')}: ${first.msg}`
+      : `Validation failed: ${issues.length} problems`;
+  return new AppError('VALIDATION_FAILED', message, issues);
+}
+
+/** The database could not be reached or did not answer in time: a 503, never a 500. */
+export class DatabaseUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super('database unavailable', { cause });
+    this.name = 'DatabaseUnavailableError';
+  }
+}
+
+// SQLSTATE classes and codes that mean "the database is not there right now" rather than "the
+// query is wrong": connection exceptions (08), operator intervention (57P0x), too many
+// connections, a statement cancelled by our own timeout, and a server starting up.
+const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '57014', '53400']);
+const UNAVAILABLE_SYSCALL_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+]);
+const UNAVAILABLE_MESSAGES = [
+  'Connection terminated',
+  'timeout exceeded when trying to connect',
+  'Query read timeout',
+  'Client has encountered a connection error',
+  'Connection is closed',
+  'connect ECONNREFUSED',
+];
+
+/** True when `error`, or anything in its cause chain, says the database is unreachable. */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  for (let current = error, depth = 0; current && depth < 8; depth += 1) {
+    if (current instanceof DatabaseUnavailableError) return true;
+    if (typeof current !== 'object') return false;
+    const { code, message, cause } = current as { code?: unknown; message?: unknown; cause?: unknown };
+    if (typeof code === 'string') {
+      if (code.startsWith('08') || UNAVAILABLE_SQLSTATES.has(code)) return true;
+      if (UNAVAILABLE_SYSCALL_CODES.has(code)) return true;
+    }
+    if (typeof message === 'string' && UNAVAILABLE_MESSAGES.some((m) => message.includes(m))) {
+      return true;
+    }
+    current = cause;
+  }
+  return false;
+}

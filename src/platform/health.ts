@@ -1,0 +1,69 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { Type } from 'typebox';
+import type { DatabaseHandle } from './db.js';
+import { errorBody } from './http-errors.js';
+
+/** A readiness probe must answer fast even when the database hangs. */
+const READINESS_TIMEOUT_MS = 2_000;
+
+const Checks = Type.Record(Type.String(), Type.String());
+
+export const healthRoutes: FastifyPluginAsync<{ database: DatabaseHandle }> = async (
+  app,
+  { database },
+) => {
+  app.get(
+    '/healthz',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Liveness: the process is up',
+        response: { 200: Type.Object({ status: Type.Literal('ok') }) },
+      },
+    },
+    async () => ({ status: 'ok' as const }),
+  );
+
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Readiness: the database answers',
+        response: {
+          200: Type.Object({ status: Type.Literal('ready'), checks: Checks }),
+          503: Type.Object({
+            message: Type.String(),
+            name: Type.String(),
+            code: Type.String(),
+            request_id: Type.String(),
+            checks: Checks,
+          }),
+        },
+      },
+    },
+    async (request, reply) => {
+      const database_ = await check(() => database.ping());
+      if (database_ === 'ok') return { status: 'ready' as const, checks: { database: database_ } };
+      void reply.code(503).header('retry-after', '2');
+      return {
+        ...errorBody(request, 'SERVICE_UNAVAILABLE', 'Service is unavailable, please try again later'),
+        checks: { database: database_ },
+      };
+    },
+  );
+};
+
+async function check(probe: () => Promise<void>): Promise<'ok' | 'unavailable'> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'unavailable'>((resolve) => {
+    timer = setTimeout(() => resolve('unavailable'), READINESS_TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([probe().then(() => 'ok' as const), timeout]);
+  } catch {
+    return 'unavailable';
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,155 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import FindMyWay, { type HTTPMethod } from 'find-my-way';
+import { Type, type Static } from 'typebox';
+import {
+  AppError,
+  ERROR_STATUS,
+  isDatabaseUnavailable,
+  validationError,
+  type ErrorCode,
+  type ValidationIssue,
+} from './errors.js';
+import { toValidationIssues } from './validation.js';
+
+/** Every error the API returns, whatever the status. */
+export const ErrorBody = Type.Object(
+  {
+    message: Type.String(),
+    name: Type.Literal('FidoTransactionsAPI'),
+    code: Type.String({ description: 'Stable machine-readable code, e.g. TRANSACTION_NOT_FOUND' }),
+    request_id: Type.String(),
+    detail: Type.Optional(
+      Type.Array(
+        Type.Object({
+          loc: Type.Array(Type.Union([Type.String(), Type.Integer()])),
+          msg: Type.String(),
+          type: Type.String(),
+        }),
+        { description: 'Validation problems (422 only), one per offending field' },
+      ),
+    ),
+  },
+  { title: 'Error' },
+);
+export type ErrorBody = Static<typeof ErrorBody>;
+
+/** Seconds a client should wait before retrying when a dependency is down. */
+const RETRY_AFTER_SECONDS = 2;
+const DEFAULT_UNAVAILABLE_MESSAGE = 'Service is unavailable, please try again later';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The 503 message this route answers with when the database is down (old-service text). */
+    unavailableMessage?: string;
+  }
+}
+
+export function errorBody(
+  request: FastifyRequest,
+  code: ErrorCode,
+  message: string,
+  detail?: ValidationIssue[],
+): ErrorBody {
+  return {
+    message,
+    name: 'FidoTransactionsAPI',
+    code,
+    request_id: request.id,
+    ...(detail ? { detail } : {}),
+  };
+}
+
+function send(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  code: ErrorCode,
+  message: string,
+  detail?: ValidationIssue[],
+): FastifyReply {
+  return reply
+    .code(ERROR_STATUS[code])
+    .type('application/json; charset=utf-8')
+    .send(errorBody(request, code, message, detail));
+}
+
+/** Maps Fastify's own errors (parsing, limits, validation) to the catalogue. */
+function fromFastifyError(error: FastifyError): AppError | undefined {
+  if (error.validation) {
+    return validationError(toValidationIssues(error.validation, error.validationContext));
+  }
+  switch (error.code) {
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new AppError('VALIDATION_FAILED', 'Request body is required', [
+        { loc: ['body'], msg: 'Field required', type: 'missing' },
+      ]);
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return malformedJson(error);
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new AppError('PAYLOAD_TOO_LARGE', 'Request body is too large');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new AppError(
+        'UNSUPPORTED_MEDIA_TYPE',
+        'Unsupported content type: send application/json',
+      );
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new AppError('BAD_REQUEST', 'Content-Length does not match the body');
+    case 'FST_ERR_REQ_TIMEOUT':
+      return new AppError('REQUEST_TIMEOUT', 'Request took too long to arrive');
+    default:
+      break;
+  }
+  // The JSON parser reports a syntax error as a plain 400 SyntaxError.
+  if (error instanceof SyntaxError && error.statusCode === 400) return malformedJson(error);
+  return undefined;
+}
+
+function malformedJson(error: Error): AppError {
+  return new AppError('MALFORMED_JSON', 'Request body is not valid JSON', [
+    { loc: ['body'], msg: `JSON decode error: ${error.message}`, type: 'json_invalid' },
+  ]);
+}
+
+/**
+ * Installs the error handler, the 404/405 handler and request-body rules: from here on, every
+ * error leaves in the one shape, and a 500 says nothing about internals.
+ */
+export function installErrorHandling(app: FastifyInstance): void {
+  // Routes are registered into a second router too, so a path that exists under another method
+  // answers 405 with an Allow header instead of 404.
+  const knownRoutes = FindMyWay();
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    for (const method of methods) {
+      if (method === 'HEAD' || knownRoutes.hasRoute(method as HTTPMethod, route.url)) continue;
+      knownRoutes.on(method as HTTPMethod, route.url, () => undefined);
+    }
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '/';
+    const allowed = (['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const).filter(
+      (method) => knownRoutes.find(method, path) !== null,
+    );
+    if (allowed.length > 0) {
+      void reply.header('allow', allowed.join(', '));
+      return send(request, reply, 'METHOD_NOT_ALLOWED', `Method ${request.method} not allowed`);
+    }
+    return send(request, reply, 'ROUTE_NOT_FOUND', `Route ${request.method} ${path} not found`);
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const known = error instanceof AppError ? error : fromFastifyError(error);
+    if (known) return send(request, reply, known.code, known.message, known.detail);
+    if (isDatabaseUnavailable(error)) {
+      request.log.warn({ err: { message: error.message } }, 'database unavailable');
+      void reply.header('retry-after', String(RETRY_AFTER_SECONDS));
+      const message = request.routeOptions.config.unavailableMessage ?? DEFAULT_UNAVAILABLE_MESSAGE;
+      return send(request, reply, 'SERVICE_UNAVAILABLE', message);
+    }
+    if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
+      return send(request, reply, 'BAD_REQUEST', error.message);
+    }
+    request.log.error({ err: error }, 'unhandled error');
+    return send(request, reply, 'INTERNAL_ERROR', 'Internal server error');
+  });
+}

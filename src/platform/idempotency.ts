@@ -1,0 +1,156 @@
+import { createHash } from 'node:crypto';
+import { and, eq, gt, sql } from 'drizzle-orm';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { idempotencyKeys } from '../db/schema/index.js';
+import type { Db, DbTx } from './db.js';
+import { AppError } from './errors.js';
+
+/** `Idempotency-Key` values: printable ASCII, bounded so they index and log safely. */
+const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+/** Response headers worth replaying; the rest are per-delivery (date, request id). */
+const REPLAYED_HEADERS = ['etag', 'location'] as const;
+
+export interface StoredResponse {
+  status: number;
+  headers: Record<string, string>;
+  /** The exact bytes sent the first time: replays must be byte-identical. */
+  body: string;
+}
+
+export interface IdempotencyOptions {
+  db: Db;
+  ttlHours: number;
+  /** Who the key belongs to; keys of different callers never collide. */
+  scopeOf: (request: FastifyRequest) => string;
+}
+
+/**
+ * Runs a write at most once per `Idempotency-Key` (the IETF httpapi draft, as Stripe does it).
+ * The key row is written in the same database transaction as the effect, so after a crash there
+ * is either both or neither. A concurrent request with the same key is refused with 409 rather
+ * than queued, so a client never waits on a lock it cannot see.
+ */
+export function createIdempotency({ db, ttlHours, scopeOf }: IdempotencyOptions) {
+  async function execute(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    effect: (dbTx: DbTx | undefined) => Promise<StoredResponse>,
+  ): Promise<void> {
+    const key = readKey(request);
+    if (key === undefined) {
+      sendStored(reply, await effect(undefined), false);
+      return;
+    }
+
+    const scope = scopeOf(request);
+    const requestHash = hashRequest(request);
+    const outcome = await db.transaction(async (dbTx) => {
+      const locked = await dbTx.execute(
+        sql`select pg_try_advisory_xact_lock(hashtext(${scope}), hashtext(${key})) as locked`,
+      );
+      const row = (locked as unknown as { rows: { locked: boolean }[] }).rows[0];
+      if (!row?.locked) {
+        throw new AppError(
+          'IDEMPOTENCY_KEY_IN_FLIGHT',
+          'A request with this Idempotency-Key is still being processed; retry later',
+        );
+      }
+      const now = new Date();
+      const [existing] = await dbTx
+        .select()
+        .from(idempotencyKeys)
+        .where(
+          and(
+            eq(idempotencyKeys.scope, scope),
+            eq(idempotencyKeys.key, key),
+            gt(idempotencyKeys.expiresAt, now),
+          ),
+        );
+      if (existing) {
+        if (existing.requestHash !== requestHash) {
+          throw new AppError(
+            'IDEMPOTENCY_KEY_REUSED',
+            'This Idempotency-Key was used with a different request',
+          );
+        }
+        const stored: StoredResponse = {
+          status: existing.responseStatus,
+          headers: existing.responseHeaders,
+          body: existing.responseBody,
+        };
+        return { stored, replayed: true };
+      }
+      const stored = await effect(dbTx);
+      const values = {
+        scope,
+        key,
+        requestHash,
+        responseStatus: stored.status,
+        responseHeaders: stored.headers,
+        responseBody: stored.body,
+        createdAt: now,
+        expiresAt: new Date(now.getTime() + ttlHours * 3_600_000),
+      };
+      // An expired row with the same key may still be there until the clean-up job runs.
+      await dbTx
+        .insert(idempotencyKeys)
+        .values(values)
+        .onConflictDoUpdate({ target: [idempotencyKeys.scope, idempotencyKeys.key], set: values });
+      return { stored, replayed: false };
+    });
+    sendStored(reply, outcome.stored, outcome.replayed);
+  }
+
+  return { execute };
+}
+
+export type Idempotency = ReturnType<typeof createIdempotency>;
+
+function readKey(request: FastifyRequest): string | undefined {
+  const raw = request.headers['idempotency-key'];
+  if (raw === undefined) return undefined;
+  if (typeof raw !== 'string' || !KEY_PATTERN.test(raw)) {
+    throw new AppError('VALIDATION_FAILED', 'Invalid Idempotency-Key header', [
+      {
+        loc: ['header', 'idempotency-key'],
+        msg: 'Idempotency-Key should be 1–255 printable ASCII characters',
+        type: 'value_error',
+      },
+    ]);
+  }
+  return raw;
+}
+
+/** The request's identity: method, path and query, and the body with its keys in a fixed order. */
+function hashRequest(request: FastifyRequest): string {
+  return createHash('sha256')
+    .update(`${request.method}\n${request.url}\n${canonicalJson(request.body)}`)
+    .digest('base64url');
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+function sendStored(reply: FastifyReply, stored: StoredResponse, replayed: boolean): void {
+  void reply.code(stored.status).headers(stored.headers);
+  if (replayed) void reply.header('idempotent-replayed', 'true');
+  void reply.type('application/json; charset=utf-8').send(stored.body);
+}
+
+/** Picks the headers of a response that a replay must repeat. */
+export function replayableHeaders(headers: Record<string, unknown>): Record<string, string> {
+  const picked: Record<string, string> = {};
+  for (const name of REPLAYED_HEADERS) {
+    const value = headers[name];
+    if (typeof value === 'string') picked[name] = value;
+  }
+  return picked;
+}

@@ -1,0 +1,161 @@
+import { Ajv, type ErrorObject, type Options } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import type { FastifySchemaCompiler, FastifySchemaValidationError } from 'fastify';
+import type { ValidationIssue } from './errors.js';
+
+// ajv-formats is CommonJS with a default export; under NodeNext its namespace arrives here.
+const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
+
+const shared: Options = {
+  // Every problem at once: a client fixing a form wants them all. Bodies are size-limited.
+  allErrors: true,
+  useDefaults: true,
+  strict: false,
+};
+
+function makeAjv(options: Options): Ajv {
+  const ajv = new Ajv({ ...shared, ...options });
+  addFormats(ajv);
+  return ajv;
+}
+
+/**
+ * Bodies are validated without type coercion (a boolean must never become the amount 1); the
+ * query string and path are text, so there numbers are coerced from their digits.
+ */
+const bodyAjv = makeAjv({ coerceTypes: false });
+const textAjv = makeAjv({ coerceTypes: 'array' });
+
+export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) => {
+  const ajv = httpPart === 'body' ? bodyAjv : textAjv;
+  return ajv.compile(schema as object) as ReturnType<FastifySchemaCompiler<unknown>>;
+};
+
+const HTTP_PART_LOC: Record<string, string> = {
+  body: 'body',
+  querystring: 'query',
+  params: 'path',
+  headers: 'header',
+};
+
+/** Turns Ajv's errors into FastAPI-shaped `detail` entries that name the offending field. */
+export function toValidationIssues(
+  errors: readonly (FastifySchemaValidationError | ErrorObject)[],
+  context: string | undefined,
+): ValidationIssue[] {
+  const part = HTTP_PART_LOC[context ?? 'body'] ?? 'body';
+  const list = errors as readonly ErrorObject[];
+  // A failed anyOf reports each branch too; the branches' errors say nothing the anyOf does not.
+  const anyOfPaths = new Set(list.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath));
+  const seen = new Set<string>();
+  const issues: ValidationIssue[] = [];
+  for (const error of list) {
+    const underAnyOf =
+      error.keyword !== 'anyOf' &&
+      [...anyOfPaths].some(
+        (p) => error.instancePath === p && error.schemaPath.includes('/anyOf/'),
+      );
+    if (underAnyOf) continue;
+    const loc: (string | number)[] = [part, ...pathSegments(error.instancePath)];
+    const params = error.params as Record<string, unknown>;
+    if (error.keyword === 'required' && typeof params.missingProperty === 'string') {
+      loc.push(params.missingProperty);
+    }
+    const issue = describe(error);
+    const dedupeKey = `${loc.join('\u0000')}|${issue.type}`;
+    if (seen.has(dedupeKey)) continue;
+    seen.add(dedupeKey);
+    issues.push({ loc, ...issue });
+  }
+  return issues;
+}
+
+function pathSegments(instancePath: string): (string | number)[] {
+  if (instancePath === '') return [];
+  return instancePath
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+}
+
+const TYPE_NAMES: Record<string, string> = {
+  string: 'a valid string',
+  number: 'a valid number',
+  integer: 'a valid integer',
+  boolean: 'a valid boolean',
+  object: 'a valid object',
+  array: 'a valid list',
+  null: 'null',
+};
+
+function describe(error: ErrorObject): { msg: string; type: string } {
+  const params = error.params as Record<string, unknown>;
+  switch (error.keyword) {
+    case 'required':
+      return { msg: 'Field required', type: 'missing' };
+    case 'type': {
+      const types = String(params.type).split(',');
+      const names = types.map((t) => TYPE_NAMES[t] ?? t).join(' or ');
+      return { msg: `Input should be ${names}`, type: `${types[0]}_type` };
+    }
+    case 'minLength':
+      return {
+        msg: `String should have at least ${String(params.limit)} character${params.limit === 1 ? '' : 's'}`,
+        type: 'string_too_short',
+      };
+    case 'maxLength':
+      return {
+        msg: `String should have at most ${String(params.limit)} characters`,
+        type: 'string_too_long',
+      };
+    case 'pattern':
+      return { msg: patternMessage(error), type: 'string_pattern_mismatch' };
+    case 'enum': {
+      const allowed = (params.allowedValues as unknown[]).map((v) => `'${String(v)}'`);
+      return { msg: `Input should be ${allowed.join(' or ')}`, type: 'enum' };
+    }
+    case 'const':
+      return { msg: `Input should be '${String(params.allowedValue)}'`, type: 'literal_error' };
+    case 'minimum':
+      return {
+        msg: `Input should be greater than or equal to ${String(params.limit)}`,
+        type: 'greater_than_equal',
+      };
+    case 'maximum':
+      return {
+        msg: `Input should be less than or equal to ${String(params.limit)}`,
+        type: 'less_than_equal',
+      };
+    case 'maxProperties':
+      return {
+        msg: `Object should have at most ${String(params.limit)} keys`,
+        type: 'too_long',
+      };
+    case 'minProperties':
+      return {
+        msg: `Object should have at least ${String(params.limit)} key${params.limit === 1 ? '' : 's'}`,
+        type: 'too_short',
+      };
+    case 'propertyNames':
+      return { msg: 'Object key is not allowed', type: 'key_error' };
+    case 'anyOf':
+      return { msg: anyOfMessage(error), type: 'union_type' };
+    case 'format':
+      return { msg: `Input should be a valid ${String(params.format)}`, type: 'format' };
+    default:
+      return { msg: error.message ?? 'Invalid input', type: error.keyword };
+  }
+}
+
+// Schemas may carry a human description of what their pattern means (`x-error-message`).
+function patternMessage(error: ErrorObject): string {
+  const described = (error.parentSchema as { 'x-error-message'?: unknown } | undefined)?.['x-error-message'];
+  if (typeof described === 'string') return described;
+  return `String should match pattern '${String((error.params as { pattern?: unknown }).pattern)}'`;
+}
+
+function anyOfMessage(error: ErrorObject): string {
+  const described = (error.parentSchema as { 'x-error-message'?: unknown } | undefined)?.['x-error-message'];
+  return typeof described === 'string' ? described : 'Input does not match any allowed type';
+}
