@@ -52,6 +52,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
+  // JSON only: anything else, text included, is refused with 415 instead of half-parsed.
+  app.removeContentTypeParser('text/plain');
   installErrorHandling(app);
 
   const ownsDatabase = !deps.database;

@@ -10,6 +10,8 @@ const shared: Options = {
   // Every problem at once: a client fixing a form wants them all. Bodies are size-limited.
   allErrors: true,
   useDefaults: true,
+  // Gives each error its schema, where `x-error-message` explains a pattern in words.
+  verbose: true,
   strict: false,
 };
 

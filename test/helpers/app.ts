@@ -1,0 +1,92 @@
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import pg from 'pg';
+import { buildApp, type AppDeps } from '../../src/app.js';
+import { loadConfig, type Config } from '../../src/config.js';
+import type { KeyRing } from '../../src/platform/crypto.js';
+import { openDatabase, type DatabaseHandle } from '../../src/platform/db.js';
+import { createLogger } from '../../src/platform/logging.js';
+
+/** Set by CI: the tests then run against a real PostgreSQL server instead of PGlite. */
+export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined;
+
+export interface TestDatabase {
+  handle: DatabaseHandle;
+  /** The connection string of this test's own database (PostgreSQL only). */
+  url: string | undefined;
+  drop(): Promise<void>;
+}
+
+/**
+ * A fresh, migrated database for one test file: an in-memory PGlite, or a new database on the
+ * TEST_DATABASE_URL server that is dropped afterwards. Tests never share data.
+ */
+export async function createTestDatabase(
+  options: { databaseUrl?: string | undefined; connectTimeoutMs?: number } = {},
+): Promise<TestDatabase> {
+  const logger = createLogger('silent');
+  const common = {
+    poolSize: 10,
+    statementTimeoutMs: 10_000,
+    connectTimeoutMs: options.connectTimeoutMs ?? 2_000,
+    logger,
+  };
+  if (!TEST_DATABASE_URL) {
+    const handle = await openDatabase({ ...common, dataDir: 'memory://' });
+    await handle.migrate();
+    return { handle, url: undefined, drop: () => handle.close() };
+  }
+  const name = `fido_test_${process.pid}_${randomBytes(4).toString('hex')}`;
+  await adminQuery(`create database ${name}`);
+  const url = withDatabase(TEST_DATABASE_URL, name);
+  const handle = await openDatabase({
+    ...common,
+    dataDir: 'unused',
+    databaseUrl: options.databaseUrl ?? url,
+  });
+  await handle.migrate();
+  return {
+    handle,
+    url,
+    async drop() {
+      await handle.close();
+      await adminQuery(`drop database if exists ${name} with (force)`);
+    },
+  };
+}
+
+export function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}
+
+async function adminQuery(text: string): Promise<void> {
+  const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await client.connect();
+  try {
+    await client.query(text);
+  } finally {
+    await client.end();
+  }
+}
+
+export function testKeyRing(id = 'test'): KeyRing {
+  return { activeKeyId: id, keys: new Map([[id, randomBytes(32)]]) };
+}
+
+export function testConfig(env: Record<string, string> = {}): Config {
+  return loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', DATA_DIR: 'memory://', ...env });
+}
+
+/** The app as a user meets it, on the given database, driven through `inject()`. */
+export async function buildTestApp(
+  database: TestDatabase,
+  options: { env?: Record<string, string>; deps?: AppDeps } = {},
+): Promise<FastifyInstance> {
+  return buildApp(testConfig(options.env), {
+    database: database.handle,
+    keyRing: testKeyRing(),
+    ...options.deps,
+  });
+}
