@@ -6,7 +6,12 @@ import { Type } from 'typebox';
 import type { Config } from './config.js';
 import { transactionsRoutes } from './modules/transactions/transactions.routes.js';
 import { createTransactionsService } from './modules/transactions/transactions.service.js';
-import { FieldCipher, loadOrCreateDevKeyRing, parseKeyRing, type KeyRing } from './platform/crypto.js';
+import {
+  FieldCipher,
+  loadOrCreateDevKeyRing,
+  parseKeyRing,
+  type KeyRing,
+} from './platform/crypto.js';
 import { openDatabase, type DatabaseHandle } from './platform/db.js';
 import { healthRoutes } from './platform/health.js';
 import { installErrorHandling } from './platform/http-errors.js';
@@ -40,7 +45,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: loggerOptions(config.logLevel) }),
     genReqId: requestIdOf,
     // One lean line per request (the onResponse hook below) instead of Fastify's two.
-    logController: new LogController({ requestIdLogLabel: 'request_id', disableRequestLogging: true }),
+    logController: new LogController({
+      requestIdLogLabel: 'request_id',
+      disableRequestLogging: true,
+    }),
     bodyLimit: config.bodyLimitBytes,
     requestTimeout: config.requestTimeoutMs,
     connectionTimeout: config.requestTimeoutMs,

@@ -78,7 +78,9 @@ async function main(argv: string[]): Promise<number> {
       case 'rotate-keys': {
         const batchSize = Number(values['batch-size'] ?? ROTATION_BATCH_SIZE_DEFAULT);
         if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > ROTATION_BATCH_SIZE_MAX) {
-          process.stderr.write(`--batch-size must be a whole number from 1 to ${ROTATION_BATCH_SIZE_MAX}\n`);
+          process.stderr.write(
+            `--batch-size must be a whole number from 1 to ${ROTATION_BATCH_SIZE_MAX}\n`,
+          );
           return 2;
         }
         await database.migrate();
@@ -107,7 +109,8 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
-    const message = error instanceof ConfigError ? error.message : String((error as Error)?.stack ?? error);
+    const message =
+      error instanceof ConfigError ? error.message : String((error as Error)?.stack ?? error);
     process.stderr.write(`${message}\n`);
     process.exit(1);
   },

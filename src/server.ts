@@ -37,7 +37,8 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   // Logging may not exist yet (a bad configuration); stderr always does.
-  const message = error instanceof ConfigError ? error.message : String((error as Error)?.stack ?? error);
+  const message =
+    error instanceof ConfigError ? error.message : String((error as Error)?.stack ?? error);
   process.stderr.write(`fido-transactions-api failed to start: ${message}\n`);
   process.exit(1);
 });

@@ -146,8 +146,8 @@ async function openPglite(options: DatabaseOptions): Promise<DatabaseHandle> {
 
 /** Rows of a raw query: int8 values arrive as strings from pg and as numbers from PGlite. */
 export async function queryRows<T>(db: Db, query: ReturnType<typeof sql>): Promise<T[]> {
-  const result = (await db.execute(query)) as unknown as { rows: T[] };
-  return result.rows;
+  const result: unknown = await db.execute(query);
+  return (result as { rows: T[] }).rows;
 }
 
 /** Runs `work` in `dbTx` when the caller already holds one, otherwise in a new transaction. */

@@ -47,7 +47,11 @@ export const healthRoutes: FastifyPluginAsync<{ database: DatabaseHandle }> = as
       if (database_ === 'ok') return { status: 'ready' as const, checks: { database: database_ } };
       void reply.code(503).header('retry-after', '2');
       return {
-        ...errorBody(request, 'SERVICE_UNAVAILABLE', 'Service is unavailable, please try again later'),
+        ...errorBody(
+          request,
+          'SERVICE_UNAVAILABLE',
+          'Service is unavailable, please try again later',
+        ),
         checks: { database: database_ },
       };
     },

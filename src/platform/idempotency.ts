@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { and, eq, gt, sql } from 'drizzle-orm';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { idempotencyKeys } from '../db/schema/index.js';
-import type { Db, DbTx } from './db.js';
+import { queryRows, type Db, type DbTx } from './db.js';
 import { AppError } from './errors.js';
 
 /** `Idempotency-Key` values: printable ASCII, bounded so they index and log safely. */
@@ -45,10 +45,10 @@ export function createIdempotency({ db, ttlHours, scopeOf }: IdempotencyOptions)
     const scope = scopeOf(request);
     const requestHash = hashRequest(request);
     const outcome = await db.transaction(async (dbTx) => {
-      const locked = await dbTx.execute(
+      const [row] = await queryRows<{ locked: boolean }>(
+        dbTx,
         sql`select pg_try_advisory_xact_lock(hashtext(${scope}), hashtext(${key})) as locked`,
       );
-      const row = (locked as unknown as { rows: { locked: boolean }[] }).rows[0];
       if (!row?.locked) {
         throw new AppError(
           'IDEMPOTENCY_KEY_IN_FLIGHT',

@@ -46,18 +46,9 @@ export function toValidationIssues(
   context: string | undefined,
 ): ValidationIssue[] {
   const part = HTTP_PART_LOC[context ?? 'body'] ?? 'body';
-  const list = errors as readonly ErrorObject[];
-  // A failed anyOf reports each branch too; the branches' errors say nothing the anyOf does not.
-  const anyOfPaths = new Set(list.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath));
   const seen = new Set<string>();
   const issues: ValidationIssue[] = [];
-  for (const error of list) {
-    const underAnyOf =
-      error.keyword !== 'anyOf' &&
-      [...anyOfPaths].some(
-        (p) => error.instancePath === p && error.schemaPath.includes('/anyOf/'),
-      );
-    if (underAnyOf) continue;
+  for (const error of explainUnions(errors as readonly ErrorObject[])) {
     const loc: (string | number)[] = [part, ...pathSegments(error.instancePath)];
     const params = error.params as Record<string, unknown>;
     if (error.keyword === 'required' && typeof params.missingProperty === 'string') {
@@ -70,6 +61,37 @@ export function toValidationIssues(
     issues.push({ loc, ...issue });
   }
   return issues;
+}
+
+/**
+ * A failed anyOf reports every branch. When the value has the type of exactly one branch (a
+ * too-long string where "string or null" is allowed), that branch's complaint is the useful one;
+ * otherwise the anyOf's own message (e.g. "a number or a decimal string") says it best.
+ */
+function explainUnions(errors: readonly ErrorObject[]): ErrorObject[] {
+  const unions = errors.filter((e) => e.keyword === 'anyOf');
+  if (unions.length === 0) return [...errors];
+  const result = errors.filter((e) => !unions.some((u) => isBranchError(e, u)));
+  for (const union of unions) {
+    const branches = new Map<string, ErrorObject[]>();
+    for (const error of errors) {
+      if (!isBranchError(error, union)) continue;
+      const branch = error.schemaPath.slice(union.schemaPath.length + 1).split('/')[0] ?? '';
+      branches.set(branch, [...(branches.get(branch) ?? []), error]);
+    }
+    const typeMatched = [...branches.values()].filter(
+      (list) => !list.some((e) => e.keyword === 'type' && e.instancePath === union.instancePath),
+    );
+    const [only] = typeMatched;
+    if (typeMatched.length === 1 && only) {
+      result.splice(result.indexOf(union), 1, ...only);
+    }
+  }
+  return result;
+}
+
+function isBranchError(error: ErrorObject, union: ErrorObject): boolean {
+  return error !== union && error.schemaPath.startsWith(`${union.schemaPath}/`);
 }
 
 function pathSegments(instancePath: string): (string | number)[] {
@@ -124,6 +146,11 @@ function describe(error: ErrorObject): { msg: string; type: string } {
         msg: `Input should be greater than or equal to ${String(params.limit)}`,
         type: 'greater_than_equal',
       };
+    case 'exclusiveMinimum':
+      return {
+        msg: `Input should be greater than ${String(params.limit)}`,
+        type: 'greater_than',
+      };
     case 'maximum':
       return {
         msg: `Input should be less than or equal to ${String(params.limit)}`,
@@ -152,12 +179,16 @@ function describe(error: ErrorObject): { msg: string; type: string } {
 
 // Schemas may carry a human description of what their pattern means (`x-error-message`).
 function patternMessage(error: ErrorObject): string {
-  const described = (error.parentSchema as { 'x-error-message'?: unknown } | undefined)?.['x-error-message'];
+  const described = (error.parentSchema as { 'x-error-message'?: unknown } | undefined)?.[
+    'x-error-message'
+  ];
   if (typeof described === 'string') return described;
   return `String should match pattern '${String((error.params as { pattern?: unknown }).pattern)}'`;
 }
 
 function anyOfMessage(error: ErrorObject): string {
-  const described = (error.parentSchema as { 'x-error-message'?: unknown } | undefined)?.['x-error-message'];
+  const described = (error.parentSchema as { 'x-error-message'?: unknown } | undefined)?.[
+    'x-error-message'
+  ];
   return typeof described === 'string' ? described : 'Input does not match any allowed type';
 }

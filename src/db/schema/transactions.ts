@@ -37,7 +37,11 @@ export const transactions = pgTable(
     primaryKey({ columns: [t.userId, t.id] }),
     index('transactions_id_idx').on(t.id),
     // DESC NULLS FIRST is what a plain `ORDER BY ... DESC` asks for, so history reads walk the index.
-    index('transactions_history_idx').on(t.userId, t.transactionDate.desc().nullsFirst(), t.id.desc().nullsFirst()),
+    index('transactions_history_idx').on(
+      t.userId,
+      t.transactionDate.desc().nullsFirst(),
+      t.id.desc().nullsFirst(),
+    ),
     check('transactions_amount_minor_positive', sql`${t.amountMinor} > 0`),
     check('transactions_type_valid', sql`${t.transactionType} in ('credit', 'debit')`),
     check('transactions_currency_format', sql`${t.currency} ~ '^[A-Z]{3}$'`),

@@ -60,7 +60,11 @@ function fromParts(
   const local = Date.UTC(year, month - 1, day, hour, minute, second, ms);
   const check = new Date(local);
   // Date.UTC rolls 2024-02-30 over into March; a real calendar date survives the round trip.
-  if (check.getUTCFullYear() !== year || check.getUTCMonth() !== month - 1 || check.getUTCDate() !== day) {
+  if (
+    check.getUTCFullYear() !== year ||
+    check.getUTCMonth() !== month - 1 ||
+    check.getUTCDate() !== day
+  ) {
     return undefined;
   }
   return new Date(local - offset * 60_000);

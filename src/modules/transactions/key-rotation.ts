@@ -27,7 +27,10 @@ export async function rotateKeys(
   cipher: FieldCipher,
   options: { batchSize?: number; signal?: AbortSignal; logger?: FastifyBaseLogger } = {},
 ): Promise<RotationResult> {
-  const batchSize = Math.min(options.batchSize ?? ROTATION_BATCH_SIZE_DEFAULT, ROTATION_BATCH_SIZE_MAX);
+  const batchSize = Math.min(
+    options.batchSize ?? ROTATION_BATCH_SIZE_DEFAULT,
+    ROTATION_BATCH_SIZE_MAX,
+  );
   const prefix = `v1.${cipher.activeKeyId}.`;
   const result: RotationResult = { scanned: 0, reencrypted: 0, interrupted: false };
   let after: Pick<CiphertextRow, 'userId' | 'id'> | undefined;
@@ -47,7 +50,10 @@ export async function rotateKeys(
     result.reencrypted += await replaceCiphertexts(db, replacements);
     result.scanned += rows.length;
     after = rows.at(-1);
-    options.logger?.info({ scanned: result.scanned, reencrypted: result.reencrypted }, 'key rotation progress');
+    options.logger?.info(
+      { scanned: result.scanned, reencrypted: result.reencrypted },
+      'key rotation progress',
+    );
   }
   return result;
 }

@@ -125,7 +125,9 @@ export async function listCiphertextsNotUnder(
 ): Promise<CiphertextRow[]> {
   const conditions: SQL[] = [sql`${transactions.fullNameCiphertext} not like ${`${keyPrefix}%`}`];
   if (after) {
-    conditions.push(sql`(${transactions.userId}, ${transactions.id}) > (${after.userId}, ${after.id}::uuid)`);
+    conditions.push(
+      sql`(${transactions.userId}, ${transactions.id}) > (${after.userId}, ${after.id}::uuid)`,
+    );
   }
   return db
     .select({
@@ -160,6 +162,6 @@ export async function replaceCiphertexts(
     from (values ${values}) as v(user_id, id, previous, next)
     where t.user_id = v.user_id and t.id = v.id and t.full_name_ciphertext = v.previous`);
   // node-postgres reports rowCount, PGlite affectedRows.
-  const counts = result as unknown as { rowCount?: number | null; affectedRows?: number };
+  const counts = result as { rowCount?: number | null; affectedRows?: number };
   return counts.rowCount ?? counts.affectedRows ?? 0;
 }

@@ -71,7 +71,11 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
   ) {
     void reply.code(status);
     // Response schemas here serialize to JSON text, never to a buffer.
-    return { status, headers: replayableHeaders(headers), body: reply.serialize(payload) as string };
+    return {
+      status,
+      headers: replayableHeaders(headers),
+      body: reply.serialize(payload) as string,
+    };
   }
 
   const writeTransaction = (
@@ -87,7 +91,10 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
         reply,
         status,
         { data: transactions.toView(row), code: status, message },
-        { etag: etagOf(row), ...(status === 201 ? { location: `/api/v1/transaction/${row.id}` } : {}) },
+        {
+          etag: etagOf(row),
+          ...(status === 201 ? { location: `/api/v1/transaction/${row.id}` } : {}),
+        },
       );
     });
 
@@ -104,11 +111,15 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
   // Old clients post to the path with and without the trailing slash; neither redirects.
   for (const url of ['/api/v1/transaction/', '/api/v1/transaction']) {
     const hide = !url.endsWith('/');
-    app.post(url, { ...createRoute, schema: { ...createRoute.schema, hide } }, async (request, reply) => {
-      await writeTransaction(request, reply, 201, 'Transaction added successfully.', (dbTx) =>
-        transactions.create(request.body, { dbTx }),
-      );
-    });
+    app.post(
+      url,
+      { ...createRoute, schema: { ...createRoute.schema, hide } },
+      async (request, reply) => {
+        await writeTransaction(request, reply, 201, 'Transaction added successfully.', (dbTx) =>
+          transactions.create(request.body, { dbTx }),
+        );
+      },
+    );
   }
 
   app.get(

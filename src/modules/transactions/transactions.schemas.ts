@@ -32,13 +32,16 @@ const DateInput = Type.String({
   examples: ['2024-10-10T09:00:00Z'],
 });
 
-const Amount = Type.Union([Type.Number(), Type.String({ maxLength: AMOUNT_INPUT_LENGTH_MAX })], {
-  'x-error-message': 'Input should be a number or a decimal string',
-  description:
-    'Greater than 0, as a JSON number or a decimal string; no more fraction digits than the ' +
-    "currency's minor unit allows (GHS: 2, JPY: 0, BHD: 3); at most 15 significant digits.",
-  examples: [100.5, '100.50'],
-});
+const Amount = Type.Union(
+  [Type.Number({ exclusiveMinimum: 0 }), Type.String({ maxLength: AMOUNT_INPUT_LENGTH_MAX })],
+  {
+    'x-error-message': 'Input should be a number or a decimal string',
+    description:
+      'Greater than 0, as a JSON number or a decimal string; no more fraction digits than the ' +
+      "currency's minor unit allows (GHS: 2, JPY: 0, BHD: 3); at most 15 significant digits.",
+    examples: [100.5, '100.50'],
+  },
+);
 
 const TransactionType = Type.Enum(['credit', 'debit'], {
   description: 'Exactly `credit` or `debit`.',
@@ -53,15 +56,11 @@ const Currency = Type.String({
 
 const Description = Type.String({ maxLength: DESCRIPTION_LENGTH_MAX });
 
-const Metadata = Type.Record(
-  Type.String(),
-  Type.String({ maxLength: METADATA_VALUE_LENGTH_MAX }),
-  {
-    maxProperties: METADATA_KEYS_MAX,
-    propertyNames: { minLength: 1, maxLength: METADATA_KEY_LENGTH_MAX },
-    description: `A flat object: at most ${METADATA_KEYS_MAX} keys, string values of at most ${METADATA_VALUE_LENGTH_MAX} characters.`,
-  },
-);
+const Metadata = Type.Record(Type.String(), Type.String({ maxLength: METADATA_VALUE_LENGTH_MAX }), {
+  maxProperties: METADATA_KEYS_MAX,
+  propertyNames: { minLength: 1, maxLength: METADATA_KEY_LENGTH_MAX },
+  description: `A flat object: at most ${METADATA_KEYS_MAX} keys, string values of at most ${METADATA_VALUE_LENGTH_MAX} characters.`,
+});
 
 const FullName = Type.String({
   minLength: 1,

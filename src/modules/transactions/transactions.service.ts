@@ -319,13 +319,21 @@ function checkFullName(raw: string, issues: ValidationIssue[]): string | undefin
   return undefined;
 }
 
-function checkAmount(raw: unknown, currency: string, issues: ValidationIssue[]): bigint | undefined {
+function checkAmount(
+  raw: unknown,
+  currency: string,
+  issues: ValidationIssue[],
+): bigint | undefined {
   const parsed = parseAmount(raw, currencyExponent(currency));
   if (parsed.ok) return parsed.minor;
   issues.push({
     loc: ['body', 'transaction_amount'],
-    msg: parsed.error === 'too_many_fraction_digits' ? `${parsed.message} for ${currency}` : parsed.message,
-    type: parsed.error,
+    msg:
+      parsed.error === 'too_many_fraction_digits'
+        ? `${parsed.message} for ${currency}`
+        : parsed.message,
+    // The schema reports a negative JSON number as greater_than; a negative string says the same.
+    type: parsed.error === 'not_positive' ? 'greater_than' : parsed.error,
   });
   return undefined;
 }

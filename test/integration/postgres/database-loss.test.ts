@@ -1,0 +1,186 @@
+import { Writable } from 'node:stream';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import pino from 'pino';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { buildApp } from '../../../src/app.js';
+import { openDatabase, type DatabaseHandle } from '../../../src/platform/db.js';
+import { createTestDatabase, testConfig, testKeyRing, type TestDatabase } from '../../helpers/app.js';
+import { transactionBody } from '../../helpers/factories.js';
+import { TcpProxy } from '../../helpers/tcp-proxy.js';
+
+/*
+ * The database goes away under a running service (a network cut, a failover) and comes back.
+ * The service is built on a pool that reaches PostgreSQL only through a TCP proxy the test can
+ * cut: while the database is unreachable every request answers 503 in the error shape, the
+ * process survives its pool's broken connections, and once the network is back the service
+ * works again without a restart.
+ */
+
+const POOL_SIZE = 4;
+
+/** Every log line the app writes, parsed, so a test can see what an operator would. */
+class LogCapture extends Writable {
+  readonly lines: Record<string, unknown>[] = [];
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: () => void): void {
+    for (const line of chunk.toString('utf8').split('\n')) {
+      if (line.trim() !== '') this.lines.push(JSON.parse(line) as Record<string, unknown>);
+    }
+    done();
+  }
+  messages(): string[] {
+    return this.lines.map((line) => String(line.msg));
+  }
+}
+
+let database: TestDatabase;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  if (!database.url) {
+    throw new Error('database-loss tests need a real PostgreSQL: set TEST_DATABASE_URL');
+  }
+});
+
+afterAll(async () => {
+  await database?.drop();
+});
+
+let proxy: TcpProxy;
+let proxied: DatabaseHandle;
+let app: FastifyInstance;
+let logs: LogCapture;
+
+beforeEach(async () => {
+  const target = new URL(database.url as string);
+  proxy = new TcpProxy(target.hostname, Number(target.port || 5432));
+  await proxy.start();
+  const throughProxy = new URL(target);
+  throughProxy.hostname = '127.0.0.1';
+  throughProxy.port = String(proxy.port);
+
+  logs = new LogCapture();
+  const logger = pino({ level: 'info' }, logs);
+  proxied = await openDatabase({
+    databaseUrl: throughProxy.toString(),
+    dataDir: 'unused',
+    poolSize: POOL_SIZE,
+    statementTimeoutMs: 2_000,
+    connectTimeoutMs: 500,
+    logger,
+  });
+  app = await buildApp(testConfig(), { database: proxied, keyRing: testKeyRing(), logger });
+});
+
+afterEach(async () => {
+  await app?.close();
+  await proxy?.restore();
+  await proxied?.close();
+  await proxy?.close();
+});
+
+function post(body: Record<string, unknown> = transactionBody()): Promise<LightMyRequestResponse> {
+  return app.inject({ method: 'POST', url: '/api/v1/transaction/', payload: body });
+}
+
+function getById(id: string): Promise<LightMyRequestResponse> {
+  return app.inject({ method: 'GET', url: `/api/v1/transaction/${id}` });
+}
+
+function history(userId: string): Promise<LightMyRequestResponse> {
+  return app.inject({ method: 'GET', url: `/api/v1/transaction/history/${userId}` });
+}
+
+function expectUnavailable(response: LightMyRequestResponse, message: string): void {
+  expect(response.statusCode).toBe(503);
+  expect(response.headers['content-type']).toMatch(/^application\/json/);
+  expect(response.headers['retry-after']).toMatch(/^\d+$/);
+  const body = response.json<Record<string, unknown>>();
+  expect(body).toEqual({
+    message,
+    name: 'FidoTransactionsAPI',
+    code: 'SERVICE_UNAVAILABLE',
+    request_id: response.headers['x-request-id'],
+  });
+  expect(body.request_id).toEqual(expect.any(String));
+}
+
+/** Waits, boundedly, until the app has logged `message`. */
+async function loggedEventually(message: string, within = 10_000): Promise<boolean> {
+  const deadline = Date.now() + within;
+  while (Date.now() < deadline) {
+    if (logs.messages().includes(message)) return true;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return false;
+}
+
+/** Puts several connections in the pool: concurrent reads each hold one. */
+async function fillPool(id: string): Promise<void> {
+  const reads = await Promise.all(Array.from({ length: POOL_SIZE }, () => getById(id)));
+  for (const read of reads) expect(read.statusCode).toBe(200);
+}
+
+describe('the database becomes unreachable', () => {
+  it('answers 503 in the error shape while it is gone, and recovers once it is back', async () => {
+    const body = transactionBody({ full_name: 'Kofi Mensah' });
+    const created = await post(body);
+    expect(created.statusCode).toBe(201);
+    const { id } = created.json<{ data: { id: string } }>().data;
+    await fillPool(id);
+    expect((await app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
+
+    await proxy.cut();
+
+    expectUnavailable(await post(), 'An error occurred while adding the transaction');
+    expectUnavailable(await getById(id), 'An error occurred while retrieving transaction data');
+    expectUnavailable(
+      await history(body.user_id as string),
+      'Service is unavailable, please try again later',
+    );
+    const notReady = await app.inject({ method: 'GET', url: '/readyz' });
+    expect(notReady.statusCode).toBe(503);
+    expect(notReady.json()).toMatchObject({
+      code: 'SERVICE_UNAVAILABLE',
+      checks: { database: 'unavailable' },
+    });
+    // The pool's idle connections broke under it; that is logged, and the process lives on.
+    expect(await loggedEventually('database connection lost')).toBe(true);
+    expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+
+    await proxy.restore();
+
+    expect((await post()).statusCode).toBe(201);
+    const readBack = await getById(id);
+    expect(readBack.statusCode).toBe(200);
+    expect(readBack.json()).toMatchObject({ data: { id, full_name: 'Kofi Mensah' } });
+    const userHistory = await history(body.user_id as string);
+    expect(userHistory.statusCode).toBe(200);
+    expect(userHistory.json<{ data: unknown[] }>().data).toHaveLength(1);
+    expect((await app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
+  });
+
+  it('recovers when the connections in the pool were cut while idle', async () => {
+    const created = await post();
+    expect(created.statusCode).toBe(201);
+    const { id } = created.json<{ data: { id: string } }>().data;
+    await fillPool(id);
+
+    // A blip: every pooled connection dies, and the database is reachable again at once.
+    await proxy.cut();
+    await proxy.restore();
+
+    // The pool may hand out a connection whose death it has not noticed yet; that request
+    // fails, in the error shape, and the one after it works.
+    const first = await getById(id);
+    if (first.statusCode !== 200) {
+      expectUnavailable(first, 'An error occurred while retrieving transaction data');
+      expect((await getById(id)).statusCode).toBe(200);
+    }
+    const write = await post();
+    if (write.statusCode !== 201) {
+      expectUnavailable(write, 'An error occurred while adding the transaction');
+      expect((await post()).statusCode).toBe(201);
+    }
+    expect((await app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
+  });
+});
