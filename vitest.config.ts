@@ -7,7 +7,9 @@ const withPostgres = Boolean(process.env.TEST_DATABASE_URL);
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    exclude: withPostgres ? ['node_modules/**'] : ['node_modules/**', 'test/integration/postgres/**'],
+    exclude: withPostgres
+      ? ['node_modules/**']
+      : ['node_modules/**', 'test/integration/postgres/**'],
     pool: 'forks',
     // Each integration file builds its own database (a PGlite instance or a fresh PostgreSQL
     // database); two workers match the two cores CI has.

@@ -1,0 +1,78 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.js';
+
+const KEY = Buffer.alloc(32, 7).toString('base64');
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return [...error.problems];
+    throw error;
+  }
+  return [];
+}
+
+describe('loadConfig', () => {
+  it('has working defaults for a development start', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      nodeEnv: 'development',
+      port: 8000,
+      host: '0.0.0.0',
+      databaseUrl: undefined,
+      dataDir: './data',
+      defaultCurrency: 'GHS',
+      logLevel: 'info',
+      idempotencyKeyTtlHours: 24,
+    });
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('reads the old service names and their meaning', () => {
+    expect(loadConfig({ DEBUG: 'true' }).logLevel).toBe('debug');
+    expect(loadConfig({ DEBUG: 'true', LOG_LEVEL: 'warn' }).logLevel).toBe('warn');
+    expect(loadConfig({ SECRET_KEY: KEY }).secretKey).toBe(KEY);
+  });
+
+  it('names every bad variable at once', () => {
+    const problems = problemsOf({
+      PORT: 'eighty',
+      DB_POOL_SIZE: '0',
+      DEFAULT_CURRENCY: 'XYZ',
+      DATABASE_URL: 'mysql://x',
+      LOG_LEVEL: 'loud',
+      DEBUG: 'maybe',
+    });
+    for (const name of [
+      'PORT',
+      'DB_POOL_SIZE',
+      'DEFAULT_CURRENCY',
+      'DATABASE_URL',
+      'LOG_LEVEL',
+      'DEBUG',
+    ]) {
+      expect(
+        problems.some((p) => p.startsWith(name)),
+        name,
+      ).toBe(true);
+    }
+  });
+
+  it('refuses production without an encryption key, and bad keys anywhere', () => {
+    expect(problemsOf({ NODE_ENV: 'production' })).toEqual([
+      'SECRET_KEY or ENCRYPTION_KEYS is required when NODE_ENV=production',
+    ]);
+    expect(loadConfig({ NODE_ENV: 'production', SECRET_KEY: KEY }).nodeEnv).toBe('production');
+    const [problem] = problemsOf({ SECRET_KEY: 'too-short-to-be-a-key' });
+    expect(problem).toMatch(/SECRET_KEY/);
+    expect(problem).not.toContain('too-short-to-be-a-key');
+  });
+
+  it('treats empty values as unset', () => {
+    expect(loadConfig({ PORT: '', DATABASE_URL: '  ' })).toMatchObject({
+      port: 8000,
+      databaseUrl: undefined,
+    });
+  });
+});
