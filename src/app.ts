@@ -14,6 +14,7 @@ import {
 } from './platform/crypto.js';
 import { openDatabase, type DatabaseHandle } from './platform/db.js';
 import { healthRoutes } from './platform/health.js';
+import { AppError } from './platform/errors.js';
 import { installErrorHandling } from './platform/http-errors.js';
 import { createIdempotency } from './platform/idempotency.js';
 import { loggerOptions, requestIdOf } from './platform/logging.js';
@@ -53,7 +54,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     requestTimeout: config.requestTimeoutMs,
     connectionTimeout: config.requestTimeoutMs,
     trustProxy: config.trustProxy,
-    return503OnClosing: true,
+    // Fastify's own closing answer is not in our error shape; the onRequest hook below is.
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
     ajv: { customOptions: { allErrors: true } },
@@ -93,8 +95,17 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     scopeOf: () => 'anonymous',
   });
 
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
   app.addHook('onRequest', async (request, reply) => {
     void reply.header('x-request-id', request.id);
+    if (closing) {
+      // A request that arrives on a kept-alive connection while shutting down: send it elsewhere.
+      void reply.header('connection', 'close').header('retry-after', '1');
+      throw new AppError('SERVICE_UNAVAILABLE', 'Service is shutting down, please retry');
+    }
   });
   app.addHook('onResponse', async (request, reply) => {
     request.log.info(

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
+import { afterAll, beforeAll } from 'vitest';
 import { buildApp, type AppDeps } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import type { KeyRing } from '../../src/platform/crypto.js';
@@ -89,4 +90,26 @@ export async function buildTestApp(
     keyRing: testKeyRing(),
     ...options.deps,
   });
+}
+
+export interface TestContext {
+  app: FastifyInstance;
+  database: TestDatabase;
+}
+
+/**
+ * Registers the file's setup and tear-down: a fresh database and the app on it before the tests,
+ * both gone after. Read `app` and `database` inside tests, not at module load.
+ */
+export function useTestApp(options: Parameters<typeof buildTestApp>[1] = {}): TestContext {
+  const context = {} as TestContext;
+  beforeAll(async () => {
+    context.database = await createTestDatabase();
+    context.app = await buildTestApp(context.database, options);
+  });
+  afterAll(async () => {
+    await context.app?.close();
+    await context.database?.drop();
+  });
+  return context;
 }

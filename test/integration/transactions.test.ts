@@ -1,24 +1,12 @@
-import type { FastifyInstance } from 'fastify';
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestApp, createTestDatabase, type TestDatabase } from '../helpers/app.js';
+import { describe, expect, it } from 'vitest';
+import { useTestApp } from '../helpers/app.js';
 import { transactionBody, uniqueUserId } from '../helpers/factories.js';
 
-let database: TestDatabase;
-let app: FastifyInstance;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  app = await buildTestApp(database);
-});
-
-afterAll(async () => {
-  await app.close();
-  await database.drop();
-});
+const context = useTestApp();
 
 async function create(overrides: Record<string, unknown> = {}) {
-  const response = await app.inject({
+  const response = await context.app.inject({
     method: 'POST',
     url: '/api/v1/transaction/',
     payload: transactionBody(overrides),
@@ -49,7 +37,7 @@ function expectError(
 
 /** Sends a create with one field changed and returns the 422 detail entries. */
 async function createDetail(overrides: Record<string, unknown>) {
-  const response = await app.inject({
+  const response = await context.app.inject({
     method: 'POST',
     url: '/api/v1/transaction',
     payload: transactionBody(overrides),
@@ -63,7 +51,7 @@ async function createDetail(overrides: Record<string, unknown>) {
 
 describe('GET /', () => {
   it('welcomes', async () => {
-    const response = await app.inject({ method: 'GET', url: '/' });
+    const response = await context.app.inject({ method: 'GET', url: '/' });
     expect(response.statusCode).toBe(200);
     expect(response.json()).toEqual({ message: 'Welcome to Fido Transactions API' });
   });
@@ -72,7 +60,7 @@ describe('GET /', () => {
 describe('POST /api/v1/transaction/', () => {
   it('creates a transaction and answers with it in the old envelope', async () => {
     const userId = uniqueUserId();
-    const response = await app.inject({
+    const response = await context.app.inject({
       method: 'POST',
       url: '/api/v1/transaction/',
       payload: {
@@ -112,7 +100,7 @@ describe('POST /api/v1/transaction/', () => {
   });
 
   it('accepts the path without a trailing slash, without redirecting', async () => {
-    const response = await app.inject({
+    const response = await context.app.inject({
       method: 'POST',
       url: '/api/v1/transaction',
       payload: transactionBody(),
@@ -161,7 +149,11 @@ describe('POST /api/v1/transaction/', () => {
   });
 
   it('names every missing required field', async () => {
-    const response = await app.inject({ method: 'POST', url: '/api/v1/transaction/', payload: {} });
+    const response = await context.app.inject({
+      method: 'POST',
+      url: '/api/v1/transaction/',
+      payload: {},
+    });
     const body = expectError(response, 422, 'VALIDATION_FAILED');
     expect(body.detail.map((d: { loc: string[] }) => d.loc)).toEqual([
       ['body', 'user_id'],
@@ -209,7 +201,7 @@ describe('POST /api/v1/transaction/', () => {
   });
 
   it('answers malformed JSON, empty and non-object bodies with 422 in the error shape', async () => {
-    const malformed = await app.inject({
+    const malformed = await context.app.inject({
       method: 'POST',
       url: '/api/v1/transaction/',
       headers: { 'content-type': 'application/json' },
@@ -217,7 +209,7 @@ describe('POST /api/v1/transaction/', () => {
     });
     expect(expectError(malformed, 422, 'MALFORMED_JSON').detail[0].type).toBe('json_invalid');
     for (const payload of ['', '[]', '"text"', '42', 'null']) {
-      const response = await app.inject({
+      const response = await context.app.inject({
         method: 'POST',
         url: '/api/v1/transaction/',
         headers: { 'content-type': 'application/json' },
@@ -230,7 +222,7 @@ describe('POST /api/v1/transaction/', () => {
 
   it('refuses other content types with 415 and large bodies with 413', async () => {
     for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'application/xml']) {
-      const response = await app.inject({
+      const response = await context.app.inject({
         method: 'POST',
         url: '/api/v1/transaction/',
         headers: { 'content-type': type },
@@ -238,7 +230,7 @@ describe('POST /api/v1/transaction/', () => {
       });
       expectError(response, 415, 'UNSUPPORTED_MEDIA_TYPE');
     }
-    const large = await app.inject({
+    const large = await context.app.inject({
       method: 'POST',
       url: '/api/v1/transaction/',
       payload: transactionBody({ description: 'x'.repeat(70 * 1024) }),
@@ -248,13 +240,13 @@ describe('POST /api/v1/transaction/', () => {
 
   it('writes one audit event per change, without the name', async () => {
     const created = await create({ full_name: 'Kofi Mensah' });
-    await app.inject({
+    await context.app.inject({
       method: 'PATCH',
       url: `/api/v1/transaction/${created.id}`,
       payload: { transaction_amount: 5 },
     });
-    await app.inject({ method: 'DELETE', url: `/api/v1/transaction/${created.id}` });
-    const result = await database.handle.db.execute(
+    await context.app.inject({ method: 'DELETE', url: `/api/v1/transaction/${created.id}` });
+    const result = await context.database.handle.db.execute(
       sql`select type, payload::text as payload from events where transaction_id = ${created.id} order by sequence`,
     );
     const rows = (result as { rows: { type: string; payload: string }[] }).rows;
@@ -274,7 +266,10 @@ describe('POST /api/v1/transaction/', () => {
 describe('GET /api/v1/transaction/{id}', () => {
   it('reads a transaction back with its ETag', async () => {
     const created = await create();
-    const response = await app.inject({ method: 'GET', url: `/api/v1/transaction/${created.id}` });
+    const response = await context.app.inject({
+      method: 'GET',
+      url: `/api/v1/transaction/${created.id}`,
+    });
     expect(response.statusCode).toBe(200);
     expect(response.json()).toEqual({
       data: created,
@@ -287,7 +282,10 @@ describe('GET /api/v1/transaction/{id}', () => {
   it.each(['0192e0c2-7a1b-7c3d-8e4f-123456789abc', 'not-a-uuid', '1'])(
     'answers 404 in the old wording for %s',
     async (id) => {
-      const response = await app.inject({ method: 'GET', url: `/api/v1/transaction/${id}` });
+      const response = await context.app.inject({
+        method: 'GET',
+        url: `/api/v1/transaction/${id}`,
+      });
       expectError(response, 404, 'TRANSACTION_NOT_FOUND', `Transaction with id: ${id} not found.`);
     },
   );
@@ -300,7 +298,7 @@ describe('GET /api/v1/transaction/history/{user_id}', () => {
     await create({ user_id: userId, transaction_date: '2024-03-01T00:00:00Z' });
     await create({ user_id: userId, transaction_date: '2024-02-01T00:00:00Z' });
     await create({ transaction_date: '2024-02-01T00:00:00Z' });
-    const first = await app.inject({
+    const first = await context.app.inject({
       method: 'GET',
       url: `/api/v1/transaction/history/${userId}?limit=2`,
     });
@@ -312,7 +310,7 @@ describe('GET /api/v1/transaction/history/{user_id}', () => {
       '2024-02-01T00:00:00.000Z',
     ]);
     expect(page.pagination).toMatchObject({ limit: 2, has_more: true });
-    const second = await app.inject({
+    const second = await context.app.inject({
       method: 'GET',
       url: `/api/v1/transaction/history/${userId}?limit=2&cursor=${page.pagination.next_cursor}`,
     });
@@ -321,7 +319,7 @@ describe('GET /api/v1/transaction/history/{user_id}', () => {
   });
 
   it('answers 404 for a user with no transactions at all', async () => {
-    const response = await app.inject({
+    const response = await context.app.inject({
       method: 'GET',
       url: '/api/v1/transaction/history/nobody-here',
     });
@@ -337,7 +335,7 @@ describe('GET /api/v1/transaction/history/{user_id}', () => {
 describe('PUT and PATCH /api/v1/transaction/{id}', () => {
   it.each(['PUT', 'PATCH'] as const)('%s updates only the fields sent', async (method) => {
     const created = await create({ description: 'before', metadata: { a: '1' } });
-    const response = await app.inject({
+    const response = await context.app.inject({
       method,
       url: `/api/v1/transaction/${created.id}`,
       payload: { transaction_amount: '42.10', description: null },
@@ -353,13 +351,16 @@ describe('PUT and PATCH /api/v1/transaction/{id}', () => {
       updated_at: body.data.updated_at,
     });
     expect(response.headers.etag).toBe('"2"');
-    const read = await app.inject({ method: 'GET', url: `/api/v1/transaction/${created.id}` });
+    const read = await context.app.inject({
+      method: 'GET',
+      url: `/api/v1/transaction/${created.id}`,
+    });
     expect(read.json().data).toEqual(body.data);
   });
 
   it('changes the name, re-encrypted, and keeps the amount when only the currency changes', async () => {
     const created = await create({ transaction_amount: 12 });
-    const response = await app.inject({
+    const response = await context.app.inject({
       method: 'PATCH',
       url: `/api/v1/transaction/${created.id}`,
       payload: { full_name: 'Efua Sarpong', currency: 'JPY' },
@@ -370,7 +371,7 @@ describe('PUT and PATCH /api/v1/transaction/{id}', () => {
       transaction_amount: 12,
     });
     const fractional = await create({ transaction_amount: 12.5 });
-    const refused = await app.inject({
+    const refused = await context.app.inject({
       method: 'PATCH',
       url: `/api/v1/transaction/${fractional.id}`,
       payload: { currency: 'JPY' },
@@ -383,7 +384,7 @@ describe('PUT and PATCH /api/v1/transaction/{id}', () => {
 
   it('refuses to move a transaction to another user, and empty updates', async () => {
     const created = await create();
-    const moved = await app.inject({
+    const moved = await context.app.inject({
       method: 'PUT',
       url: `/api/v1/transaction/${created.id}`,
       payload: { user_id: 'someone-else' },
@@ -392,14 +393,14 @@ describe('PUT and PATCH /api/v1/transaction/{id}', () => {
       loc: ['body', 'user_id'],
       type: 'immutable',
     });
-    const same = await app.inject({
+    const same = await context.app.inject({
       method: 'PUT',
       url: `/api/v1/transaction/${created.id}`,
       payload: { user_id: created.user_id, description: 'ok' },
     });
     expect(same.statusCode).toBe(200);
     for (const payload of [{}, { unknown: 1 }]) {
-      const empty = await app.inject({
+      const empty = await context.app.inject({
         method: 'PATCH',
         url: `/api/v1/transaction/${created.id}`,
         payload,
@@ -410,7 +411,7 @@ describe('PUT and PATCH /api/v1/transaction/{id}', () => {
 
   it('validates updated fields like created ones', async () => {
     const created = await create();
-    const response = await app.inject({
+    const response = await context.app.inject({
       method: 'PATCH',
       url: `/api/v1/transaction/${created.id}`,
       payload: { transaction_amount: -1, transaction_type: 'refund' },
@@ -424,7 +425,7 @@ describe('PUT and PATCH /api/v1/transaction/{id}', () => {
   it.each(['0192e0c2-7a1b-7c3d-8e4f-123456789abc', 'not-a-uuid'])(
     'answers 404 in the old update wording for %s',
     async (id) => {
-      const response = await app.inject({
+      const response = await context.app.inject({
         method: 'PUT',
         url: `/api/v1/transaction/${id}`,
         payload: { description: 'x' },
@@ -435,7 +436,7 @@ describe('PUT and PATCH /api/v1/transaction/{id}', () => {
 
   it('honours If-Match: a stale version answers 412 and changes nothing', async () => {
     const created = await create();
-    const first = await app.inject({
+    const first = await context.app.inject({
       method: 'PATCH',
       url: `/api/v1/transaction/${created.id}`,
       headers: { 'if-match': '"1"' },
@@ -443,7 +444,7 @@ describe('PUT and PATCH /api/v1/transaction/{id}', () => {
     });
     expect(first.statusCode).toBe(200);
     for (const ifMatch of ['"1"', 'W/"2"', 'garbage']) {
-      const stale = await app.inject({
+      const stale = await context.app.inject({
         method: 'PATCH',
         url: `/api/v1/transaction/${created.id}`,
         headers: { 'if-match': ifMatch },
@@ -451,14 +452,14 @@ describe('PUT and PATCH /api/v1/transaction/{id}', () => {
       });
       expectError(stale, 412, 'PRECONDITION_FAILED');
     }
-    const star = await app.inject({
+    const star = await context.app.inject({
       method: 'PATCH',
       url: `/api/v1/transaction/${created.id}`,
       headers: { 'if-match': '*' },
       payload: { description: 'third' },
     });
     expect(star.json().data).toMatchObject({ description: 'third', version: 3 });
-    const list = await app.inject({
+    const list = await context.app.inject({
       method: 'PUT',
       url: `/api/v1/transaction/${created.id}`,
       headers: { 'if-match': '"9", "3"' },
@@ -471,7 +472,7 @@ describe('PUT and PATCH /api/v1/transaction/{id}', () => {
 describe('DELETE /api/v1/transaction/{id}', () => {
   it('deletes, then answers 404 in the old shape', async () => {
     const created = await create();
-    const response = await app.inject({
+    const response = await context.app.inject({
       method: 'DELETE',
       url: `/api/v1/transaction/${created.id}`,
     });
@@ -481,26 +482,32 @@ describe('DELETE /api/v1/transaction/{id}', () => {
       code: 200,
       message: 'Transaction deleted successfully',
     });
-    const again = await app.inject({ method: 'DELETE', url: `/api/v1/transaction/${created.id}` });
+    const again = await context.app.inject({
+      method: 'DELETE',
+      url: `/api/v1/transaction/${created.id}`,
+    });
     expectError(
       again,
       404,
       'TRANSACTION_NOT_FOUND',
       `Transaction with id: ${created.id} not found.`,
     );
-    const read = await app.inject({ method: 'GET', url: `/api/v1/transaction/${created.id}` });
+    const read = await context.app.inject({
+      method: 'GET',
+      url: `/api/v1/transaction/${created.id}`,
+    });
     expect(read.statusCode).toBe(404);
   });
 
   it('honours If-Match', async () => {
     const created = await create();
-    const stale = await app.inject({
+    const stale = await context.app.inject({
       method: 'DELETE',
       url: `/api/v1/transaction/${created.id}`,
       headers: { 'if-match': '"7"' },
     });
     expectError(stale, 412, 'PRECONDITION_FAILED');
-    const current = await app.inject({
+    const current = await context.app.inject({
       method: 'DELETE',
       url: `/api/v1/transaction/${created.id}`,
       headers: { 'if-match': '"1"' },
@@ -511,28 +518,31 @@ describe('DELETE /api/v1/transaction/{id}', () => {
 
 describe('errors outside the routes', () => {
   it('answers unknown routes with 404 and wrong methods with 405, in the error shape', async () => {
-    const unknown = await app.inject({ method: 'GET', url: '/api/v1/nothing' });
+    const unknown = await context.app.inject({ method: 'GET', url: '/api/v1/nothing' });
     expectError(unknown, 404, 'ROUTE_NOT_FOUND');
-    const wrong = await app.inject({ method: 'PATCH', url: '/api/v1/transaction' });
+    const wrong = await context.app.inject({ method: 'PATCH', url: '/api/v1/transaction' });
     expectError(wrong, 405, 'METHOD_NOT_ALLOWED');
     expect(wrong.headers.allow).toBe('POST');
-    const root = await app.inject({ method: 'DELETE', url: '/' });
+    const root = await context.app.inject({ method: 'DELETE', url: '/' });
     expect(root.statusCode).toBe(405);
     expect(root.headers.allow).toBe('GET');
-    const history = await app.inject({ method: 'POST', url: '/api/v1/transaction/history/u1' });
+    const history = await context.app.inject({
+      method: 'POST',
+      url: '/api/v1/transaction/history/u1',
+    });
     expect(history.statusCode).toBe(405);
     expect(history.headers.allow).toBe('GET');
   });
 
   it('echoes a safe X-Request-Id and replaces an unsafe one', async () => {
-    const kept = await app.inject({
+    const kept = await context.app.inject({
       method: 'GET',
       url: '/nowhere',
       headers: { 'x-request-id': 'abc-123' },
     });
     expect(kept.headers['x-request-id']).toBe('abc-123');
     expect(kept.json().request_id).toBe('abc-123');
-    const replaced = await app.inject({
+    const replaced = await context.app.inject({
       method: 'GET',
       url: '/nowhere',
       headers: { 'x-request-id': 'bad id\nwith newline' },
@@ -543,18 +553,18 @@ describe('errors outside the routes', () => {
 
 describe('operations', () => {
   it('reports liveness and readiness', async () => {
-    const live = await app.inject({ method: 'GET', url: '/healthz' });
+    const live = await context.app.inject({ method: 'GET', url: '/healthz' });
     expect(live.json()).toEqual({ status: 'ok' });
-    const ready = await app.inject({ method: 'GET', url: '/readyz' });
+    const ready = await context.app.inject({ method: 'GET', url: '/readyz' });
     expect(ready.statusCode).toBe(200);
     expect(ready.json()).toEqual({ status: 'ready', checks: { database: 'ok' } });
   });
 
   it('serves interactive docs and the OpenAPI document', async () => {
-    const docs = await app.inject({ method: 'GET', url: '/docs' });
+    const docs = await context.app.inject({ method: 'GET', url: '/docs' });
     expect(docs.statusCode).toBe(200);
     expect(docs.headers['content-type']).toMatch(/text\/html/);
-    const spec = await app.inject({ method: 'GET', url: '/openapi.json' });
+    const spec = await context.app.inject({ method: 'GET', url: '/openapi.json' });
     expect(spec.statusCode).toBe(200);
     expect(Object.keys(spec.json().paths)).toEqual(
       expect.arrayContaining([
