@@ -289,11 +289,27 @@ describe('filters', () => {
 
   beforeAll(async () => {
     const specs = {
-      feb28: { transaction_date: '2024-02-28T12:00:00Z', transaction_type: 'credit', currency: 'EUR' },
+      feb28: {
+        transaction_date: '2024-02-28T12:00:00Z',
+        transaction_type: 'credit',
+        currency: 'EUR',
+      },
       mar1Midnight: { transaction_date: '2024-03-01', transaction_type: 'credit', currency: 'GHS' },
-      mar1Late: { transaction_date: '2024-03-01T23:59:59.999Z', transaction_type: 'debit', currency: 'GHS' },
-      mar2Midnight: { transaction_date: '2024-03-02T00:00:00Z', transaction_type: 'credit', currency: 'USD' },
-      mar5: { transaction_date: '2024-03-05T10:00:00+02:00', transaction_type: 'debit', currency: 'usd' },
+      mar1Late: {
+        transaction_date: '2024-03-01T23:59:59.999Z',
+        transaction_type: 'debit',
+        currency: 'GHS',
+      },
+      mar2Midnight: {
+        transaction_date: '2024-03-02T00:00:00Z',
+        transaction_type: 'credit',
+        currency: 'USD',
+      },
+      mar5: {
+        transaction_date: '2024-03-05T10:00:00+02:00',
+        transaction_type: 'debit',
+        currency: 'usd',
+      },
     } as const;
     for (const [name, spec] of Object.entries(specs)) {
       rows[name] = await create({ user_id: userId, ...spec });
@@ -302,7 +318,9 @@ describe('filters', () => {
 
   async function filtered(query: Record<string, string>): Promise<string[]> {
     const { rows: listed } = await walk(userId, 2, query);
-    return listed.map((row) => Object.entries(rows).find(([, r]) => r.id === row.id)?.[0] ?? row.id);
+    return listed.map(
+      (row) => Object.entries(rows).find(([, r]) => r.id === row.id)?.[0] ?? row.id,
+    );
   }
 
   it('stores date-only as midnight UTC and offsets converted to UTC', () => {
@@ -403,9 +421,9 @@ describe('filters', () => {
     expect(idsOf(lastBody.data)).toEqual([rows.feb28!.id]);
     expect(lastBody.pagination.has_more).toBe(false);
     // Past the end: the cursor of the only remaining row.
-    const beyond = Buffer.from(`${Date.parse(rows.feb28!.transaction_date)}.${rows.feb28!.id}`).toString(
-      'base64url',
-    );
+    const beyond = Buffer.from(
+      `${Date.parse(rows.feb28!.transaction_date)}.${rows.feb28!.id}`,
+    ).toString('base64url');
     const res = await getHistory(userId, { cursor: beyond });
     expect(res.statusCode).toBe(200);
     expect(res.json<HistoryBody>().data).toEqual([]);
@@ -492,9 +510,9 @@ describe('errors', () => {
 
   it('answers 404 for a user with no transactions, with or without filters and cursor', async () => {
     const unknown = uniqueUserId('nobody');
-    const cursor = Buffer.from(`${Date.UTC(2024, 0, 1)}.0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b`).toString(
-      'base64url',
-    );
+    const cursor = Buffer.from(
+      `${Date.UTC(2024, 0, 1)}.0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b`,
+    ).toString('base64url');
     for (const query of [{}, { currency: 'GHS' }, { start_date: '2024-01-01' }, { cursor }]) {
       const res = await getHistory(unknown, query);
       expect(res.statusCode, JSON.stringify(query)).toBe(404);
@@ -505,13 +523,16 @@ describe('errors', () => {
     }
   });
 
-  it.each(['0', '501', 'abc', '-1', '1.5', ''])('refuses limit=%j with 422 naming the limit', async (limit) => {
-    const res = await getHistory(userId, { limit });
-    expect(res.statusCode).toBe(422);
-    const body = res.json<ErrorResponse>();
-    expect(body.code).toBe('VALIDATION_FAILED');
-    expect(validationLocs(res)).toContainEqual(['query', 'limit']);
-  });
+  it.each(['0', '501', 'abc', '-1', '1.5', ''])(
+    'refuses limit=%j with 422 naming the limit',
+    async (limit) => {
+      const res = await getHistory(userId, { limit });
+      expect(res.statusCode).toBe(422);
+      const body = res.json<ErrorResponse>();
+      expect(body.code).toBe('VALIDATION_FAILED');
+      expect(validationLocs(res)).toContainEqual(['query', 'limit']);
+    },
+  );
 
   it('accepts the boundary limits 1 and 500', async () => {
     for (const limit of ['1', '500']) {
