@@ -13,6 +13,7 @@ import pg from 'pg';
 import lockfile from 'proper-lockfile';
 import type { FastifyBaseLogger } from 'fastify';
 import * as schema from '../db/schema/index.js';
+import { isDatabaseUnavailable } from './errors.js';
 
 export type Schema = typeof schema;
 /** A database handle or an open database transaction: repositories accept either. */
@@ -75,6 +76,24 @@ function openPostgres(options: DatabaseOptions & { databaseUrl: string }): Datab
     });
   });
   const db = drizzlePg({ client: pool, schema, casing: 'snake_case' }) as unknown as Db;
+  // drizzle-orm 0.45 runs BEGIN outside the try/finally that releases a pooled client
+  // (drizzle-team/drizzle-orm#6241): a BEGIN on a connection that died while idle leaks it, and
+  // after DB_POOL_SIZE such outages every request would wait forever. Check the client out here,
+  // always give it back, and have the pool discard it when the database was the problem.
+  const transaction: Db['transaction'] = async (work, config) => {
+    const client = await pool.connect();
+    let broken: Error | undefined;
+    try {
+      const onClient = drizzlePg({ client, schema, casing: 'snake_case' }) as unknown as Db;
+      return await onClient.transaction(work, config);
+    } catch (error) {
+      if (isDatabaseUnavailable(error)) broken = error as Error;
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  };
+  Object.assign(db, { transaction });
 
   return {
     kind: 'postgres',
