@@ -90,6 +90,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
   const idempotency = createIdempotency({
     db: database.db,
+    cipher,
     ttlHours: config.idempotencyKeyTtlHours,
     // Until callers authenticate, every caller shares one scope.
     scopeOf: () => 'anonymous',

@@ -1,13 +1,13 @@
 import { parseArgs } from 'node:util';
 import { buildApp, loadKeyRing } from './app.js';
 import { ConfigError, loadConfig, readDotEnv } from './config.js';
+import { FieldCipher, generateKeyBase64 } from './platform/crypto.js';
+import { openDatabase } from './platform/db.js';
 import {
   ROTATION_BATCH_SIZE_DEFAULT,
   ROTATION_BATCH_SIZE_MAX,
   rotateKeys,
-} from './modules/transactions/key-rotation.js';
-import { FieldCipher, generateKeyBase64 } from './platform/crypto.js';
-import { openDatabase } from './platform/db.js';
+} from './platform/key-rotation.js';
 import { createLogger } from './platform/logging.js';
 
 const USAGE = `Usage: fido <command> [options]
@@ -95,6 +95,7 @@ async function main(argv: string[]): Promise<number> {
           logger,
         });
         logger.info({ ...result, active_key_id: cipher.activeKeyId }, 'key rotation finished');
+        if (result.failed > 0) return 1;
         return result.interrupted ? 130 : 0;
       }
       default:

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { and, eq, gt, sql } from 'drizzle-orm';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { idempotencyKeys } from '../db/schema/index.js';
+import type { FieldCipher } from './crypto.js';
 import { queryRows, type Db, type DbTx } from './db.js';
 import { AppError } from './errors.js';
 
@@ -19,6 +20,8 @@ export interface StoredResponse {
 
 export interface IdempotencyOptions {
   db: Db;
+  /** Stored responses hold personal data (names): they are encrypted like any other copy. */
+  cipher: FieldCipher;
   ttlHours: number;
   /** Who the key belongs to; keys of different callers never collide. */
   scopeOf: (request: FastifyRequest) => string;
@@ -30,15 +33,17 @@ export interface IdempotencyOptions {
  * is either both or neither. A concurrent request with the same key is refused with 409 rather
  * than queued, so a client never waits on a lock it cannot see.
  */
-export function createIdempotency({ db, ttlHours, scopeOf }: IdempotencyOptions) {
+export function createIdempotency({ db, cipher, ttlHours, scopeOf }: IdempotencyOptions) {
   async function execute(
     request: FastifyRequest,
     reply: FastifyReply,
-    effect: (dbTx: DbTx | undefined) => Promise<StoredResponse>,
+    effect: (dbTx: DbTx) => Promise<StoredResponse>,
   ): Promise<void> {
     const key = readKey(request);
     if (key === undefined) {
-      sendStored(reply, await effect(undefined), false);
+      // Still one transaction around the effect and its response: if building the response
+      // fails, the write is rolled back rather than committed behind a 500.
+      sendStored(reply, await db.transaction((dbTx) => effect(dbTx)), false);
       return;
     }
 
@@ -76,7 +81,7 @@ export function createIdempotency({ db, ttlHours, scopeOf }: IdempotencyOptions)
         const stored: StoredResponse = {
           status: existing.responseStatus,
           headers: existing.responseHeaders,
-          body: existing.responseBody,
+          body: cipher.decrypt(existing.responseBody, idempotencyAssociatedData(scope, key)),
         };
         return { stored, replayed: true };
       }
@@ -87,7 +92,7 @@ export function createIdempotency({ db, ttlHours, scopeOf }: IdempotencyOptions)
         requestHash,
         responseStatus: stored.status,
         responseHeaders: stored.headers,
-        responseBody: stored.body,
+        responseBody: cipher.encrypt(stored.body, idempotencyAssociatedData(scope, key)),
         createdAt: now,
         expiresAt: new Date(now.getTime() + ttlHours * 3_600_000),
       };
@@ -105,6 +110,11 @@ export function createIdempotency({ db, ttlHours, scopeOf }: IdempotencyOptions)
 }
 
 export type Idempotency = ReturnType<typeof createIdempotency>;
+
+/** Binds a stored response to its key: a response moved to another key does not decrypt. */
+export function idempotencyAssociatedData(scope: string, key: string): string {
+  return `idempotency:${scope}:${key}`;
+}
 
 function readKey(request: FastifyRequest): string | undefined {
   const raw = request.headers['idempotency-key'];

@@ -4,7 +4,7 @@ import { sql } from 'drizzle-orm';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rotateKeys } from '../../src/modules/transactions/key-rotation.js';
+import { rotateKeys } from '../../src/platform/key-rotation.js';
 import { FieldCipher, type KeyRing } from '../../src/platform/crypto.js';
 import { queryRows } from '../../src/platform/db.js';
 import { loggerOptions } from '../../src/platform/logging.js';
@@ -334,7 +334,7 @@ describe('key rotation', () => {
     expect(total).toBe(expectedNames.size);
 
     const result = await rotateKeys(db.handle.db, cipherB, { batchSize: 5 });
-    expect(result).toEqual({ scanned: total, reencrypted: total, interrupted: false });
+    expect(result).toEqual({ scanned: total, reencrypted: total, failed: 0, interrupted: false });
     expect(await countUnderKey('k1')).toBe(0);
     expect(await countUnderKey('k2')).toBe(total);
     const ciphertexts = await queryRows<{ id: string; full_name_ciphertext: string }>(
@@ -359,6 +359,7 @@ describe('key rotation', () => {
     expect(await rotateKeys(db.handle.db, cipherB, { batchSize: 5 })).toEqual({
       scanned: 0,
       reencrypted: 0,
+      failed: 0,
       interrupted: false,
     });
   });
@@ -374,13 +375,14 @@ describe('key rotation', () => {
       batchSize: 5,
       signal: AbortSignal.abort(),
     });
-    expect(before).toEqual({ scanned: 0, reencrypted: 0, interrupted: true });
+    expect(before).toEqual({ scanned: 0, reencrypted: 0, failed: 0, interrupted: true });
     expect(await countUnderKey('k1')).toBe(23);
 
     // The progress log runs after each committed batch: abort from there, after the first.
     const controller = new AbortController();
     let progressReports = 0;
     const logger = {
+      warn() {},
       info() {
         progressReports += 1;
         controller.abort();
@@ -391,7 +393,7 @@ describe('key rotation', () => {
       signal: controller.signal,
       logger,
     });
-    expect(first).toEqual({ scanned: 5, reencrypted: 5, interrupted: true });
+    expect(first).toEqual({ scanned: 5, reencrypted: 5, failed: 0, interrupted: true });
     expect(progressReports).toBe(1);
     expect(await countUnderKey('k1')).toBe(18);
 
@@ -399,7 +401,7 @@ describe('key rotation', () => {
     await expectAllReadable(appB!);
 
     const second = await rotateKeys(db.handle.db, cipherB, { batchSize: 5 });
-    expect(second).toEqual({ scanned: 18, reencrypted: 18, interrupted: false });
+    expect(second).toEqual({ scanned: 18, reencrypted: 18, failed: 0, interrupted: false });
     expect(await countUnderKey('k1')).toBe(0);
     expect(await countUnderKey('k2')).toBe(await countAll());
     await expectAllReadable(appB!);

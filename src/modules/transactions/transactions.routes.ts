@@ -83,7 +83,7 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
     reply: FastifyReply,
     status: number,
     message: string,
-    write: (dbTx: DbTx | undefined) => Promise<TransactionRow>,
+    write: (dbTx: DbTx) => Promise<TransactionRow>,
   ) =>
     idempotency.execute(request, reply, async (dbTx) => {
       const row = await write(dbTx);
