@@ -167,17 +167,20 @@ export function parseKeyRing(input: {
     throw new KeyConfigError('ENCRYPTION_KEYS', 'contains no keys');
   }
 
-  if (secret !== undefined && ![...keys.values()].some((key) => key.equals(secret))) {
-    // Kept as a decrypt-only key so that switching from SECRET_KEY to a ring needs no downtime:
-    // values written under SECRET_KEY carry its derived id.
-    const secretId = deriveKeyId(secret);
-    if (keys.has(secretId)) {
+  // Values written under SECRET_KEY or the development key file carry the key's derived id. Every
+  // key also answers to that id, so moving a key into the ring under any name (and SECRET_KEY
+  // kept beside the ring as decrypt-only) leaves its values readable.
+  for (const key of secret === undefined ? [...keys.values()] : [...keys.values(), secret]) {
+    const derivedId = deriveKeyId(key);
+    const existing = keys.get(derivedId);
+    if (existing === undefined) {
+      keys.set(derivedId, key);
+    } else if (!existing.equals(key)) {
       throw new KeyConfigError(
         'ENCRYPTION_KEYS',
-        `uses key id "${secretId}" for a different key than SECRET_KEY, whose values carry that id; rename that entry`,
+        `uses key id "${derivedId}" for a different key than the one that id is derived from; rename that entry`,
       );
     }
-    keys.set(secretId, secret);
   }
   return { activeKeyId, keys };
 }

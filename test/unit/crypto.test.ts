@@ -322,7 +322,8 @@ describe('parseKeyRing', () => {
   it('parses ENCRYPTION_KEYS with the first entry active, in order', () => {
     const ring = parseKeyRing({ encryptionKeys: `k2:${b64}, k1:${keyA.toString('base64url')}` })!;
     expect(ring.activeKeyId).toBe('k2');
-    expect([...ring.keys.keys()]).toEqual(['k2', 'k1']);
+    // Each key also answers to its derived id (see the SECRET_KEY tests below).
+    expect([...ring.keys.keys()]).toEqual(['k2', 'k1', expectedKeyId(keyB), expectedKeyId(keyA)]);
     expect(ring.keys.get('k2')).toEqual(keyB);
     expect(ring.keys.get('k1')).toEqual(keyA);
   });
@@ -360,7 +361,7 @@ describe('parseKeyRing', () => {
     const ring = parseKeyRing({ secretKey: a64, encryptionKeys: `k2:${b64}` })!;
     const secretId = expectedKeyId(keyA);
     expect(ring.activeKeyId).toBe('k2');
-    expect([...ring.keys.keys()]).toEqual(['k2', secretId]);
+    expect([...ring.keys.keys()]).toEqual(['k2', expectedKeyId(keyB), secretId]);
     expect(ring.keys.get(secretId)).toEqual(keyA);
 
     // Values written while SECRET_KEY was the only key stay readable after the switch.
@@ -376,7 +377,13 @@ describe('parseKeyRing', () => {
       secretKey: keyA.toString('base64url'),
       encryptionKeys: `k2:${b64},old:${a64}`,
     })!;
-    expect([...ring.keys.keys()]).toEqual(['k2', 'old']);
+    expect([...ring.keys.keys()]).toEqual(['k2', 'old', expectedKeyId(keyB), expectedKeyId(keyA)]);
+  });
+
+  it('keeps values written under SECRET_KEY readable once that key moves into the ring', () => {
+    const stored = new FieldCipher(parseKeyRing({ secretKey: a64 })!).encrypt('Ama', ROW_ID);
+    const ring = parseKeyRing({ encryptionKeys: `new:${b64},old:${a64}` })!;
+    expect(new FieldCipher(ring).decrypt(stored, ROW_ID)).toBe('Ama');
   });
 
   it('validates both variables when both are set', () => {
