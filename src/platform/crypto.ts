@@ -9,9 +9,12 @@ import {
   createCipheriv,
   createDecipheriv,
   createHash,
+  createHmac,
   createSecretKey,
-  randomBytes,
+  hkdfSync,
   type KeyObject,
+  randomBytes,
+  timingSafeEqual,
 } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -276,6 +279,8 @@ export class FieldCipher {
   readonly #activeKeyId: string;
   readonly #activeKey: KeyObject;
   readonly #activePrefix: string;
+  /** Per-key HMAC keys for digests, derived so that no key serves two algorithms. */
+  readonly #macKeys: ReadonlyMap<string, Buffer>;
 
   constructor(ring: KeyRing) {
     const keys = new Map<string, KeyObject>();
@@ -298,10 +303,40 @@ export class FieldCipher {
     this.#activeKeyId = ring.activeKeyId;
     this.#activeKey = active;
     this.#activePrefix = `${FORMAT_PREFIX}${ring.activeKeyId}.`;
+    this.#macKeys = new Map(
+      [...keys].map(([id, key]) => [
+        id,
+        Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), 'fido/digest/v1', KEY_BYTES)),
+      ]),
+    );
   }
 
   get activeKeyId(): string {
     return this.#activeKeyId;
+  }
+
+  /** What every value written now starts with: values without it are on an older key. */
+  get activePrefix(): string {
+    return this.#activePrefix;
+  }
+
+  /**
+   * A keyed digest (HMAC-SHA256) of `data`, for storing a fingerprint of text that holds
+   * personal data: unlike a plain hash, it cannot be reversed by trying likely names.
+   */
+  digest(data: string): string {
+    const macKey = this.#macKeys.get(this.#activeKeyId) as Buffer;
+    return this.#activePrefix + createHmac('sha256', macKey).update(data).digest('base64url');
+  }
+
+  /** Whether `stored` is `digest(data)` under any key of the ring. */
+  matchesDigest(stored: string, data: string): boolean {
+    const { keyId, payload } = parseStored(stored);
+    const macKey = this.#macKeys.get(keyId);
+    if (macKey === undefined) return false;
+    const expected = createHmac('sha256', macKey).update(data).digest();
+    const actual = Buffer.from(payload, 'base64url');
+    return actual.length === expected.length && timingSafeEqual(actual, expected);
   }
 
   encrypt(plaintext: string, associatedData: string): string {

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { and, eq, gt, sql } from 'drizzle-orm';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { idempotencyKeys } from '../db/schema/index.js';
@@ -48,7 +47,7 @@ export function createIdempotency({ db, cipher, ttlHours, scopeOf }: Idempotency
     }
 
     const scope = scopeOf(request);
-    const requestHash = hashRequest(request);
+    const identity = requestIdentity(request);
     const outcome = await db.transaction(async (dbTx) => {
       const [row] = await queryRows<{ locked: boolean }>(
         dbTx,
@@ -72,7 +71,7 @@ export function createIdempotency({ db, cipher, ttlHours, scopeOf }: Idempotency
           ),
         );
       if (existing) {
-        if (existing.requestHash !== requestHash) {
+        if (!cipher.matchesDigest(existing.requestHash, identity)) {
           throw new AppError(
             'IDEMPOTENCY_KEY_REUSED',
             'This Idempotency-Key was used with a different request',
@@ -89,7 +88,8 @@ export function createIdempotency({ db, cipher, ttlHours, scopeOf }: Idempotency
       const values = {
         scope,
         key,
-        requestHash,
+        // Keyed: the body holds a name, and a plain hash of it could be reversed by guessing.
+        requestHash: cipher.digest(identity),
         responseStatus: stored.status,
         responseHeaders: stored.headers,
         responseBody: cipher.encrypt(stored.body, idempotencyAssociatedData(scope, key)),
@@ -132,10 +132,8 @@ function readKey(request: FastifyRequest): string | undefined {
 }
 
 /** The request's identity: method, path and query, and the body with its keys in a fixed order. */
-function hashRequest(request: FastifyRequest): string {
-  return createHash('sha256')
-    .update(`${request.method}\n${request.url}\n${canonicalJson(request.body)}`)
-    .digest('base64url');
+function requestIdentity(request: FastifyRequest): string {
+  return `${request.method}\n${request.url}\n${canonicalJson(request.body)}`;
 }
 
 function canonicalJson(value: unknown): string {

@@ -89,7 +89,7 @@ async function rotateColumn(
     options.batchSize ?? ROTATION_BATCH_SIZE_DEFAULT,
     ROTATION_BATCH_SIZE_MAX,
   );
-  const prefix = `v1.${cipher.activeKeyId}.`;
+  const prefix = cipher.activePrefix;
   const result: RotationResult = { scanned: 0, reencrypted: 0, failed: 0, interrupted: false };
   let after: string[] | undefined;
   for (;;) {

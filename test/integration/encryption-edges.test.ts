@@ -44,6 +44,9 @@ describe('stored idempotent responses', () => {
     expect(stored).toHaveLength(1);
     expect(stored[0]!.row).not.toContain('Adwoa');
     expect(stored[0]!.row).toContain('v1.key-2.');
+    // The request fingerprint is keyed: a list of likely names cannot be hashed to find it.
+    const [hash] = await rows<{ h: string }>(sql`select request_hash as h from idempotency_keys`);
+    expect(hash!.h).toMatch(/^v1\.key-2\.[A-Za-z0-9_-]{43}$/);
 
     const result = await rotateKeys(context.database.handle.db, new FieldCipher(NEW_RING), {
       batchSize: 2,
