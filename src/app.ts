@@ -14,9 +14,14 @@ import {
 } from './platform/crypto.js';
 import { openDatabase, type DatabaseHandle } from './platform/db.js';
 import { healthRoutes } from './platform/health.js';
-import { AppError } from './platform/errors.js';
-import { installErrorHandling } from './platform/http-errors.js';
+import { AppError, isDatabaseUnavailable } from './platform/errors.js';
+import {
+  frameworkErrors,
+  installErrorHandling,
+  RETRY_AFTER_SECONDS,
+} from './platform/http-errors.js';
 import { createIdempotency } from './platform/idempotency.js';
+import { installJsonBodyParser } from './platform/json-body.js';
 import { loggerOptions, requestIdOf } from './platform/logging.js';
 import { validatorCompiler } from './platform/validation.js';
 
@@ -31,6 +36,28 @@ export interface AppDeps {
 }
 
 const API_VERSION = '0.1.0';
+/** How long start-up waits for a database that is still coming up (a container starting beside us). */
+const DATABASE_STARTUP_WAIT_MS = 30_000;
+const DATABASE_STARTUP_RETRY_MS = 1_000;
+
+/** Runs `work`, retrying while the database is unreachable, for at most `waitMs`. */
+async function untilAvailable(
+  work: () => Promise<void>,
+  log: FastifyBaseLogger,
+  waitMs: number,
+): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      await work();
+      return;
+    } catch (error) {
+      if (!isDatabaseUnavailable(error) || Date.now() >= deadline) throw error;
+      log.warn({ err: error }, 'database not reachable yet; retrying');
+      await new Promise((resolve) => setTimeout(resolve, DATABASE_STARTUP_RETRY_MS));
+    }
+  }
+}
 
 /** Loads the key ring from config, or in development a key generated once into DATA_DIR. */
 export async function loadKeyRing(config: Config): Promise<KeyRing> {
@@ -57,13 +84,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // Fastify's own closing answer is not in our error shape; the onRequest hook below is.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
-    routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
-    ajv: { customOptions: { allErrors: true } },
+    // A user id of 128 characters can take 256 UTF-16 units (and more once percent-encoded).
+    routerOptions: { ignoreTrailingSlash: false, maxParamLength: 1_024 },
+    frameworkErrors,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
   // JSON only: anything else, text included, is refused with 415 instead of half-parsed.
   app.removeContentTypeParser('text/plain');
+  installJsonBodyParser(app);
   installErrorHandling(app);
 
   const ownsDatabase = !deps.database;
@@ -80,7 +109,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.addHook('onClose', async () => {
     if (ownsDatabase) await database.close();
   });
-  if (deps.migrate ?? ownsDatabase) await database.migrate();
+  if (deps.migrate ?? ownsDatabase) {
+    await untilAvailable(() => database.migrate(), app.log, DATABASE_STARTUP_WAIT_MS);
+  }
 
   const cipher = new FieldCipher(deps.keyRing ?? (await loadKeyRing(config)));
   const transactions = createTransactionsService({
@@ -104,7 +135,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     void reply.header('x-request-id', request.id);
     if (closing) {
       // A request that arrives on a kept-alive connection while shutting down: send it elsewhere.
-      void reply.header('connection', 'close').header('retry-after', '1');
+      void reply.header('connection', 'close').header('retry-after', String(RETRY_AFTER_SECONDS));
       throw new AppError('SERVICE_UNAVAILABLE', 'Service is shutting down, please retry');
     }
   });

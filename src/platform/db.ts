@@ -68,11 +68,11 @@ function openPostgres(options: DatabaseOptions & { databaseUrl: string }): Datab
   // An idle client whose server goes away emits 'error'; unhandled, it would kill the process.
   // The pool discards the client, and the next checkout opens a fresh connection.
   pool.on('error', (error) => {
-    logger.warn({ err: { message: error.message } }, 'database connection lost');
+    logger.warn({ err: error }, 'database connection lost');
   });
   pool.on('connect', (client) => {
     client.on('error', (error) => {
-      logger.warn({ err: { message: error.message } }, 'database client error');
+      logger.warn({ err: error }, 'database client error');
     });
   });
   const db = drizzlePg({ client: pool, schema, casing: 'snake_case' }) as unknown as Db;

@@ -12,6 +12,7 @@ export const ERROR_STATUS = {
   METHOD_NOT_ALLOWED: 405,
   PRECONDITION_FAILED: 412,
   PAYLOAD_TOO_LARGE: 413,
+  URI_TOO_LONG: 414,
   UNSUPPORTED_MEDIA_TYPE: 415,
   IDEMPOTENCY_KEY_REUSED: 422,
   IDEMPOTENCY_KEY_IN_FLIGHT: 409,
@@ -52,14 +53,6 @@ export function validationError(issues: ValidationIssue[]): AppError {
   return new AppError('VALIDATION_FAILED', message, issues);
 }
 
-/** The database could not be reached or did not answer in time: a 503, never a 500. */
-export class DatabaseUnavailableError extends Error {
-  constructor(cause: unknown) {
-    super('database unavailable', { cause });
-    this.name = 'DatabaseUnavailableError';
-  }
-}
-
 // SQLSTATE classes and codes that mean "the database is not there right now" rather than "the
 // query is wrong": connection exceptions (08), operator intervention (57P0x), too many
 // connections, a statement cancelled by our own timeout, and a server starting up.
@@ -86,7 +79,6 @@ const UNAVAILABLE_MESSAGES = [
 /** True when `error`, or anything in its cause chain, says the database is unreachable. */
 export function isDatabaseUnavailable(error: unknown): boolean {
   for (let current = error, depth = 0; current && depth < 8; depth += 1) {
-    if (current instanceof DatabaseUnavailableError) return true;
     if (typeof current !== 'object') return false;
     const { code, message, cause } = current as {
       code?: unknown;

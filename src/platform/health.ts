@@ -1,7 +1,12 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Type } from 'typebox';
 import type { DatabaseHandle } from './db.js';
-import { errorBody } from './http-errors.js';
+import {
+  DEFAULT_UNAVAILABLE_MESSAGE,
+  ErrorBody,
+  errorBody,
+  RETRY_AFTER_SECONDS,
+} from './http-errors.js';
 
 /** A readiness probe must answer fast even when the database hangs. */
 const READINESS_TIMEOUT_MS = 2_000;
@@ -32,27 +37,17 @@ export const healthRoutes: FastifyPluginAsync<{ database: DatabaseHandle }> = as
         summary: 'Readiness: the database answers',
         response: {
           200: Type.Object({ status: Type.Literal('ready'), checks: Checks }),
-          503: Type.Object({
-            message: Type.String(),
-            name: Type.String(),
-            code: Type.String(),
-            request_id: Type.String(),
-            checks: Checks,
-          }),
+          503: Type.Object({ ...ErrorBody.properties, checks: Checks }),
         },
       },
     },
     async (request, reply) => {
-      const database_ = await check(() => database.ping());
-      if (database_ === 'ok') return { status: 'ready' as const, checks: { database: database_ } };
-      void reply.code(503).header('retry-after', '2');
+      const checks = { database: await check(() => database.ping()) };
+      if (checks.database === 'ok') return { status: 'ready' as const, checks };
+      void reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS));
       return {
-        ...errorBody(
-          request,
-          'SERVICE_UNAVAILABLE',
-          'Service is unavailable, please try again later',
-        ),
-        checks: { database: database_ },
+        ...errorBody(request, 'SERVICE_UNAVAILABLE', DEFAULT_UNAVAILABLE_MESSAGE),
+        checks,
       };
     },
   );

@@ -34,8 +34,8 @@ export const ErrorBody = Type.Object(
 export type ErrorBody = Static<typeof ErrorBody>;
 
 /** Seconds a client should wait before retrying when a dependency is down. */
-const RETRY_AFTER_SECONDS = 2;
-const DEFAULT_UNAVAILABLE_MESSAGE = 'Service is unavailable, please try again later';
+export const RETRY_AFTER_SECONDS = 2;
+export const DEFAULT_UNAVAILABLE_MESSAGE = 'Service is unavailable, please try again later';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -110,6 +110,23 @@ function malformedJson(error: Error): AppError {
 }
 
 /**
+ * Errors Fastify raises before routing (a URL that does not decode, a path parameter over the
+ * router's bound): without this they would leave in Fastify's own shape.
+ */
+export function frameworkErrors(
+  error: FastifyError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): void {
+  void reply.header('x-request-id', request.id);
+  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    send(request, reply, 'URI_TOO_LONG', 'A path segment is too long');
+  } else {
+    send(request, reply, 'BAD_REQUEST', 'The URL is not valid');
+  }
+}
+
+/**
  * Installs the error handler, the 404/405 handler and request-body rules: from here on, every
  * error leaves in the one shape, and a 500 says nothing about internals.
  */
@@ -141,7 +158,7 @@ export function installErrorHandling(app: FastifyInstance): void {
     const known = error instanceof AppError ? error : fromFastifyError(error);
     if (known) return send(request, reply, known.code, known.message, known.detail);
     if (isDatabaseUnavailable(error)) {
-      request.log.warn({ err: { message: error.message } }, 'database unavailable');
+      request.log.warn({ err: error }, 'database unavailable');
       void reply.header('retry-after', String(RETRY_AFTER_SECONDS));
       const message = request.routeOptions.config.unavailableMessage ?? DEFAULT_UNAVAILABLE_MESSAGE;
       return send(request, reply, 'SERVICE_UNAVAILABLE', message);

@@ -17,9 +17,40 @@ const REDACTED_PATHS = [
   'headers.authorization',
 ];
 
+interface SerializedError {
+  type: string;
+  message: string;
+  code?: string;
+  stack?: string;
+  cause?: SerializedError;
+}
+
+/**
+ * Errors as logged: type, message, code, stack and cause chain, and never the parameters of a
+ * failed query (drizzle puts them in its message), which hold whatever the client sent.
+ */
+export function serializeError(error: unknown, depth = 0): SerializedError {
+  if (!(error instanceof Error)) return { type: typeof error, message: String(error) };
+  const withQuery = error as Error & { query?: unknown; params?: unknown; code?: unknown };
+  const message =
+    typeof withQuery.query === 'string' && 'params' in withQuery
+      ? `Failed query: ${withQuery.query}`
+      : error.message;
+  return {
+    type: error.name,
+    message,
+    ...(typeof withQuery.code === 'string' ? { code: withQuery.code } : {}),
+    ...(error.stack ? { stack: error.stack.replace(error.message, message) } : {}),
+    ...(error.cause !== undefined && depth < 5
+      ? { cause: serializeError(error.cause, depth + 1) }
+      : {}),
+  };
+}
+
 export function loggerOptions(level: string): LoggerOptions {
   return {
     level,
+    serializers: { err: serializeError },
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
     base: { service: 'fido-transactions-api' },
     timestamp: pino.stdTimeFunctions.isoTime,

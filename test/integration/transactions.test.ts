@@ -148,6 +148,28 @@ describe('POST /api/v1/transaction/', () => {
     expect(long[0]?.type).toBe('too_many_significant_digits');
   });
 
+  it('refuses an amount JSON would round, instead of recording the rounded value', async () => {
+    for (const [literal, type] of [
+      ['100.100000000000000000001', 'too_many_fraction_digits'],
+      ['12345678901234.56', 'too_many_significant_digits'],
+    ]) {
+      const body = JSON.stringify(transactionBody()).replace(
+        '"transaction_amount":100',
+        `"transaction_amount":${literal}`,
+      );
+      const response = await context.app.inject({
+        method: 'POST',
+        url: '/api/v1/transaction/',
+        headers: { 'content-type': 'application/json' },
+        payload: body,
+      });
+      expect(expectError(response, 422, 'VALIDATION_FAILED').detail[0]).toMatchObject({
+        loc: ['body', 'transaction_amount'],
+        type,
+      });
+    }
+  });
+
   it('names every missing required field', async () => {
     const response = await context.app.inject({
       method: 'POST',
@@ -193,6 +215,17 @@ describe('POST /api/v1/transaction/', () => {
     const issue = detail.find((d) => d.loc[1] === field);
     expect(issue, JSON.stringify(detail)).toBeDefined();
     expect(issue?.type).toBe(type);
+  });
+
+  it.each([
+    [{ full_name: 'Ama \ud800' }, 'full_name'],
+    [{ full_name: 'Ama\tOwusu' }, 'full_name'],
+    [{ description: 'a\u0000b' }, 'description'],
+    [{ metadata: { note: 'a\u0000b' } }, 'metadata'],
+    [{ metadata: { note: 'x\udc00' } }, 'metadata'],
+  ])('refuses text the database could not store: %j', async (overrides, field) => {
+    const detail = await createDetail(overrides);
+    expect(detail.find((d) => d.loc[1] === field)?.type).toBe('string_pattern_mismatch');
   });
 
   it('explains patterns in words', async () => {
@@ -443,7 +476,7 @@ describe('PUT and PATCH /api/v1/transaction/{id}', () => {
       payload: { description: 'first' },
     });
     expect(first.statusCode).toBe(200);
-    for (const ifMatch of ['"1"', 'W/"2"', 'garbage']) {
+    for (const ifMatch of ['"1"', 'W/"2"', '"02"', 'garbage']) {
       const stale = await context.app.inject({
         method: 'PATCH',
         url: `/api/v1/transaction/${created.id}`,
@@ -548,6 +581,32 @@ describe('errors outside the routes', () => {
       headers: { 'x-request-id': 'bad id\nwith newline' },
     });
     expect(replaced.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
+describe('URLs', () => {
+  it('answers a URL that does not decode, and an over-long path segment, in the error shape', async () => {
+    const bad = await context.app.inject({ method: 'GET', url: '/api/v1/transaction/%E0%A4%A' });
+    expectError(bad, 400, 'BAD_REQUEST');
+    const long = await context.app.inject({
+      method: 'GET',
+      url: `/api/v1/transaction/${'a'.repeat(2_000)}`,
+    });
+    expectError(long, 414, 'URI_TOO_LONG');
+    const id = 'b'.repeat(150);
+    const longish = await context.app.inject({ method: 'GET', url: `/api/v1/transaction/${id}` });
+    expectError(longish, 404, 'TRANSACTION_NOT_FOUND', `Transaction with id: ${id} not found.`);
+  });
+
+  it('serves the history of a user id at its full length in any script', async () => {
+    const userId = '😀'.repeat(128);
+    await create({ user_id: userId });
+    const response = await context.app.inject({
+      method: 'GET',
+      url: `/api/v1/transaction/history/${encodeURIComponent(userId)}`,
+    });
+    expect(response.statusCode).toBe(200);
+    expect(response.json().data[0].user_id).toBe(userId);
   });
 });
 

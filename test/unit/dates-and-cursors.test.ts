@@ -69,7 +69,14 @@ describe('history cursors', () => {
   });
 
   it('refuse anything that is not one of ours', () => {
-    for (const bad of ['', '!!!', 'abc', Buffer.from('123.not-a-uuid').toString('base64url')]) {
+    const farFuture = `300000000000000.${'0192e0c2-7a1b-7c3d-8e4f-123456789abc'}`;
+    for (const bad of [
+      '',
+      '!!!',
+      'abc',
+      Buffer.from('123.not-a-uuid').toString('base64url'),
+      Buffer.from(farFuture).toString('base64url'),
+    ]) {
       expect(decodeCursor(bad)).toBeUndefined();
     }
     fc.assert(

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DatabaseUnavailableError, isDatabaseUnavailable } from '../../src/platform/errors.js';
+import { isDatabaseUnavailable } from '../../src/platform/errors.js';
+import { serializeError } from '../../src/platform/logging.js';
 
 describe('isDatabaseUnavailable', () => {
   it.each([
@@ -12,7 +13,6 @@ describe('isDatabaseUnavailable', () => {
     Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014' }),
     Object.assign(new Error('connection failure'), { code: '08006' }),
     new Error('Failed query', { cause: new Error('Connection terminated') }),
-    new DatabaseUnavailableError(new Error('x')),
   ])('recognises %s', (error) => {
     expect(isDatabaseUnavailable(error)).toBe(true);
   });
@@ -25,5 +25,23 @@ describe('isDatabaseUnavailable', () => {
     'Connection terminated',
   ])('does not mistake %s for an outage', (error) => {
     expect(isDatabaseUnavailable(error)).toBe(false);
+  });
+});
+
+describe('serializeError', () => {
+  it('keeps the SQL of a failed query but never its parameters', async () => {
+    const { DrizzleQueryError } = await import('drizzle-orm/errors');
+    const error = new DrizzleQueryError(
+      'insert into "transactions" ("description") values ($1)',
+      ['my secret note'],
+      Object.assign(new Error('Connection terminated'), { code: 'ECONNRESET' }),
+    );
+    const logged = JSON.stringify(serializeError(error));
+    expect(logged).not.toContain('my secret note');
+    expect(logged).toContain('insert into');
+    expect(serializeError(error)).toMatchObject({
+      message: 'Failed query: insert into "transactions" ("description") values ($1)',
+      cause: { message: 'Connection terminated', code: 'ECONNRESET' },
+    });
   });
 });

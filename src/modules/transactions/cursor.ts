@@ -1,10 +1,12 @@
+import { INSTANT_MAX_MS, INSTANT_MIN_MS } from './dates.js';
 import type { HistoryPosition } from './transactions.repository.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
  * History cursors are opaque to clients: base64url of "<epoch ms>.<id>" of the last row served.
- * They carry no personal data and are bound to nothing secret, so tampering only moves the page.
+ * They carry no personal data and are bound to nothing secret, so tampering only moves the page
+ * (a position outside the dates a transaction can have is refused).
  */
 export function encodeCursor(position: HistoryPosition): string {
   return Buffer.from(`${position.transactionDate.getTime()}.${position.id}`).toString('base64url');
@@ -17,7 +19,9 @@ export function decodeCursor(cursor: string): HistoryPosition | undefined {
   const ms = text.slice(0, dot);
   const id = text.slice(dot + 1);
   if (dot < 1 || !/^-?\d{1,15}$/.test(ms) || !UUID.test(id)) return undefined;
-  return { transactionDate: new Date(Number(ms)), id };
+  const time = Number(ms);
+  if (time < INSTANT_MIN_MS || time > INSTANT_MAX_MS) return undefined;
+  return { transactionDate: new Date(time), id };
 }
 
 export function isUuid(value: string): boolean {

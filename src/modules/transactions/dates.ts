@@ -2,6 +2,9 @@
 export const FUTURE_TOLERANCE_MS = 24 * 60 * 60 * 1000;
 const YEAR_MIN = 1900;
 const YEAR_MAX = 9999;
+/** The instants parseInstant can return, with a day's margin for offsets across a year's edge. */
+export const INSTANT_MIN_MS = Date.UTC(YEAR_MIN, 0, 1) - 24 * 60 * 60 * 1000;
+export const INSTANT_MAX_MS = Date.UTC(YEAR_MAX + 1, 0, 1) + 24 * 60 * 60 * 1000;
 
 const DATE_ONLY = /^(\d{4})-(\d{2})-(\d{2})$/;
 const DATE_TIME =

@@ -53,9 +53,8 @@ function readIfMatch(request: FastifyRequest): VersionPrecondition | undefined {
   if (header.trim() === '*') return '*';
   return header
     .split(',')
-    .map((tag) => /^\s*"(\d{1,9})"\s*$/.exec(tag)?.[1])
-    .filter((v): v is string => v !== undefined)
-    .map(Number);
+    .map((tag) => /^\s*"([^"]*)"\s*$/.exec(tag)?.[1])
+    .filter((v): v is string => v !== undefined);
 }
 
 export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOptions> = async (
@@ -115,8 +114,9 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
       url,
       { ...createRoute, schema: { ...createRoute.schema, hide } },
       async (request, reply) => {
+        const input = transactions.checkCreate(request.body);
         await writeTransaction(request, reply, 201, 'Transaction added successfully.', (dbTx) =>
-          transactions.create(request.body, { dbTx }),
+          transactions.create(input, { dbTx }),
         );
       },
     );

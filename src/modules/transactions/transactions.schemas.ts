@@ -15,11 +15,18 @@ const DATE_INPUT_LENGTH_MAX = 40;
 const AMOUNT_INPUT_LENGTH_MAX = 40;
 const CURSOR_LENGTH_MAX = 200;
 
+// PostgreSQL text cannot hold NUL, and an unpaired surrogate cannot be encoded as UTF-8: both
+// would fail at the database (a 500) instead of here (a 422 naming the field).
+const STORABLE_TEXT = '^[^\\u0000\\p{Cs}]*$';
+const STORABLE_TEXT_MESSAGE = 'String should not contain NUL characters or unpaired surrogates';
+const PRINTABLE_TEXT = '^[^\\p{Cc}\\p{Cs}]*$';
+const PRINTABLE_TEXT_MESSAGE = 'String should not contain control characters';
+
 const UserId = Type.String({
   minLength: 1,
   maxLength: USER_ID_LENGTH_MAX,
-  pattern: '^[^\\p{Cc}]*$',
-  'x-error-message': 'String should not contain control characters',
+  pattern: PRINTABLE_TEXT,
+  'x-error-message': PRINTABLE_TEXT_MESSAGE,
   description: 'The owner of the transaction: 1–128 characters, no control characters.',
   examples: ['user-123'],
 });
@@ -54,17 +61,29 @@ const Currency = Type.String({
   examples: ['GHS'],
 });
 
-const Description = Type.String({ maxLength: DESCRIPTION_LENGTH_MAX });
+const Description = Type.String({
+  maxLength: DESCRIPTION_LENGTH_MAX,
+  pattern: STORABLE_TEXT,
+  'x-error-message': STORABLE_TEXT_MESSAGE,
+});
 
-const Metadata = Type.Record(Type.String(), Type.String({ maxLength: METADATA_VALUE_LENGTH_MAX }), {
+const MetadataValue = Type.String({
+  maxLength: METADATA_VALUE_LENGTH_MAX,
+  pattern: STORABLE_TEXT,
+  'x-error-message': STORABLE_TEXT_MESSAGE,
+});
+
+const Metadata = Type.Record(Type.String(), MetadataValue, {
   maxProperties: METADATA_KEYS_MAX,
-  propertyNames: { minLength: 1, maxLength: METADATA_KEY_LENGTH_MAX },
+  propertyNames: { minLength: 1, maxLength: METADATA_KEY_LENGTH_MAX, pattern: PRINTABLE_TEXT },
   description: `A flat object: at most ${METADATA_KEYS_MAX} keys, string values of at most ${METADATA_VALUE_LENGTH_MAX} characters.`,
 });
 
 const FullName = Type.String({
   minLength: 1,
   maxLength: FULL_NAME_INPUT_LENGTH_MAX,
+  pattern: PRINTABLE_TEXT,
+  'x-error-message': PRINTABLE_TEXT_MESSAGE,
   description: '1–200 characters after trimming. Encrypted at rest.',
   examples: ['Ama Owusu'],
 });
@@ -87,7 +106,10 @@ export type CreateTransactionBody = Static<typeof CreateTransactionBody>;
 export const UpdateTransactionBody = Type.Object(
   {
     user_id: Type.Optional(
-      Type.String({ description: 'Immutable: accepted only if equal to the current owner.' }),
+      Type.String({
+        maxLength: USER_ID_LENGTH_MAX,
+        description: 'Immutable: accepted only if equal to the current owner.',
+      }),
     ),
     full_name: Type.Optional(FullName),
     transaction_date: Type.Optional(DateInput),
@@ -124,8 +146,10 @@ export const Transaction = Type.Object(
 );
 export type Transaction = Static<typeof Transaction>;
 
+// No length bound here: the router's maxParamLength bounds it, and any id that is not a UUID
+// answers the old service's 404 rather than a 422.
 export const TransactionIdParams = Type.Object({
-  id: Type.String({ maxLength: 100, description: 'The transaction id (a UUID).' }),
+  id: Type.String({ description: 'The transaction id (a UUID).' }),
 });
 
 export const HistoryParams = Type.Object({ user_id: UserId });

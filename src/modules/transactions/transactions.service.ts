@@ -47,12 +47,24 @@ export interface TransactionsServiceDeps {
 }
 
 /** A condition on the current version, from `If-Match`: `*` or a list of versions. */
-export type VersionPrecondition = '*' | readonly number[];
+export type VersionPrecondition = '*' | readonly string[];
 
 export interface WriteOptions {
   /** Run inside this database transaction (the idempotency layer's) instead of a new one. */
   dbTx?: DbTx | undefined;
   ifMatch?: VersionPrecondition | undefined;
+}
+
+/** A new transaction that has passed every rule, ready to store. */
+export interface NewTransaction {
+  userId: string;
+  fullName: string;
+  transactionDate: Date;
+  amountMinor: bigint;
+  transactionType: 'credit' | 'debit';
+  currency: string;
+  description: string | null;
+  metadata: Record<string, string> | null;
 }
 
 export interface HistoryPage {
@@ -76,7 +88,11 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
     };
   }
 
-  async function create(body: CreateTransactionBody, options: WriteOptions = {}) {
+  /**
+   * Applies the rules a new transaction must meet, before any database work: an invalid request
+   * never takes a connection, and answers 422 even while the database is down.
+   */
+  function checkCreate(body: CreateTransactionBody): NewTransaction {
     const issues: ValidationIssue[] = [];
     const currency = checkCurrency(body.currency ?? deps.defaultCurrency, issues);
     const fullName = checkFullName(body.full_name, issues);
@@ -89,20 +105,27 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
     if (issues.length > 0 || !fullName || !transactionDate || !currency || !amountMinor) {
       throw validationError(issues);
     }
+    return {
+      userId: body.user_id,
+      fullName,
+      transactionDate,
+      amountMinor,
+      transactionType: body.transaction_type,
+      currency,
+      description: body.description ?? null,
+      metadata: body.metadata ?? null,
+    };
+  }
 
+  async function create(input: NewTransaction, options: WriteOptions = {}) {
     const id = uuidv7();
     const timestamp = now();
+    const { fullName, ...columns } = input;
     return inTransaction(db, options.dbTx, async (dbTx) => {
       const saved = await insertTransaction(dbTx, {
-        userId: body.user_id,
+        ...columns,
         id,
         fullNameCiphertext: cipher.encrypt(fullName, id),
-        transactionDate,
-        amountMinor,
-        transactionType: body.transaction_type,
-        currency,
-        description: body.description ?? null,
-        metadata: body.metadata ?? null,
         version: 1,
         createdAt: timestamp,
         updatedAt: timestamp,
@@ -258,7 +281,7 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
     });
   }
 
-  return { create, get, history, update, remove, toView };
+  return { checkCreate, create, get, history, update, remove, toView };
 }
 
 const UPDATABLE_FIELDS = new Set([
@@ -290,7 +313,10 @@ function publicFields(row: TransactionRow): Omit<Transaction, 'full_name'> {
 
 function checkPrecondition(current: TransactionRow, ifMatch: VersionPrecondition | undefined) {
   if (ifMatch === undefined || ifMatch === '*') return;
-  if (!ifMatch.includes(current.version)) throw versionMismatch(current.id, current.version);
+  // Strong comparison (RFC 9110 8.8.3.2): "01" is not the tag "1".
+  if (!ifMatch.includes(String(current.version))) {
+    throw versionMismatch(current.id, current.version);
+  }
 }
 
 function checkCurrency(raw: string, issues: ValidationIssue[]): string | undefined {

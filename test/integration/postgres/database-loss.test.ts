@@ -170,6 +170,13 @@ describe('the database becomes unreachable', () => {
       checks: { database: 'unavailable' },
     });
     expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+    // A request that is wrong in itself is answered as such, outage or not.
+    const invalid = await app.inject({
+      method: 'POST',
+      url: '/api/v1/transaction/',
+      payload: { ...body, transaction_amount: '1.001' },
+    });
+    expect(invalid.statusCode).toBe(422);
 
     await proxy.restore();
 
