@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LightMyRequestResponse } from 'fastify';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { queryRows } from '../../src/platform/db.js';
-import { buildTestApp, createTestDatabase, type TestDatabase } from '../helpers/app.js';
+import { useTestApp } from '../helpers/app.js';
 import { transactionBody, uniqueUserId } from '../helpers/factories.js';
 
 interface TransactionView {
@@ -23,23 +23,12 @@ interface ErrorResponse {
   detail?: { loc: (string | number)[]; msg: string; type: string }[];
 }
 
-let db: TestDatabase;
-let app: FastifyInstance;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await buildTestApp(db);
-});
-
-afterAll(async () => {
-  await app.close();
-  await db.drop();
-});
+const context = useTestApp();
 
 const newKey = () => `key-${randomUUID()}`;
 
 function post(body: unknown, key?: string): Promise<LightMyRequestResponse> {
-  return app.inject({
+  return context.app.inject({
     method: 'POST',
     url: '/api/v1/transaction/',
     headers: key === undefined ? {} : { 'idempotency-key': key },
@@ -53,7 +42,7 @@ function write(
   key: string | undefined,
   body?: Record<string, unknown>,
 ): Promise<LightMyRequestResponse> {
-  return app.inject({
+  return context.app.inject({
     method,
     url: `/api/v1/transaction/${id}`,
     headers: key === undefined ? {} : { 'idempotency-key': key },
@@ -62,12 +51,12 @@ function write(
 }
 
 function get(id: string): Promise<LightMyRequestResponse> {
-  return app.inject({ method: 'GET', url: `/api/v1/transaction/${id}` });
+  return context.app.inject({ method: 'GET', url: `/api/v1/transaction/${id}` });
 }
 
 async function countTransactions(userId: string): Promise<number> {
   const [row] = await queryRows<{ n: number }>(
-    db.handle.db,
+    context.database.handle.db,
     sql`select count(*)::int as n from transactions where user_id = ${userId}`,
   );
   return row!.n;
@@ -75,7 +64,7 @@ async function countTransactions(userId: string): Promise<number> {
 
 async function countKeyRows(key: string): Promise<number> {
   const [row] = await queryRows<{ n: number }>(
-    db.handle.db,
+    context.database.handle.db,
     sql`select count(*)::int as n from idempotency_keys where key = ${key}`,
   );
   return row!.n;
@@ -145,7 +134,7 @@ describe('concurrent duplicates of one POST', () => {
 
   it('created exactly one row', async () => {
     expect(await countTransactions(userId)).toBe(1);
-    const history = await app.inject({
+    const history = await context.app.inject({
       method: 'GET',
       url: `/api/v1/transaction/history/${userId}`,
     });
@@ -176,7 +165,7 @@ describe('concurrent duplicates of one POST', () => {
     expect(replay.body).toBe(original.body);
     expect(replay.headers['idempotent-replayed']).toBe('true');
     // Formatting is not part of the request either.
-    const spaced = await app.inject({
+    const spaced = await context.app.inject({
       method: 'POST',
       url: '/api/v1/transaction/',
       headers: { 'idempotency-key': key, 'content-type': 'application/json' },

@@ -1,9 +1,8 @@
 import { sql } from 'drizzle-orm';
 import fc from 'fast-check';
-import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { queryRows } from '../../src/platform/db.js';
-import { buildTestApp, createTestDatabase, type TestDatabase } from '../helpers/app.js';
+import { useTestApp } from '../helpers/app.js';
 import { transactionBody, uniqueUserId } from '../helpers/factories.js';
 
 interface TransactionView {
@@ -36,21 +35,10 @@ interface Key {
   transaction_date: string;
 }
 
-let db: TestDatabase;
-let app: FastifyInstance;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  app = await buildTestApp(db);
-});
-
-afterAll(async () => {
-  await app.close();
-  await db.drop();
-});
+const context = useTestApp();
 
 async function create(overrides: Record<string, unknown>): Promise<TransactionView> {
-  const res = await app.inject({
+  const res = await context.app.inject({
     method: 'POST',
     url: '/api/v1/transaction/',
     payload: transactionBody(overrides),
@@ -81,7 +69,7 @@ function historyUrl(userId: string, query: Record<string, string | undefined> = 
 }
 
 async function getHistory(userId: string, query: Record<string, string | undefined> = {}) {
-  return app.inject({ method: 'GET', url: historyUrl(userId, query) });
+  return context.app.inject({ method: 'GET', url: historyUrl(userId, query) });
 }
 
 /** Newest first; among equal dates the larger id first (UUIDs compare like their hex text). */
@@ -194,7 +182,7 @@ describe('walking 1,000 rows with keyset pagination', () => {
     expect(created.filter((row) => row.transaction_date === CLUSTER_A)).toHaveLength(250);
     expect(created.filter((row) => row.transaction_date === CLUSTER_B)).toHaveLength(250);
     const [count] = await queryRows<{ n: number }>(
-      db.handle.db,
+      context.database.handle.db,
       sql`select count(*)::int as n from transactions where user_id = ${userId}`,
     );
     expect(count?.n).toBe(1_000);
