@@ -4,6 +4,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import type { Config } from './config.js';
+import { analyticsRoutes } from './modules/analytics/analytics.routes.js';
+import { createAnalyticsService } from './modules/analytics/analytics.service.js';
 import { transactionsRoutes } from './modules/transactions/transactions.routes.js';
 import { createTransactionsService } from './modules/transactions/transactions.service.js';
 import {
@@ -118,6 +120,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     db: database.db,
     cipher,
     defaultCurrency: config.defaultCurrency,
+    analyticsTimeZone: config.analyticsTimeZone,
   });
   const idempotency = createIdempotency({
     db: database.db,
@@ -164,6 +167,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       },
       tags: [
         { name: 'transactions', description: 'Create, read, update and delete transactions' },
+        { name: 'analytics', description: 'Per-user figures, exact the moment a write commits' },
         { name: 'operations', description: 'Health, readiness and documentation' },
       ],
     },
@@ -185,6 +189,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   await app.register(healthRoutes, { database });
   await app.register(transactionsRoutes, { transactions, idempotency });
+  await app.register(analyticsRoutes, {
+    analytics: createAnalyticsService({
+      db: database.db,
+      defaultCurrency: config.defaultCurrency,
+      timeZone: config.analyticsTimeZone,
+    }),
+  });
 
   await app.ready();
   return app;

@@ -1,3 +1,4 @@
+import { Cron } from 'croner';
 import { isCurrencyCode } from './modules/transactions/money.js';
 import { KeyConfigError, parseKeyRing } from './platform/crypto.js';
 
@@ -14,6 +15,13 @@ export interface Config {
   readonly dataDir: string;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly defaultCurrency: string;
+  /** IANA zone whose calendar days analytics count in (busiest day, daily rollups). */
+  readonly analyticsTimeZone: string;
+  readonly scheduler: 'on' | 'off';
+  /** Cron pattern (with optional seconds field) for the rollup reconciliation. */
+  readonly reconcileSchedule: string;
+  /** Users recomputed per reconciliation run, in each of its two passes. */
+  readonly reconcileBatchSize: number;
   readonly secretKey: string | undefined;
   readonly encryptionKeys: string | undefined;
   readonly dbPoolSize: number;
@@ -39,6 +47,24 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 const NODE_ENVS = ['development', 'production', 'test'] as const;
 const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
 const FALSE_WORDS = new Set(['0', 'false', 'no', 'off', '']);
+
+function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function isCronPattern(pattern: string): boolean {
+  try {
+    new Cron(pattern, { paused: true }).stop();
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** Reads `.env` from the working directory into the environment when there is one. */
 export function readDotEnv(file = '.env'): void {
@@ -99,6 +125,19 @@ export function loadConfig(env: Env = process.env): Config {
     problems.push(`DEFAULT_CURRENCY must be an ISO 4217 currency code (got "${defaultCurrency}")`);
   }
 
+  const analyticsTimeZone = read('ANALYTICS_TIMEZONE') ?? 'UTC';
+  if (!isTimeZone(analyticsTimeZone)) {
+    problems.push(
+      `ANALYTICS_TIMEZONE must be an IANA time zone such as UTC or Africa/Accra (got "${analyticsTimeZone}")`,
+    );
+  }
+  const reconcileSchedule = read('RECONCILE_SCHEDULE') ?? '*/5 * * * *';
+  if (!isCronPattern(reconcileSchedule)) {
+    problems.push(
+      `RECONCILE_SCHEDULE must be a cron pattern such as "*/5 * * * *" (got "${reconcileSchedule}")`,
+    );
+  }
+
   const config: Config = {
     nodeEnv,
     port: integer('PORT', 8000, 0, 65_535),
@@ -107,6 +146,10 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir: read('DATA_DIR') ?? './data',
     logLevel,
     defaultCurrency,
+    analyticsTimeZone,
+    scheduler: oneOf('SCHEDULER', ['on', 'off'] as const, 'on'),
+    reconcileSchedule,
+    reconcileBatchSize: integer('RECONCILE_BATCH_SIZE', 500, 1, 100_000),
     secretKey: read('SECRET_KEY'),
     encryptionKeys: read('ENCRYPTION_KEYS'),
     dbPoolSize: integer('DB_POOL_SIZE', 10, 1, 200),

@@ -3,6 +3,7 @@ import type { EventType } from '../../db/schema/index.js';
 import { inTransaction, type Db, type DbTx } from '../../platform/db.js';
 import { validationError, type ValidationIssue } from '../../platform/errors.js';
 import type { FieldCipher } from '../../platform/crypto.js';
+import { applyRollups, changesRollups } from '../analytics/rollups.js';
 import { appendEvent } from '../events/events.repository.js';
 import { decodeCursor, encodeCursor, isUuid } from './cursor.js';
 import { FUTURE_TOLERANCE_MS, parseInstant } from './dates.js';
@@ -43,6 +44,8 @@ export interface TransactionsServiceDeps {
   db: Db;
   cipher: FieldCipher;
   defaultCurrency: string;
+  /** The zone whose calendar days the daily rollups count in. */
+  analyticsTimeZone: string;
   now?: () => Date;
 }
 
@@ -130,6 +133,7 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
         createdAt: timestamp,
         updatedAt: timestamp,
       });
+      await applyRollups(dbTx, { added: saved }, deps.analyticsTimeZone);
       await recordEvent(dbTx, 'transaction.created', saved);
       return saved;
     });
@@ -188,6 +192,9 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
       checkPrecondition(current, options.ifMatch);
       const changes = checkChanges(current, body);
       const saved = await updateTransaction(dbTx, current, changes, now());
+      if (changesRollups(current, saved)) {
+        await applyRollups(dbTx, { removed: current, added: saved }, deps.analyticsTimeZone);
+      }
       await recordEvent(dbTx, 'transaction.updated', saved, current);
       return saved;
     });
@@ -200,6 +207,7 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
       if (!current) throw transactionNotFound(id);
       checkPrecondition(current, options.ifMatch);
       await deleteTransaction(dbTx, current);
+      await applyRollups(dbTx, { removed: current }, deps.analyticsTimeZone);
       await recordEvent(dbTx, 'transaction.deleted', current);
     });
   }

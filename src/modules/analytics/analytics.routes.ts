@@ -1,0 +1,60 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { ErrorBody } from '../../platform/http-errors.js';
+import {
+  AnalyticsEnvelope,
+  AnalyticsParams,
+  AnalyticsQuery,
+  RangeAnalyticsEnvelope,
+  RangeQuery,
+} from './analytics.schemas.js';
+import type { AnalyticsService } from './analytics.service.js';
+
+const MESSAGE = 'Transaction analytics retrieved successfully';
+const errors = { 404: ErrorBody, 422: ErrorBody, 503: ErrorBody };
+
+export const analyticsRoutes: FastifyPluginAsyncTypebox<{ analytics: AnalyticsService }> = async (
+  app,
+  { analytics },
+) => {
+  app.get(
+    '/api/v1/analytics/:user_id',
+    {
+      schema: {
+        tags: ['analytics'],
+        summary: "A user's all-time analytics in one currency",
+        description:
+          'Exact and current: rollups are updated in the same database transaction as every ' +
+          'write. 404 when the user has no transactions in that currency.',
+        params: AnalyticsParams,
+        querystring: AnalyticsQuery,
+        response: { 200: AnalyticsEnvelope, ...errors },
+      },
+    },
+    async (request) => ({
+      data: await analytics.allTime(request.params.user_id, request.query),
+      code: 200,
+      message: MESSAGE,
+    }),
+  );
+
+  app.get(
+    '/api/v1/analytics/range/:user_id',
+    {
+      schema: {
+        tags: ['analytics'],
+        summary: "A user's analytics over a period",
+        description:
+          'Both bounds optional and inclusive; a date alone is its midnight in the analytics ' +
+          'time zone. 404 when no transaction falls in the period.',
+        params: AnalyticsParams,
+        querystring: RangeQuery,
+        response: { 200: RangeAnalyticsEnvelope, ...errors },
+      },
+    },
+    async (request) => ({
+      data: await analytics.range(request.params.user_id, request.query),
+      code: 200,
+      message: MESSAGE,
+    }),
+  );
+};

@@ -1,0 +1,123 @@
+import type { Db } from '../../platform/db.js';
+import { AppError, validationError, type ValidationIssue } from '../../platform/errors.js';
+import {
+  currencyExponent,
+  divideHalfEven,
+  isCurrencyCode,
+  minorToNumber,
+} from '../transactions/money.js';
+import { parseLocalInstant } from './local-dates.js';
+import { readAllTime, readRange, type AnalyticsFigures } from './analytics.repository.js';
+import type { Analytics, RangeAnalytics } from './analytics.schemas.js';
+
+export interface AnalyticsServiceDeps {
+  db: Db;
+  defaultCurrency: string;
+  timeZone: string;
+}
+
+export const analyticsNotFound = (userId: string) =>
+  new AppError('ANALYTICS_NOT_FOUND', `Transaction analytics not found for user ID ${userId}`);
+
+export type AnalyticsService = ReturnType<typeof createAnalyticsService>;
+
+/** Per-user analytics, read from rollups kept exact by every write. Knows nothing about HTTP. */
+export function createAnalyticsService(deps: AnalyticsServiceDeps) {
+  const { db, timeZone } = deps;
+
+  function currencyOf(raw: string | undefined, issues: ValidationIssue[]): string {
+    const currency = (raw ?? deps.defaultCurrency).toUpperCase();
+    if (!isCurrencyCode(currency)) {
+      issues.push({
+        loc: ['query', 'currency'],
+        msg: `Unknown ISO 4217 currency code: ${raw}`,
+        type: 'value_error',
+      });
+    }
+    return currency;
+  }
+
+  async function allTime(
+    userId: string,
+    query: { currency?: string | undefined },
+  ): Promise<Analytics> {
+    const issues: ValidationIssue[] = [];
+    const currency = currencyOf(query.currency, issues);
+    if (issues.length > 0) throw validationError(issues);
+    const figures = await readAllTime(db, userId, currency);
+    if (!figures) throw analyticsNotFound(userId);
+    return present(userId, currency, figures);
+  }
+
+  async function range(
+    userId: string,
+    query: {
+      currency?: string | undefined;
+      start_date?: string | undefined;
+      end_date?: string | undefined;
+    },
+  ): Promise<RangeAnalytics> {
+    const issues: ValidationIssue[] = [];
+    const currency = currencyOf(query.currency, issues);
+    const bound = (name: 'start_date' | 'end_date') => {
+      const raw = query[name];
+      if (raw === undefined) return undefined;
+      const instant = parseLocalInstant(raw, timeZone);
+      if (!instant) {
+        issues.push({
+          loc: ['query', name],
+          msg: 'Input should be an ISO 8601 date or date-time, e.g. 2024-10-10',
+          type: 'datetime_parsing',
+        });
+      }
+      return instant;
+    };
+    const start = bound('start_date');
+    const end = bound('end_date');
+    if (start && end && start > end) {
+      issues.push({
+        loc: ['query', 'start_date'],
+        msg: 'start_date must not be after end_date',
+        type: 'value_error',
+      });
+    }
+    if (issues.length > 0) throw validationError(issues);
+    const figures = await readRange(db, userId, currency, start, end, timeZone);
+    if (!figures) throw analyticsNotFound(userId);
+    return {
+      ...present(userId, currency, figures),
+      start_date: start?.toISOString() ?? null,
+      end_date: end?.toISOString() ?? null,
+    };
+  }
+
+  return { allTime, range };
+}
+
+/** Figures as the API shows them: money rounded once, here, half-even to the minor unit. */
+function present(userId: string, currency: string, f: AnalyticsFigures): Analytics {
+  const exponent = currencyExponent(currency);
+  const total = f.creditTotalMinor + f.debitTotalMinor;
+  const net = f.creditTotalMinor - f.debitTotalMinor;
+  const average = divideHalfEven(total, BigInt(f.transactionCount));
+  const iso = (d: Date | null) => (d ? d.toISOString() : '');
+  return {
+    user_id: userId,
+    currency,
+    transaction_count: f.transactionCount,
+    credit_count: f.creditCount,
+    debit_count: f.debitCount,
+    average_transaction_value: minorToNumber(average, exponent),
+    credit_total: minorToNumber(f.creditTotalMinor, exponent),
+    debit_total: minorToNumber(f.debitTotalMinor, exponent),
+    net_total: minorToNumber(net, exponent),
+    credit_total_minor: f.creditTotalMinor.toString(),
+    debit_total_minor: f.debitTotalMinor.toString(),
+    net_total_minor: net.toString(),
+    highest_transactions_day: f.busiestDay ?? '',
+    highest_transactions_day_count: f.busiestDayCount,
+    first_transaction_date: iso(f.firstTransactionDate),
+    last_transaction_date: iso(f.lastTransactionDate),
+    last_updated: iso(f.lastUpdated),
+  };
+}
