@@ -4,6 +4,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import type { Config } from './config.js';
+import { scheduledJobs } from './jobs/catalogue.js';
+import { startScheduler, type Scheduler } from './jobs/scheduler.js';
 import { analyticsRoutes } from './modules/analytics/analytics.routes.js';
 import { createAnalyticsService } from './modules/analytics/analytics.service.js';
 import { transactionsRoutes } from './modules/transactions/transactions.routes.js';
@@ -25,6 +27,7 @@ import {
 import { createIdempotency } from './platform/idempotency.js';
 import { installJsonBodyParser } from './platform/json-body.js';
 import { loggerOptions, requestIdOf } from './platform/logging.js';
+import { createMetrics, metricsRoutes } from './platform/metrics.js';
 import { validatorCompiler } from './platform/validation.js';
 
 export interface AppDeps {
@@ -187,7 +190,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   );
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
+  const metrics = createMetrics();
   await app.register(healthRoutes, { database });
+  await app.register(metricsRoutes, { metrics });
   await app.register(transactionsRoutes, { transactions, idempotency });
   await app.register(analyticsRoutes, {
     analytics: createAnalyticsService({
@@ -196,6 +201,22 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       timeZone: config.analyticsTimeZone,
     }),
   });
+
+  if (config.scheduler === 'on') {
+    let scheduler: Scheduler | undefined;
+    // Started once the app is ready and stopped before the database closes; its first tick
+    // comes later, so start-up never waits on it.
+    app.addHook('onReady', async () => {
+      scheduler = startScheduler(
+        database.db,
+        scheduledJobs({ config, db: database.db, metrics, logger: app.log }),
+        app.log,
+      );
+    });
+    app.addHook('preClose', async () => {
+      await scheduler?.stop();
+    });
+  }
 
   await app.ready();
   return app;

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { buildApp, loadKeyRing } from './app.js';
+import { reconcileAll, reconcileUser } from './modules/analytics/reconciliation.js';
 import { ConfigError, loadConfig, readDotEnv } from './config.js';
 import { FieldCipher, generateKeyBase64 } from './platform/crypto.js';
 import { openDatabase } from './platform/db.js';
@@ -17,6 +18,8 @@ Commands:
   rotate-keys [--batch-size N]
                               re-encrypt every stored name under the active key
                               (safe to interrupt with Ctrl-C and run again)
+  reconcile [--user ID]       recompute analytics rollups from the raw rows and repair drift,
+                              for one user or for all (needed after changing ANALYTICS_TIMEZONE)
   generate-key                print a new random encryption key (base64, 32 bytes)
   openapi                     print the OpenAPI document as JSON
 `;
@@ -25,7 +28,11 @@ async function main(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { 'batch-size': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      'batch-size': { type: 'string' },
+      user: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
   });
   const command = positionals[0];
   if (values.help || !command) {
@@ -97,6 +104,30 @@ async function main(argv: string[]): Promise<number> {
         logger.info({ ...result, active_key_id: cipher.activeKeyId }, 'key rotation finished');
         if (result.failed > 0) return 1;
         return result.interrupted ? 130 : 0;
+      }
+      case 'reconcile': {
+        await database.migrate();
+        const drift = values.user
+          ? {
+              users: 1,
+              drift: await reconcileUser(database.db, values.user, config.analyticsTimeZone),
+            }
+          : await reconcileAll(
+              database.db,
+              config.analyticsTimeZone,
+              config.reconcileBatchSize,
+              logger,
+            );
+        logger.info(
+          {
+            users: drift.users,
+            drift_rows: drift.drift.rows,
+            drift_count: drift.drift.count,
+            drift_amount_minor: drift.drift.amountMinor.toString(),
+          },
+          'reconciliation finished',
+        );
+        return 0;
       }
       default:
         process.stderr.write(`Unknown command: ${command}\n\n${USAGE}`);

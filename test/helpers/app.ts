@@ -77,7 +77,14 @@ export function testKeyRing(id = 'test'): KeyRing {
 }
 
 export function testConfig(env: Record<string, string> = {}): Config {
-  return loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', DATA_DIR: 'memory://', ...env });
+  // The scheduler runs background work on a clock; tests that want it turn it on.
+  return loadConfig({
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    DATA_DIR: 'memory://',
+    SCHEDULER: 'off',
+    ...env,
+  });
 }
 
 /** The app as a user meets it, on the given database, driven through `inject()`. */

@@ -1,0 +1,30 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { Config } from '../config.js';
+import { runReconciliation } from '../modules/analytics/reconciliation.js';
+import type { Db } from '../platform/db.js';
+import type { Metrics } from '../platform/metrics.js';
+import type { ScheduledJob } from './scheduler.js';
+
+/** The closed list of scheduled jobs. Each is idempotent and bounded in batch size. */
+export function scheduledJobs(deps: {
+  config: Config;
+  db: Db;
+  metrics: Metrics;
+  logger: FastifyBaseLogger;
+}): ScheduledJob[] {
+  const { config, db, metrics, logger } = deps;
+  return [
+    {
+      name: 'reconcile-rollups',
+      pattern: config.reconcileSchedule,
+      async run() {
+        await runReconciliation(db, {
+          timeZone: config.analyticsTimeZone,
+          batchSize: config.reconcileBatchSize,
+          logger,
+          metrics,
+        });
+      },
+    },
+  ];
+}
