@@ -38,4 +38,4 @@ CREATE TABLE "user_stats" (
 );
 --> statement-breakpoint
 CREATE INDEX "user_daily_stats_busiest_idx" ON "user_daily_stats" USING btree ("user_id","currency","transaction_count" DESC NULLS FIRST,"day");--> statement-breakpoint
-CREATE INDEX "transactions_user_currency_date_idx" ON "transactions" USING btree ("user_id","currency","transaction_date");
+CREATE INDEX "transactions_user_currency_date_idx" ON "transactions" USING btree ("user_id","currency","transaction_date","transaction_type","amount_minor");

@@ -43,8 +43,15 @@ export const transactions = pgTable(
       t.id.desc().nullsFirst(),
     ),
     // First and last transaction dates per currency, all-time or in a range, are the two ends
-    // of this index: O(log n) whatever the number of rows.
-    index('transactions_user_currency_date_idx').on(t.userId, t.currency, t.transactionDate),
+    // of this index: O(log n) whatever the number of rows. Type and amount ride along so the
+    // partial edge days of a range query are read from the index alone (no heap fetches).
+    index('transactions_user_currency_date_idx').on(
+      t.userId,
+      t.currency,
+      t.transactionDate,
+      t.transactionType,
+      t.amountMinor,
+    ),
     check('transactions_amount_minor_positive', sql`${t.amountMinor} > 0`),
     check('transactions_type_valid', sql`${t.transactionType} in ('credit', 'debit')`),
     check('transactions_currency_format', sql`${t.currency} ~ '^[A-Z]{3}$'`),

@@ -1,0 +1,126 @@
+/**
+ * Analytics cost must not grow with the number of transactions: one user with 100 rows, one with
+ * 1,000,000, the same queries against both, latency compared as a ratio in the same run.
+ *
+ *   npm run bench -- --scenario analytics-scaling          (embedded PGlite)
+ *   BENCH_DATABASE_URL=postgres://… npm run bench -- …      (a fresh database on that server)
+ */
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import pg from 'pg';
+import { buildApp } from '../src/app.js';
+import { loadConfig } from '../src/config.js';
+import { FieldCipher } from '../src/platform/crypto.js';
+import { openDatabase, type DatabaseHandle } from '../src/platform/db.js';
+import { createLogger } from '../src/platform/logging.js';
+import { seedUser } from './seed.js';
+
+const SMALL = 100;
+const LARGE = Number(process.env.BENCH_LARGE_ROWS ?? 1_000_000);
+const DAYS = 730;
+const REQUESTS = 300;
+const WARMUP = 30;
+
+interface Stats {
+  p50: number;
+  p99: number;
+}
+
+async function timeRequests(url: string): Promise<Stats> {
+  const samples: number[] = [];
+  for (let i = 0; i < WARMUP + REQUESTS; i += 1) {
+    const started = process.hrtime.bigint();
+    const response = await fetch(url);
+    await response.arrayBuffer();
+    if (response.status !== 200) throw new Error(`${url} answered ${response.status}`);
+    if (i >= WARMUP) samples.push(Number(process.hrtime.bigint() - started) / 1e6);
+  }
+  samples.sort((a, b) => a - b);
+  const at = (q: number) =>
+    samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] ?? 0;
+  return { p50: at(0.5), p99: at(0.99) };
+}
+
+async function openBenchDatabase(): Promise<{ handle: DatabaseHandle; drop(): Promise<void> }> {
+  const logger = createLogger('silent');
+  const common = { poolSize: 10, statementTimeoutMs: 600_000, connectTimeoutMs: 5_000, logger };
+  const serverUrl = process.env.BENCH_DATABASE_URL;
+  if (!serverUrl) {
+    const handle = await openDatabase({ ...common, dataDir: 'memory://' });
+    await handle.migrate();
+    return { handle, drop: () => handle.close() };
+  }
+  const name = `fido_bench_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query(`create database ${name}`);
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  const handle = await openDatabase({ ...common, dataDir: 'unused', databaseUrl: url.toString() });
+  await handle.migrate();
+  return {
+    handle,
+    async drop() {
+      await handle.close();
+      await admin.query(`drop database if exists ${name} with (force)`);
+      await admin.end();
+    },
+  };
+}
+
+export async function analyticsScaling(): Promise<void> {
+  const database = await openBenchDatabase();
+  const keyRing = { activeKeyId: 'bench', keys: new Map([['bench', randomBytes(32)]]) };
+  const cipher = new FieldCipher(keyRing);
+  const end = new Date('2026-06-30T12:00:00Z');
+  try {
+    const seeded = Date.now();
+    await seedUser(database.handle.db, cipher, {
+      userId: 'bench-small',
+      count: SMALL,
+      days: DAYS,
+      end,
+    });
+    await seedUser(database.handle.db, cipher, {
+      userId: 'bench-large',
+      count: LARGE,
+      days: DAYS,
+      end,
+    });
+    console.log(
+      `seeded ${SMALL} + ${LARGE} rows in ${((Date.now() - seeded) / 1000).toFixed(1)} s (${database.handle.kind})`,
+    );
+
+    const config = loadConfig({
+      ...process.env,
+      LOG_LEVEL: 'warn',
+      SCHEDULER: 'off',
+      DATA_DIR: 'memory://',
+    });
+    const app = await buildApp(config, { database: database.handle, keyRing });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+    const base = `http://127.0.0.1:${port}/api/v1/analytics`;
+    const range = 'start_date=2025-07-01T08:30:00Z&end_date=2026-06-30T17:45:00Z';
+    const rows: Record<string, string | number>[] = [];
+    for (const [label, path] of [
+      ['all-time', (user: string) => `${base}/${user}`],
+      ['one-year range', (user: string) => `${base}/range/${user}?${range}`],
+    ] as const) {
+      const small = await timeRequests(path('bench-small'));
+      const large = await timeRequests(path('bench-large'));
+      rows.push({
+        query: label,
+        'small p50 ms': small.p50.toFixed(2),
+        'small p99 ms': small.p99.toFixed(2),
+        'large p50 ms': large.p50.toFixed(2),
+        'large p99 ms': large.p99.toFixed(2),
+        'ratio p50 large/small': (large.p50 / small.p50).toFixed(2),
+      });
+    }
+    console.table(rows);
+    await app.close();
+  } finally {
+    await database.drop();
+  }
+}
