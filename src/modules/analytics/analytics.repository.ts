@@ -77,6 +77,23 @@ export async function readAllTime(
   return row && Number(row.transaction_count) > 0 ? toFigures(row) : undefined;
 }
 
+/**
+ * The instant each local calendar day starts in `timeZone`, as the database computes it (the same
+ * computation that assigns transactions to days, DST gaps and all).
+ */
+export async function localDayStarts(
+  db: Db,
+  days: readonly string[],
+  timeZone: string,
+): Promise<Date[]> {
+  const rows = await queryRows<{ start: string | Date }>(
+    db,
+    sql`select (d::timestamp at time zone ${timeZone}) as start
+      from unnest(${sql.param(days)}::date[]) with ordinality as u(d, n) order by n`,
+  );
+  return rows.map((r) => new Date(r.start));
+}
+
 /** The whole calendar days inside a range, and the instants where its partial edge days lie. */
 interface RangeSplit {
   firstFullDay: string | null;

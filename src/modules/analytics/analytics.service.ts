@@ -6,8 +6,15 @@ import {
   isCurrencyCode,
   minorToNumber,
 } from '../transactions/money.js';
-import { parseLocalInstant } from './local-dates.js';
-import { readAllTime, readRange, type AnalyticsFigures } from './analytics.repository.js';
+import { parseInstant } from '../transactions/dates.js';
+import {
+  localDayStarts,
+  readAllTime,
+  readRange,
+  type AnalyticsFigures,
+} from './analytics.repository.js';
+
+const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
 import type { Analytics, RangeAnalytics } from './analytics.schemas.js';
 
 export interface AnalyticsServiceDeps {
@@ -62,7 +69,7 @@ export function createAnalyticsService(deps: AnalyticsServiceDeps) {
     const bound = (name: 'start_date' | 'end_date') => {
       const raw = query[name];
       if (raw === undefined) return undefined;
-      const instant = parseLocalInstant(raw, timeZone);
+      const instant = parseInstant(raw);
       if (!instant) {
         issues.push({
           loc: ['query', name],
@@ -70,10 +77,26 @@ export function createAnalyticsService(deps: AnalyticsServiceDeps) {
           type: 'datetime_parsing',
         });
       }
-      return instant;
+      return instant && { raw, instant };
     };
-    const start = bound('start_date');
-    const end = bound('end_date');
+    const parsedStart = bound('start_date');
+    const parsedEnd = bound('end_date');
+    if (issues.length > 0) throw validationError(issues);
+    // A date alone is the start of that day in the analytics time zone, as the database computes
+    // it: the same computation that assigns transactions to days, DST gaps included.
+    const localDays = [parsedStart, parsedEnd].filter(
+      (b): b is { raw: string; instant: Date } => b !== undefined && DATE_ONLY.test(b.raw),
+    );
+    if (localDays.length > 0 && timeZone !== 'UTC') {
+      const starts = await localDayStarts(
+        db,
+        localDays.map((b) => b.raw),
+        timeZone,
+      );
+      localDays.forEach((b, i) => (b.instant = starts[i] ?? b.instant));
+    }
+    const start = parsedStart?.instant;
+    const end = parsedEnd?.instant;
     if (start && end && start > end) {
       issues.push({
         loc: ['query', 'start_date'],
