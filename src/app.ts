@@ -16,7 +16,15 @@ import {
   parseKeyRing,
   type KeyRing,
 } from './platform/crypto.js';
+import {
+  createCache,
+  memoryStore,
+  redisStore,
+  type Cache,
+  type CacheStore,
+} from './platform/cache.js';
 import { openDatabase, type DatabaseHandle } from './platform/db.js';
+import { installConditionalGets } from './platform/http-cache.js';
 import { healthRoutes } from './platform/health.js';
 import { AppError, isDatabaseUnavailable } from './platform/errors.js';
 import {
@@ -30,6 +38,13 @@ import { loggerOptions, requestIdOf } from './platform/logging.js';
 import { createMetrics, metricsRoutes } from './platform/metrics.js';
 import { validatorCompiler } from './platform/validation.js';
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The read cache (platform singleton), for background work that must invalidate it. */
+    cache: Cache;
+  }
+}
+
 export interface AppDeps {
   /** An already-open database (tests share one per file); otherwise opened from config. */
   database?: DatabaseHandle;
@@ -38,6 +53,8 @@ export interface AppDeps {
   logger?: FastifyBaseLogger;
   /** Encryption keys; otherwise from config (or the development key file). */
   keyRing?: KeyRing;
+  /** Where cached reads live; otherwise Redis (REDIS_URL) or the in-process store. */
+  cacheStore?: CacheStore;
 }
 
 const API_VERSION = '0.1.0';
@@ -99,6 +116,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.removeContentTypeParser('text/plain');
   installJsonBodyParser(app);
   installErrorHandling(app);
+  installConditionalGets(app);
 
   const ownsDatabase = !deps.database;
   const database =
@@ -118,12 +136,29 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await untilAvailable(() => database.migrate(), app.log, DATABASE_STARTUP_WAIT_MS);
   }
 
+  const metrics = createMetrics(database);
+  const cache = createCache(
+    deps.cacheStore ??
+      (config.redisUrl
+        ? redisStore({
+            url: config.redisUrl,
+            prefix: config.cachePrefix,
+            timeoutMs: config.cacheTimeoutMs,
+            logger: app.log,
+          })
+        : memoryStore(config.cacheMaxEntries)),
+    { ttlSeconds: config.cacheExpirationSeconds, logger: app.log, registry: metrics.registry },
+  );
+  app.addHook('onClose', () => cache.close());
+  app.decorate('cache', cache);
+
   const cipher = new FieldCipher(deps.keyRing ?? (await loadKeyRing(config)));
   const transactions = createTransactionsService({
     db: database.db,
     cipher,
     defaultCurrency: config.defaultCurrency,
     analyticsTimeZone: config.analyticsTimeZone,
+    cache,
   });
   const idempotency = createIdempotency({
     db: database.db,
@@ -146,6 +181,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     }
   });
   app.addHook('onResponse', async (request, reply) => {
+    metrics.httpRequests.observe(
+      {
+        method: request.method,
+        // The pattern, not the URL: one series per route, not per user or id.
+        route: request.routeOptions.url ?? 'unmatched',
+        status: String(reply.statusCode),
+      },
+      reply.elapsedTime / 1000,
+    );
     request.log.info(
       {
         method: request.method,
@@ -190,8 +234,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   );
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  const metrics = createMetrics();
-  await app.register(healthRoutes, { database });
+  await app.register(healthRoutes, { database, cache });
   await app.register(metricsRoutes, { metrics });
   await app.register(transactionsRoutes, { transactions, idempotency });
   await app.register(analyticsRoutes, {
@@ -199,6 +242,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       db: database.db,
       defaultCurrency: config.defaultCurrency,
       timeZone: config.analyticsTimeZone,
+      cache,
     }),
   });
 
@@ -209,7 +253,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     app.addHook('onReady', async () => {
       scheduler = startScheduler(
         database.db,
-        scheduledJobs({ config, db: database.db, metrics, logger: app.log }),
+        scheduledJobs({ config, db: database.db, metrics, cache, logger: app.log }),
         app.log,
       );
     });

@@ -3,6 +3,7 @@ import { buildApp, loadKeyRing } from './app.js';
 import { reconcileAll, reconcileUser } from './modules/analytics/reconciliation.js';
 import { ConfigError, loadConfig, readDotEnv } from './config.js';
 import { FieldCipher, generateKeyBase64 } from './platform/crypto.js';
+import { createCache, redisStore } from './platform/cache.js';
 import { openDatabase } from './platform/db.js';
 import {
   ROTATION_BATCH_SIZE_DEFAULT,
@@ -107,17 +108,39 @@ async function main(argv: string[]): Promise<number> {
       }
       case 'reconcile': {
         await database.migrate();
-        const drift = values.user
-          ? {
-              users: 1,
-              drift: await reconcileUser(database.db, values.user, config.analyticsTimeZone),
-            }
-          : await reconcileAll(
-              database.db,
-              config.analyticsTimeZone,
-              config.reconcileBatchSize,
+        // Repaired users' cached answers are invalidated in Redis; an in-process cache belongs to
+        // the server process and ages out within CACHE_EXPIRATION.
+        const cache = config.redisUrl
+          ? createCache(
+              redisStore({
+                url: config.redisUrl,
+                prefix: config.cachePrefix,
+                timeoutMs: config.cacheTimeoutMs,
+                logger,
+              }),
+              { ttlSeconds: config.cacheExpirationSeconds, logger },
+            )
+          : undefined;
+        const invalidate = async (userId: string) => {
+          await cache?.invalidate(userId);
+        };
+        let drift;
+        try {
+          if (values.user) {
+            const found = await reconcileUser(database.db, values.user, config.analyticsTimeZone);
+            if (found.rows > 0) await invalidate(values.user);
+            drift = { users: 1, drift: found };
+          } else {
+            drift = await reconcileAll(database.db, {
+              timeZone: config.analyticsTimeZone,
+              batchSize: config.reconcileBatchSize,
               logger,
-            );
+              invalidate,
+            });
+          }
+        } finally {
+          await cache?.close();
+        }
         logger.info(
           {
             users: drift.users,

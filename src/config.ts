@@ -13,6 +13,15 @@ export interface Config {
   /** PostgreSQL connection string; undefined means embedded PGlite under `dataDir`. */
   readonly databaseUrl: string | undefined;
   readonly dataDir: string;
+  /** Redis connection string; undefined means the in-process cache. */
+  readonly redisUrl: string | undefined;
+  /** Seconds a cached history page or analytics answer lives (the old service's name). */
+  readonly cacheExpirationSeconds: number;
+  readonly cachePrefix: string;
+  /** Entries the in-process cache holds at most. */
+  readonly cacheMaxEntries: number;
+  /** A cache operation slower than this is abandoned and the database answers. */
+  readonly cacheTimeoutMs: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly defaultCurrency: string;
   /** IANA zone whose calendar days analytics count in (busiest day, daily rollups). */
@@ -120,6 +129,15 @@ export function loadConfig(env: Env = process.env): Config {
     problems.push('DATABASE_URL must be a postgres:// or postgresql:// connection string');
   }
 
+  const redisUrl = read('REDIS_URL');
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
+    problems.push('REDIS_URL must be a redis:// or rediss:// connection string');
+  }
+  const cachePrefix = read('CACHE_PREFIX') ?? 'fido';
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(cachePrefix)) {
+    problems.push('CACHE_PREFIX must be 1-64 of A-Z a-z 0-9 _ . -');
+  }
+
   const defaultCurrency = read('DEFAULT_CURRENCY') ?? 'GHS';
   if (!isCurrencyCode(defaultCurrency)) {
     problems.push(`DEFAULT_CURRENCY must be an ISO 4217 currency code (got "${defaultCurrency}")`);
@@ -144,6 +162,11 @@ export function loadConfig(env: Env = process.env): Config {
     host: read('HOST') ?? '0.0.0.0',
     databaseUrl,
     dataDir: read('DATA_DIR') ?? './data',
+    redisUrl,
+    cacheExpirationSeconds: integer('CACHE_EXPIRATION', 300, 1, 86_400),
+    cachePrefix,
+    cacheMaxEntries: integer('CACHE_MAX_ENTRIES', 10_000, 1, 1_000_000),
+    cacheTimeoutMs: integer('CACHE_TIMEOUT_MS', 100, 5, 10_000),
     logLevel,
     defaultCurrency,
     analyticsTimeZone,

@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config.js';
 import { runReconciliation } from '../modules/analytics/reconciliation.js';
+import type { Cache } from '../platform/cache.js';
 import type { Db } from '../platform/db.js';
 import type { Metrics } from '../platform/metrics.js';
 import type { ScheduledJob } from './scheduler.js';
@@ -10,9 +11,10 @@ export function scheduledJobs(deps: {
   config: Config;
   db: Db;
   metrics: Metrics;
+  cache: Pick<Cache, 'invalidate'>;
   logger: FastifyBaseLogger;
 }): ScheduledJob[] {
-  const { config, db, metrics, logger } = deps;
+  const { config, db, metrics, cache, logger } = deps;
   return [
     {
       name: 'reconcile-rollups',
@@ -23,6 +25,7 @@ export function scheduledJobs(deps: {
           batchSize: config.reconcileBatchSize,
           logger,
           metrics,
+          invalidate: (userId) => cache.invalidate(userId),
         });
       },
     },

@@ -25,6 +25,8 @@ export interface DatabaseHandle {
   readonly db: Db;
   /** Answers when the database can run a query; throws otherwise. */
   ping(): Promise<void>;
+  /** Connection pool usage (PostgreSQL only). */
+  poolStats(): { total: number; idle: number; waiting: number } | undefined;
   /** Applies the committed migrations; safe to run from several processes at once. */
   migrate(): Promise<void>;
   close(): Promise<void>;
@@ -98,6 +100,7 @@ function openPostgres(options: DatabaseOptions & { databaseUrl: string }): Datab
   return {
     kind: 'postgres',
     db,
+    poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
     async ping() {
       await pool.query('select 1');
     },
@@ -150,6 +153,7 @@ async function openPglite(options: DatabaseOptions): Promise<DatabaseHandle> {
   return {
     kind: 'pglite',
     db,
+    poolStats: () => undefined,
     async ping() {
       await client.query('select 1');
     },

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Type } from 'typebox';
+import type { Cache } from './cache.js';
 import type { DatabaseHandle } from './db.js';
 import {
   DEFAULT_UNAVAILABLE_MESSAGE,
@@ -13,10 +14,10 @@ const READINESS_TIMEOUT_MS = 2_000;
 
 const Checks = Type.Record(Type.String(), Type.String());
 
-export const healthRoutes: FastifyPluginAsync<{ database: DatabaseHandle }> = async (
-  app,
-  { database },
-) => {
+export const healthRoutes: FastifyPluginAsync<{
+  database: DatabaseHandle;
+  cache: Pick<Cache, 'check'>;
+}> = async (app, { database, cache }) => {
   app.get(
     '/healthz',
     {
@@ -34,7 +35,7 @@ export const healthRoutes: FastifyPluginAsync<{ database: DatabaseHandle }> = as
     {
       schema: {
         tags: ['operations'],
-        summary: 'Readiness: the database answers',
+        summary: 'Readiness: the database answers (a degraded cache is reported, not fatal)',
         response: {
           200: Type.Object({ status: Type.Literal('ready'), checks: Checks }),
           503: Type.Object({ ...ErrorBody.properties, checks: Checks }),
@@ -42,7 +43,12 @@ export const healthRoutes: FastifyPluginAsync<{ database: DatabaseHandle }> = as
       },
     },
     async (request, reply) => {
-      const checks = { database: await check(() => database.ping()) };
+      const [databaseStatus, cacheStatus] = await Promise.all([
+        check(() => database.ping()),
+        cache.check(),
+      ]);
+      // Without the cache every request is still answered, from the database: ready, degraded.
+      const checks = { database: databaseStatus, cache: cacheStatus };
       if (checks.database === 'ok') return { status: 'ready' as const, checks };
       void reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS));
       return {

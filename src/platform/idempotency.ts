@@ -33,17 +33,16 @@ export interface IdempotencyOptions {
  * than queued, so a client never waits on a lock it cannot see.
  */
 export function createIdempotency({ db, cipher, ttlHours, scopeOf }: IdempotencyOptions) {
+  /** Runs `effect` (or finds its stored outcome); the caller sends it with `sendOutcome`. */
   async function execute(
     request: FastifyRequest,
-    reply: FastifyReply,
     effect: (dbTx: DbTx) => Promise<StoredResponse>,
-  ): Promise<void> {
+  ): Promise<Outcome> {
     const key = readKey(request);
     if (key === undefined) {
       // Still one transaction around the effect and its response: if building the response
       // fails, the write is rolled back rather than committed behind a 500.
-      sendStored(reply, await db.transaction((dbTx) => effect(dbTx)), false);
-      return;
+      return { stored: await db.transaction((dbTx) => effect(dbTx)), replayed: false };
     }
 
     const scope = scopeOf(request);
@@ -103,7 +102,7 @@ export function createIdempotency({ db, cipher, ttlHours, scopeOf }: Idempotency
         .onConflictDoUpdate({ target: [idempotencyKeys.scope, idempotencyKeys.key], set: values });
       return { stored, replayed: false };
     });
-    sendStored(reply, outcome.stored, outcome.replayed);
+    return outcome;
   }
 
   return { execute };
@@ -147,7 +146,13 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
-function sendStored(reply: FastifyReply, stored: StoredResponse, replayed: boolean): void {
+export interface Outcome {
+  stored: StoredResponse;
+  /** True when this is the stored answer of an earlier request with the same key. */
+  replayed: boolean;
+}
+
+export function sendOutcome(reply: FastifyReply, { stored, replayed }: Outcome): void {
   void reply.code(stored.status).headers(stored.headers);
   if (replayed) void reply.header('idempotent-replayed', 'true');
   void reply.type('application/json; charset=utf-8').send(stored.body);

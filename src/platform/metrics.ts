@@ -1,12 +1,34 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { DatabaseHandle } from './db.js';
 
 /** The process's metrics, in one registry per app so tests and processes never share counters. */
-export function createMetrics() {
+export function createMetrics(database?: Pick<DatabaseHandle, 'poolStats'>) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'fido_' });
+  const pool = new Gauge({
+    name: 'fido_db_pool_connections',
+    help: 'PostgreSQL pool connections by state (embedded PGlite has none)',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      const stats = database?.poolStats();
+      if (!stats) return;
+      this.set({ state: 'total' }, stats.total);
+      this.set({ state: 'idle' }, stats.idle);
+      this.set({ state: 'waiting' }, stats.waiting);
+    },
+  });
   return {
     registry,
+    pool,
+    httpRequests: new Histogram({
+      name: 'fido_http_request_duration_seconds',
+      help: 'HTTP requests by method, route pattern and status, with their latency',
+      labelNames: ['method', 'route', 'status'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
     reconciliationRuns: new Counter({
       name: 'fido_reconciliation_runs_total',
       help: 'Rollup reconciliation runs completed',

@@ -10,6 +10,8 @@ import { createLogger } from '../../src/platform/logging.js';
 
 /** Set by CI: the tests then run against a real PostgreSQL server instead of PGlite. */
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined;
+/** Set by CI: the cache then lives in that Redis, under a prefix of the test's own. */
+export const TEST_REDIS_URL = process.env.TEST_REDIS_URL || undefined;
 
 export interface TestDatabase {
   handle: DatabaseHandle;
@@ -83,6 +85,9 @@ export function testConfig(env: Record<string, string> = {}): Config {
     LOG_LEVEL: 'silent',
     DATA_DIR: 'memory://',
     SCHEDULER: 'off',
+    ...(TEST_REDIS_URL
+      ? { REDIS_URL: TEST_REDIS_URL, CACHE_PREFIX: `fido-test-${randomBytes(6).toString('hex')}` }
+      : {}),
     ...env,
   });
 }

@@ -54,6 +54,7 @@ describe('reconciliation', () => {
       timeZone: 'UTC',
       batchSize: 100,
       metrics,
+      invalidate: (user) => context.app.cache.invalidate(user),
       logger: { info() {}, warn: (entry: unknown) => warnings.push(entry) },
     });
     expect(result.drift).toEqual({ rows: 2, count: 1, amountMinor: 500n });

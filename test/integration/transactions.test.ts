@@ -616,7 +616,7 @@ describe('operations', () => {
     expect(live.json()).toEqual({ status: 'ok' });
     const ready = await context.app.inject({ method: 'GET', url: '/readyz' });
     expect(ready.statusCode).toBe(200);
-    expect(ready.json()).toEqual({ status: 'ready', checks: { database: 'ok' } });
+    expect(ready.json()).toEqual({ status: 'ready', checks: { database: 'ok', cache: 'ok' } });
   });
 
   it('serves interactive docs and the OpenAPI document', async () => {

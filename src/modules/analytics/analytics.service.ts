@@ -1,3 +1,4 @@
+import { cacheKey, type Cache } from '../../platform/cache.js';
 import type { Db } from '../../platform/db.js';
 import { AppError, validationError, type ValidationIssue } from '../../platform/errors.js';
 import {
@@ -21,6 +22,7 @@ export interface AnalyticsServiceDeps {
   db: Db;
   defaultCurrency: string;
   timeZone: string;
+  cache: Cache;
 }
 
 export const analyticsNotFound = (userId: string) =>
@@ -51,9 +53,16 @@ export function createAnalyticsService(deps: AnalyticsServiceDeps) {
     const issues: ValidationIssue[] = [];
     const currency = currencyOf(query.currency, issues);
     if (issues.length > 0) throw validationError(issues);
-    const figures = await readAllTime(db, userId, currency);
-    if (!figures) throw analyticsNotFound(userId);
-    return present(userId, currency, figures);
+    const answer = await deps.cache.cached(
+      userId,
+      `analytics:${cacheKey([currency])}`,
+      async () => {
+        const figures = await readAllTime(db, userId, currency);
+        if (!figures) throw analyticsNotFound(userId);
+        return JSON.stringify(present(userId, currency, figures));
+      },
+    );
+    return JSON.parse(answer) as Analytics;
   }
 
   async function range(
@@ -105,13 +114,18 @@ export function createAnalyticsService(deps: AnalyticsServiceDeps) {
       });
     }
     if (issues.length > 0) throw validationError(issues);
-    const figures = await readRange(db, userId, currency, start, end, timeZone);
-    if (!figures) throw analyticsNotFound(userId);
-    return {
-      ...present(userId, currency, figures),
-      start_date: start?.toISOString() ?? null,
-      end_date: end?.toISOString() ?? null,
-    };
+    const entry = `analytics-range:${cacheKey([currency, start?.toISOString(), end?.toISOString()])}`;
+    const answer = await deps.cache.cached(userId, entry, async () => {
+      const figures = await readRange(db, userId, currency, start, end, timeZone);
+      if (!figures) throw analyticsNotFound(userId);
+      const range: RangeAnalytics = {
+        ...present(userId, currency, figures),
+        start_date: start?.toISOString() ?? null,
+        end_date: end?.toISOString() ?? null,
+      };
+      return JSON.stringify(range);
+    });
+    return JSON.parse(answer) as RangeAnalytics;
   }
 
   return { allTime, range };

@@ -178,6 +178,8 @@ export interface ReconciliationOptions {
   batchSize: number;
   logger?: Pick<FastifyBaseLogger, 'info' | 'warn'>;
   metrics?: Metrics;
+  /** Called for each user whose rollups were repaired: cached answers built on them are wrong. */
+  invalidate?: (userId: string) => Promise<void>;
 }
 
 export interface ReconciliationResult {
@@ -217,6 +219,7 @@ export async function runReconciliation(
   for (const userId of users) {
     const found = await reconcileUser(db, userId, options.timeZone);
     if (found.rows > 0) {
+      await options.invalidate?.(userId);
       options.logger?.warn(
         {
           user_id: userId,
@@ -295,10 +298,9 @@ async function writeState(db: Db, name: string, value: string): Promise<void> {
 /** Every user, batch after batch, until the sweep has seen them all (the CLI's `--all`). */
 export async function reconcileAll(
   db: Db,
-  timeZone: string,
-  batchSize: number,
-  logger?: Pick<FastifyBaseLogger, 'info' | 'warn'>,
+  options: Pick<ReconciliationOptions, 'timeZone' | 'batchSize' | 'logger' | 'invalidate'>,
 ): Promise<{ users: number; drift: Drift }> {
+  const { timeZone, batchSize, logger } = options;
   let after = '';
   let total = { users: 0, drift: { ...NO_DRIFT } };
   for (;;) {
@@ -306,6 +308,7 @@ export async function reconcileAll(
     for (const userId of users) {
       const found = await reconcileUser(db, userId, timeZone);
       if (found.rows > 0) {
+        await options.invalidate?.(userId);
         logger?.warn({ user_id: userId, drift_rows: found.rows }, 'rollup drift repaired');
       }
       total = { users: total.users + 1, drift: add(total.drift, found) };

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { ErrorBody } from '../../platform/http-errors.js';
-import { replayableHeaders, type Idempotency } from '../../platform/idempotency.js';
+import { replayableHeaders, sendOutcome, type Idempotency } from '../../platform/idempotency.js';
 import type { DbTx } from '../../platform/db.js';
 import type { TransactionRow } from './transactions.repository.js';
 import {
@@ -77,15 +77,22 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
     };
   }
 
-  const writeTransaction = (
+  /**
+   * Runs a write (once per Idempotency-Key) and answers with the record. The user's cached reads
+   * are invalidated only after the database transaction has committed: a reader can never cache
+   * what it read before the write under the generation that follows it.
+   */
+  async function writeTransaction(
     request: FastifyRequest,
     reply: FastifyReply,
     status: number,
     message: string,
     write: (dbTx: DbTx) => Promise<TransactionRow>,
-  ) =>
-    idempotency.execute(request, reply, async (dbTx) => {
+  ): Promise<void> {
+    let written: TransactionRow | undefined;
+    const outcome = await idempotency.execute(request, async (dbTx) => {
       const row = await write(dbTx);
+      written = row;
       return respond(
         reply,
         status,
@@ -96,6 +103,10 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
         },
       );
     });
+    // Before the answer leaves: a client that reads right after must not hit the old cache.
+    if (written) await transactions.committed(written);
+    sendOutcome(reply, outcome);
+  }
 
   const createRoute = {
     schema: {
@@ -204,15 +215,18 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
       },
     },
     async (request, reply) => {
-      await idempotency.execute(request, reply, async (dbTx) => {
+      let removed: TransactionRow | undefined;
+      const outcome = await idempotency.execute(request, async (dbTx) => {
         const { id } = request.params;
-        await transactions.remove(id, { dbTx, ifMatch: readIfMatch(request) });
+        removed = await transactions.remove(id, { dbTx, ifMatch: readIfMatch(request) });
         return respond(reply, 200, {
           data: `Transaction with ID: ${id} removed`,
           code: 200,
           message: 'Transaction deleted successfully',
         });
       });
+      if (removed) await transactions.committed(removed);
+      sendOutcome(reply, outcome);
     },
   );
 };

@@ -5,6 +5,8 @@ import { validationError, type ValidationIssue } from '../../platform/errors.js'
 import type { FieldCipher } from '../../platform/crypto.js';
 import { applyRollups, changesRollups } from '../analytics/rollups.js';
 import { appendEvent } from '../events/events.repository.js';
+import { cacheKey, type Cache } from '../../platform/cache.js';
+import { decodeRows, encodeRows } from './row-codec.js';
 import { decodeCursor, encodeCursor, isUuid } from './cursor.js';
 import { FUTURE_TOLERANCE_MS, parseInstant } from './dates.js';
 import {
@@ -46,6 +48,7 @@ export interface TransactionsServiceDeps {
   defaultCurrency: string;
   /** The zone whose calendar days the daily rollups count in. */
   analyticsTimeZone: string;
+  cache: Cache;
   now?: () => Date;
 }
 
@@ -167,21 +170,41 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
     }
     if (issues.length > 0) throw validationError(issues);
 
-    // One row more than asked tells whether another page exists without a count.
-    const rows = await listHistory(db, userId, filters, after, limit + 1);
-    const hasMore = rows.length > limit;
-    const page = hasMore ? rows.slice(0, limit) : rows;
-    if (page.length === 0) {
-      const narrowed = after || Object.values(filters).some((v) => v !== undefined);
-      if (!narrowed || !(await userHasTransactions(db, userId))) throw historyNotFound(userId);
-    }
-    const last = page.at(-1);
-    return {
-      rows: page,
-      nextCursor: hasMore && last ? encodeCursor(last) : null,
-      hasMore,
+    const entry = `history:${cacheKey([
       limit,
+      query.cursor,
+      filters.startDate?.toISOString(),
+      filters.endDate?.toISOString(),
+      filters.transactionType,
+      filters.currency,
+    ])}`;
+    const cachedPage = await deps.cache.cached(userId, entry, async () => {
+      // One row more than asked tells whether another page exists without a count.
+      const rows = await listHistory(db, userId, filters, after, limit + 1);
+      const hasMore = rows.length > limit;
+      const page = hasMore ? rows.slice(0, limit) : rows;
+      if (page.length === 0) {
+        const narrowed = after || Object.values(filters).some((v) => v !== undefined);
+        if (!narrowed || !(await userHasTransactions(db, userId))) throw historyNotFound(userId);
+      }
+      const last = page.at(-1);
+      return JSON.stringify({
+        rows: encodeRows(page),
+        nextCursor: hasMore && last ? encodeCursor(last) : null,
+        hasMore,
+      });
+    });
+    const { rows, nextCursor, hasMore } = JSON.parse(cachedPage) as {
+      rows: unknown;
+      nextCursor: string | null;
+      hasMore: boolean;
     };
+    return { rows: decodeRows(rows), nextCursor, hasMore, limit };
+  }
+
+  /** Call once a write has committed: the user's cached reads are never served again. */
+  async function committed(row: Pick<TransactionRow, 'userId'>): Promise<void> {
+    await deps.cache.invalidate(row.userId);
   }
 
   async function update(id: string, body: UpdateTransactionBody, options: WriteOptions = {}) {
@@ -200,15 +223,16 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
     });
   }
 
-  async function remove(id: string, options: WriteOptions = {}): Promise<void> {
+  async function remove(id: string, options: WriteOptions = {}): Promise<TransactionRow> {
     if (!isUuid(id)) throw transactionNotFound(id);
-    await inTransaction(db, options.dbTx, async (dbTx) => {
+    return inTransaction(db, options.dbTx, async (dbTx) => {
       const current = await findTransactionById(dbTx, id, { forUpdate: true });
       if (!current) throw transactionNotFound(id);
       checkPrecondition(current, options.ifMatch);
       await deleteTransaction(dbTx, current);
       await applyRollups(dbTx, { removed: current }, deps.analyticsTimeZone);
       await recordEvent(dbTx, 'transaction.deleted', current);
+      return current;
     });
   }
 
@@ -289,7 +313,7 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
     });
   }
 
-  return { checkCreate, create, get, history, update, remove, toView };
+  return { checkCreate, create, get, history, update, remove, committed, toView };
 }
 
 const UPDATABLE_FIELDS = new Set([
