@@ -1,0 +1,177 @@
+import { describe, expect, it } from 'vitest';
+import { memoryStore, type CacheStore } from '../../src/platform/cache.js';
+import { useTestApp, buildTestApp } from '../helpers/app.js';
+import { transactionBody, uniqueUserId } from '../helpers/factories.js';
+
+const context = useTestApp();
+
+async function create(overrides: Record<string, unknown>) {
+  const response = await context.app.inject({
+    method: 'POST',
+    url: '/api/v1/transaction/',
+    payload: transactionBody(overrides),
+  });
+  expect(response.statusCode, response.body).toBe(201);
+  return response.json().data as { id: string };
+}
+
+const get = async (url: string, headers: Record<string, string> = {}) =>
+  context.app.inject({ method: 'GET', url, headers });
+
+const metric = async (name: string) => {
+  const text = (await get('/metrics')).body;
+  const match = new RegExp(`^${name} (\\d+)`, 'm').exec(text);
+  return Number(match?.[1] ?? 0);
+};
+
+describe('read, write, read again', () => {
+  it('history and analytics reflect a create, an update and a delete at once', async () => {
+    const userId = uniqueUserId();
+    const first = await create({ user_id: userId, transaction_amount: 10 });
+    const historyUrl = `/api/v1/transaction/history/${userId}`;
+    const analyticsUrl = `/api/v1/analytics/${userId}`;
+    const rangeUrl = `/api/v1/analytics/range/${userId}?start_date=2024-01-01`;
+    const read = async () => ({
+      ids: (await get(historyUrl)).json().data.map((t: { id: string }) => t.id),
+      total: (await get(analyticsUrl)).json().data?.credit_total,
+      range: (await get(rangeUrl)).json().data?.transaction_count,
+    });
+
+    expect(await read()).toEqual({ ids: [first.id], total: 10, range: 1 });
+    const hitsBefore = await metric('fido_cache_hits_total');
+    expect(await read()).toEqual({ ids: [first.id], total: 10, range: 1 });
+    expect(await metric('fido_cache_hits_total')).toBeGreaterThanOrEqual(hitsBefore + 3);
+
+    const second = await create({
+      user_id: userId,
+      transaction_amount: 5,
+      transaction_date: '2024-10-09T00:00:00Z',
+    });
+    expect(await read()).toEqual({ ids: [first.id, second.id], total: 15, range: 2 });
+
+    await context.app.inject({
+      method: 'PATCH',
+      url: `/api/v1/transaction/${second.id}`,
+      payload: { transaction_amount: 7 },
+    });
+    expect(await read()).toEqual({ ids: [first.id, second.id], total: 17, range: 2 });
+
+    await context.app.inject({ method: 'DELETE', url: `/api/v1/transaction/${first.id}` });
+    expect(await read()).toEqual({ ids: [second.id], total: 7, range: 1 });
+  });
+
+  it('answers 304 to a matching If-None-Match on records, history pages and analytics', async () => {
+    const userId = uniqueUserId();
+    const { id } = await create({ user_id: userId });
+    for (const url of [
+      `/api/v1/transaction/${id}`,
+      `/api/v1/transaction/history/${userId}`,
+      `/api/v1/analytics/${userId}`,
+      `/api/v1/analytics/range/${userId}?end_date=2030-01-01`,
+    ]) {
+      const first = await get(url);
+      const etag = first.headers.etag as string;
+      expect(etag, url).toBeTruthy();
+      const again = await get(url, { 'if-none-match': etag });
+      expect(again.statusCode, url).toBe(304);
+      expect(again.body).toBe('');
+      const other = await get(url, { 'if-none-match': '"something-else", W/"x"' });
+      expect(other.statusCode).toBe(200);
+    }
+    // A change makes the old tag stale.
+    const history = `/api/v1/transaction/history/${userId}`;
+    const before = (await get(history)).headers.etag as string;
+    await create({ user_id: userId });
+    expect((await get(history, { 'if-none-match': before })).statusCode).toBe(200);
+  });
+});
+
+/** A store whose writes wait until the test lets them through. */
+function gatedStore(): CacheStore & { holdWrites(): () => void; writes: number } {
+  const inner = memoryStore(1_000);
+  let gate: Promise<void> | undefined;
+  const store = {
+    ...inner,
+    writes: 0,
+    async write(...args: Parameters<CacheStore['write']>) {
+      store.writes += 1;
+      await gate;
+      return inner.write(...args);
+    },
+    holdWrites() {
+      let release!: () => void;
+      gate = new Promise<void>((resolve) => (release = resolve));
+      return () => {
+        gate = undefined;
+        release();
+      };
+    },
+  };
+  return store;
+}
+
+describe('the stale reader', () => {
+  it('a miss that read the database before a write commits is never served after it', async () => {
+    const store = gatedStore();
+    const app = await buildTestApp(context.database, { deps: { cacheStore: store } });
+    try {
+      const userId = uniqueUserId();
+      const inject = (method: 'GET' | 'POST', url: string, payload?: object) =>
+        app.inject({ method, url, ...(payload ? { payload } : {}) });
+      await inject(
+        'POST',
+        '/api/v1/transaction/',
+        transactionBody({ user_id: userId, transaction_amount: 1 }),
+      );
+
+      // The reader misses, reads the database (one transaction), and stalls before storing.
+      const release = store.holdWrites();
+      const writesBefore = store.writes;
+      const staleRead = inject('GET', `/api/v1/analytics/${userId}`);
+      while (store.writes === writesBefore) await new Promise((r) => setTimeout(r, 5));
+
+      // A write commits meanwhile.
+      const write = await inject(
+        'POST',
+        '/api/v1/transaction/',
+        transactionBody({ user_id: userId, transaction_amount: 2 }),
+      );
+      expect(write.statusCode).toBe(201);
+
+      // The stalled reader now stores what it read before the write.
+      release();
+      expect((await staleRead).json().data.transaction_count).toBe(1);
+
+      // Nobody is served that entry.
+      const after = await inject('GET', `/api/v1/analytics/${userId}`);
+      expect(after.json().data).toMatchObject({ transaction_count: 2, credit_total: 3 });
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('concurrent misses for one key compute once', async () => {
+    const store = gatedStore();
+    const app = await buildTestApp(context.database, { deps: { cacheStore: store } });
+    try {
+      const userId = uniqueUserId();
+      await app.inject({
+        method: 'POST',
+        url: '/api/v1/transaction/',
+        payload: transactionBody({ user_id: userId }),
+      });
+      const writesBefore = store.writes;
+      const responses = await Promise.all(
+        Array.from({ length: 10 }, () =>
+          app.inject({ method: 'GET', url: `/api/v1/transaction/history/${userId}` }),
+        ),
+      );
+      for (const response of responses) expect(response.statusCode).toBe(200);
+      expect(new Set(responses.map((r) => r.body)).size).toBe(1);
+      // One computation, hence one entry stored, shared by all ten misses.
+      expect(store.writes).toBe(writesBefore + 1);
+    } finally {
+      await app.close();
+    }
+  });
+});
