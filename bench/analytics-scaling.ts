@@ -7,12 +7,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import pg from 'pg';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { FieldCipher } from '../src/platform/crypto.js';
-import { openDatabase, type DatabaseHandle } from '../src/platform/db.js';
-import { createLogger } from '../src/platform/logging.js';
+import { openBenchDatabase } from './http.js';
 import { seedUser } from './seed.js';
 
 const SMALL = 100;
@@ -39,33 +37,6 @@ async function timeRequests(url: string): Promise<Stats> {
   const at = (q: number) =>
     samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] ?? 0;
   return { p50: at(0.5), p99: at(0.99) };
-}
-
-async function openBenchDatabase(): Promise<{ handle: DatabaseHandle; drop(): Promise<void> }> {
-  const logger = createLogger('silent');
-  const common = { poolSize: 10, statementTimeoutMs: 600_000, connectTimeoutMs: 5_000, logger };
-  const serverUrl = process.env.BENCH_DATABASE_URL;
-  if (!serverUrl) {
-    const handle = await openDatabase({ ...common, dataDir: 'memory://' });
-    await handle.migrate();
-    return { handle, drop: () => handle.close() };
-  }
-  const name = `fido_bench_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: serverUrl });
-  await admin.connect();
-  await admin.query(`create database ${name}`);
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  const handle = await openDatabase({ ...common, dataDir: 'unused', databaseUrl: url.toString() });
-  await handle.migrate();
-  return {
-    handle,
-    async drop() {
-      await handle.close();
-      await admin.query(`drop database if exists ${name} with (force)`);
-      await admin.end();
-    },
-  };
 }
 
 export async function analyticsScaling(): Promise<void> {

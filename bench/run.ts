@@ -1,9 +1,11 @@
 /** npm run bench [-- --scenario NAME]: runs the benchmark scenarios and prints their figures. */
 import { parseArgs } from 'node:util';
 import { analyticsScaling } from './analytics-scaling.js';
+import { cacheScenario } from './cache.js';
 
 const SCENARIOS: Record<string, () => Promise<void>> = {
   'analytics-scaling': analyticsScaling,
+  cache: cacheScenario,
 };
 
 const { values } = parseArgs({ options: { scenario: { type: 'string' } } });
