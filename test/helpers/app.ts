@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
 import { afterAll, beforeAll } from 'vitest';
+import { transactionBody } from './factories.js';
 import { buildApp, type AppDeps } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import type { KeyRing } from '../../src/platform/crypto.js';
@@ -124,4 +125,31 @@ export function useTestApp(options: Parameters<typeof buildTestApp>[1] = {}): Te
     await context.database?.drop();
   });
   return context;
+}
+
+/** A transaction as the API answers it (the fields tests look at). */
+export interface TransactionData {
+  id: string;
+  user_id: string;
+  full_name: string;
+  transaction_date: string;
+  transaction_amount: number;
+  version: number;
+  [field: string]: unknown;
+}
+
+/** Creates a transaction through the API, as a client would, and returns what it answered. */
+export async function postTransaction(
+  app: FastifyInstance,
+  overrides: Record<string, unknown> = {},
+): Promise<TransactionData> {
+  const response = await app.inject({
+    method: 'POST',
+    url: '/api/v1/transaction/',
+    payload: transactionBody(overrides),
+  });
+  if (response.statusCode !== 201) {
+    throw new Error(`create answered ${response.statusCode}: ${response.body}`);
+  }
+  return response.json<{ data: TransactionData }>().data;
 }

@@ -1,18 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { useTestApp } from '../helpers/app.js';
-import { transactionBody, uniqueUserId } from '../helpers/factories.js';
+import { postTransaction, useTestApp } from '../helpers/app.js';
+import { uniqueUserId } from '../helpers/factories.js';
 
 const context = useTestApp();
 
-async function create(overrides: Record<string, unknown>) {
-  const response = await context.app.inject({
-    method: 'POST',
-    url: '/api/v1/transaction/',
-    payload: transactionBody(overrides),
-  });
-  expect(response.statusCode, response.body).toBe(201);
-  return response.json().data as { id: string };
-}
+const create = (overrides: Record<string, unknown>) => postTransaction(context.app, overrides);
 
 async function analytics(url: string) {
   const response = await context.app.inject({ method: 'GET', url });

@@ -1,19 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { memoryStore, type CacheStore } from '../../src/platform/cache.js';
-import { useTestApp, buildTestApp } from '../helpers/app.js';
+import { buildTestApp, postTransaction, useTestApp } from '../helpers/app.js';
 import { transactionBody, uniqueUserId } from '../helpers/factories.js';
 
 const context = useTestApp();
 
-async function create(overrides: Record<string, unknown>) {
-  const response = await context.app.inject({
-    method: 'POST',
-    url: '/api/v1/transaction/',
-    payload: transactionBody(overrides),
-  });
-  expect(response.statusCode, response.body).toBe(201);
-  return response.json().data as { id: string };
-}
+const create = (overrides: Record<string, unknown>) => postTransaction(context.app, overrides);
 
 const get = async (url: string, headers: Record<string, string> = {}) =>
   context.app.inject({ method: 'GET', url, headers });

@@ -2,20 +2,13 @@ import { sql } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
 import { reconcileUser, runReconciliation } from '../../src/modules/analytics/reconciliation.js';
 import { createMetrics } from '../../src/platform/metrics.js';
-import { useTestApp } from '../helpers/app.js';
-import { transactionBody, uniqueUserId } from '../helpers/factories.js';
+import { postTransaction, useTestApp } from '../helpers/app.js';
+import { uniqueUserId } from '../helpers/factories.js';
 
 const context = useTestApp();
 const db = () => context.database.handle.db;
 
-async function create(overrides: Record<string, unknown>) {
-  const response = await context.app.inject({
-    method: 'POST',
-    url: '/api/v1/transaction/',
-    payload: transactionBody(overrides),
-  });
-  expect(response.statusCode, response.body).toBe(201);
-}
+const create = (overrides: Record<string, unknown>) => postTransaction(context.app, overrides);
 
 async function allTime(userId: string) {
   return (await context.app.inject({ method: 'GET', url: `/api/v1/analytics/${userId}` })).json();
