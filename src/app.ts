@@ -61,6 +61,8 @@ const API_VERSION = '0.1.0';
 /** How long start-up waits for a database that is still coming up (a container starting beside us). */
 const DATABASE_STARTUP_WAIT_MS = 30_000;
 const DATABASE_STARTUP_RETRY_MS = 1_000;
+/** How long start-up waits for Redis to connect before serving without it. */
+const CACHE_STARTUP_WAIT_MS = 2_000;
 
 /** Runs `work`, retrying while the database is unreachable, for at most `waitMs`. */
 async function untilAvailable(
@@ -137,20 +139,26 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   }
 
   const metrics = createMetrics(database);
-  const cache = createCache(
+  const cacheStore =
     deps.cacheStore ??
-      (config.redisUrl
-        ? redisStore({
-            url: config.redisUrl,
-            prefix: config.cachePrefix,
-            timeoutMs: config.cacheTimeoutMs,
-            logger: app.log,
-          })
-        : memoryStore(config.cacheMaxEntries)),
-    { ttlSeconds: config.cacheExpirationSeconds, logger: app.log, registry: metrics.registry },
-  );
+    (config.redisUrl
+      ? redisStore({
+          url: config.redisUrl,
+          prefix: config.cachePrefix,
+          timeoutMs: config.cacheTimeoutMs,
+          logger: app.log,
+        })
+      : memoryStore(config.cacheMaxEntries));
+  const cache = createCache(cacheStore, {
+    ttlSeconds: config.cacheExpirationSeconds,
+    logger: app.log,
+    registry: metrics.registry,
+  });
   app.addHook('onClose', () => cache.close());
   app.decorate('cache', cache);
+  // A first request should not find Redis still connecting and count that as an outage; a
+  // Redis that is really down does not hold start-up back longer than this.
+  await cacheStore.ready?.(CACHE_STARTUP_WAIT_MS);
 
   const cipher = new FieldCipher(deps.keyRing ?? (await loadKeyRing(config)));
   const transactions = createTransactionsService({

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
@@ -28,10 +28,14 @@ export interface CacheStore {
   close(): Promise<void>;
   /** Called when the connection is re-established after being lost (Redis only). */
   onReconnect?(listener: () => void): void;
+  /** Resolves once connected, or after `timeoutMs` regardless (the cache fails open). */
+  ready?(timeoutMs: number): Promise<void>;
 }
 
 // A generation must never come back: a late writer holding an old one would otherwise be read.
-// Values come from one counter that only grows, and a user's key outlives every entry under it.
+// In Redis they are random tokens, not counters, so a Redis that restarts empty (or evicts a
+// generation key) cannot hand out a value it handed out before; a user's key also outlives every
+// entry under it. In-process, a counter that only grows does the same.
 
 /** In-process store: bounded LRU for entries, a second one for generations. */
 export function memoryStore(maxEntries: number): CacheStore {
@@ -68,11 +72,6 @@ local gen = redis.call('GET', KEYS[2]) or '0'
 local value = redis.call('GET', ARGV[1] .. epoch .. ':' .. gen .. ':' .. ARGV[2])
 return {epoch .. ':' .. gen, value}`;
 
-const BUMP_SCRIPT = `
-local value = redis.call('INCR', KEYS[1])
-redis.call('SET', KEYS[2], value, 'EX', ARGV[1])
-return value`;
-
 export interface RedisStoreOptions {
   url: string;
   prefix: string;
@@ -108,7 +107,6 @@ export function redisStore(options: RedisStoreOptions): CacheStore {
   const userTag = (user: string) =>
     `${prefix}:{u:${createHash('sha256').update(user).digest('base64url').slice(0, 22)}}`;
   const epochKey = `${prefix}:epoch`;
-  const counterKey = `${prefix}:generation-counter`;
 
   return {
     kind: 'redis',
@@ -128,10 +126,10 @@ export function redisStore(options: RedisStoreOptions): CacheStore {
       await client.set(`${userTag(user)}:e${generation}:${entry}`, value, 'EX', ttlSeconds);
     },
     async bump(user, ttlSeconds) {
-      await client.eval(BUMP_SCRIPT, 2, counterKey, `${userTag(user)}:gen`, String(ttlSeconds * 2));
+      await client.set(`${userTag(user)}:gen`, token(), 'EX', ttlSeconds * 2);
     },
     async bumpEpoch() {
-      await client.incr(epochKey);
+      await client.set(epochKey, token());
     },
     async ping() {
       await client.ping();
@@ -142,7 +140,24 @@ export function redisStore(options: RedisStoreOptions): CacheStore {
     onReconnect(listener) {
       reconnectListeners.push(listener);
     },
+    async ready(timeoutMs) {
+      if (client.status === 'ready') return;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, timeoutMs);
+        client.once('ready', done);
+        function done() {
+          clearTimeout(timer);
+          client.off('ready', done);
+          resolve();
+        }
+      });
+    },
   };
+}
+
+/** 96 random bits: a generation or epoch value that never repeats. */
+function token(): string {
+  return randomBytes(12).toString('base64url');
 }
 
 export interface CacheOptions {
@@ -278,7 +293,8 @@ export function createCache(store: CacheStore, options: CacheOptions) {
     /** 'degraded' while the store fails: requests are served from the database meanwhile. */
     async check(): Promise<'ok' | 'degraded'> {
       const ok = await attempt('ping', () => store.ping());
-      return ok === undefined || epochBumpPending ? 'degraded' : 'ok';
+      // Reachable again after a stall: finish the pending epoch bump here, not on the next read.
+      return ok !== undefined && (await ensureEpoch()) ? 'ok' : 'degraded';
     },
     close: () => store.close(),
   };
