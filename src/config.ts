@@ -31,6 +31,8 @@ export interface Config {
   readonly reconcileSchedule: string;
   /** Users recomputed per reconciliation run, in each of its two passes. */
   readonly reconcileBatchSize: number;
+  /** Cron pattern for deleting expired idempotency keys. */
+  readonly idempotencyExpirySchedule: string;
   readonly secretKey: string | undefined;
   readonly encryptionKeys: string | undefined;
   readonly dbPoolSize: number;
@@ -149,11 +151,12 @@ export function loadConfig(env: Env = process.env): Config {
       `ANALYTICS_TIMEZONE must be an IANA time zone such as UTC or Africa/Accra (got "${analyticsTimeZone}")`,
     );
   }
-  const reconcileSchedule = read('RECONCILE_SCHEDULE') ?? '*/5 * * * *';
-  if (!isCronPattern(reconcileSchedule)) {
-    problems.push(
-      `RECONCILE_SCHEDULE must be a cron pattern such as "*/5 * * * *" (got "${reconcileSchedule}")`,
-    );
+  function cron(name: string, fallback: string): string {
+    const pattern = read(name) ?? fallback;
+    if (!isCronPattern(pattern)) {
+      problems.push(`${name} must be a cron pattern such as "*/5 * * * *" (got "${pattern}")`);
+    }
+    return pattern;
   }
 
   const config: Config = {
@@ -171,7 +174,8 @@ export function loadConfig(env: Env = process.env): Config {
     defaultCurrency,
     analyticsTimeZone,
     scheduler: oneOf('SCHEDULER', ['on', 'off'] as const, 'on'),
-    reconcileSchedule,
+    reconcileSchedule: cron('RECONCILE_SCHEDULE', '*/5 * * * *'),
+    idempotencyExpirySchedule: cron('IDEMPOTENCY_EXPIRY_SCHEDULE', '*/15 * * * *'),
     reconcileBatchSize: integer('RECONCILE_BATCH_SIZE', 500, 1, 100_000),
     secretKey: read('SECRET_KEY'),
     encryptionKeys: read('ENCRYPTION_KEYS'),

@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import { runReconciliation } from '../modules/analytics/reconciliation.js';
 import type { Cache } from '../platform/cache.js';
 import type { Db } from '../platform/db.js';
+import { expireIdempotencyKeys } from '../platform/idempotency.js';
 import type { Metrics } from '../platform/metrics.js';
 import type { ScheduledJob } from './scheduler.js';
 
@@ -27,6 +28,14 @@ export function scheduledJobs(deps: {
           metrics,
           invalidate: (userId) => cache.invalidate(userId),
         });
+      },
+    },
+    {
+      name: 'expire-idempotency-keys',
+      pattern: config.idempotencyExpirySchedule,
+      async run() {
+        const deleted = await expireIdempotencyKeys(db);
+        if (deleted > 0) logger.info({ deleted }, 'expired idempotency keys deleted');
       },
     },
   ];

@@ -167,3 +167,28 @@ export function replayableHeaders(headers: Record<string, unknown>): Record<stri
   }
   return picked;
 }
+
+/** Rows deleted per statement, and statements per run: expiry never holds locks for long. */
+const EXPIRY_BATCH_ROWS = 1_000;
+const EXPIRY_BATCHES_MAX = 50;
+
+/**
+ * Deletes expired keys in bounded batches (a scheduled job). Expired keys are already ignored by
+ * requests; this keeps the table from growing forever. Returns the number of keys deleted.
+ */
+export async function expireIdempotencyKeys(db: Db, now = new Date()): Promise<number> {
+  let deleted = 0;
+  for (let batch = 0; batch < EXPIRY_BATCHES_MAX; batch += 1) {
+    const rows = await queryRows<{ key: string }>(
+      db,
+      sql`delete from idempotency_keys where (scope, key) in (
+        select scope, key from idempotency_keys
+        where expires_at <= ${now.toISOString()}::timestamptz
+        order by expires_at limit ${EXPIRY_BATCH_ROWS}
+      ) returning key`,
+    );
+    deleted += rows.length;
+    if (rows.length < EXPIRY_BATCH_ROWS) break;
+  }
+  return deleted;
+}

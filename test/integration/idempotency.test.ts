@@ -3,6 +3,7 @@ import { sql } from 'drizzle-orm';
 import type { LightMyRequestResponse } from 'fastify';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { queryRows } from '../../src/platform/db.js';
+import { expireIdempotencyKeys } from '../../src/platform/idempotency.js';
 import { useTestApp } from '../helpers/app.js';
 import { transactionBody, uniqueUserId } from '../helpers/factories.js';
 
@@ -367,5 +368,26 @@ describe('the Idempotency-Key header', () => {
     expect(first.statusCode).toBe(201);
     const replay = await post(body, key);
     expectReplayOf(replay, first);
+  });
+});
+
+describe('expiry', () => {
+  it('a scheduled job deletes expired keys in bounded batches and keeps live ones', async () => {
+    const live = newKey();
+    expect((await post(transactionBody(), live)).statusCode).toBe(201);
+    await context.database.handle.db.execute(sql`
+      insert into idempotency_keys (scope, key, request_hash, response_status, response_headers,
+        response_body, created_at, expires_at)
+      select 'anonymous', 'expired-' || g, 'x', 201, '{}'::jsonb, 'x', now() - interval '2 days',
+        now() - interval '1 day'
+      from generate_series(1, 2500) g`);
+    const deleted = await expireIdempotencyKeys(context.database.handle.db);
+    expect(deleted).toBe(2500);
+    const [left] = await queryRows<{ n: number; live: number }>(
+      context.database.handle.db,
+      sql`select count(*)::int as n, count(*) filter (where key = ${live})::int as live from idempotency_keys`,
+    );
+    expect(left).toMatchObject({ live: 1 });
+    expect(await expireIdempotencyKeys(context.database.handle.db)).toBe(0);
   });
 });
