@@ -110,26 +110,31 @@ async function main(argv: string[]): Promise<number> {
         await database.migrate();
         // Repaired users' cached answers are invalidated in Redis; an in-process cache belongs to
         // the server process and ages out within CACHE_EXPIRATION.
-        const cache = config.redisUrl
-          ? createCache(
-              redisStore({
-                url: config.redisUrl,
-                prefix: config.cachePrefix,
-                timeoutMs: config.cacheTimeoutMs,
-                logger,
-              }),
-              { ttlSeconds: config.cacheExpirationSeconds, logger },
-            )
+        const cacheStore = config.redisUrl
+          ? redisStore({
+              url: config.redisUrl,
+              prefix: config.cachePrefix,
+              timeoutMs: config.cacheTimeoutMs,
+              logger,
+            })
           : undefined;
+        const cache = cacheStore
+          ? createCache(cacheStore, { ttlSeconds: config.cacheExpirationSeconds, logger })
+          : undefined;
+        // Reconciliation must not run before Redis can take its invalidations.
+        await cacheStore?.ready?.(5_000);
+        let invalidationFailed = false;
         const invalidate = async (userId: string) => {
-          await cache?.invalidate(userId);
+          const done = (await cache?.invalidate(userId)) ?? true;
+          invalidationFailed ||= !done;
+          return done;
         };
         let drift;
         try {
           if (values.user) {
             const found = await reconcileUser(database.db, values.user, config.analyticsTimeZone);
             if (found.rows > 0) await invalidate(values.user);
-            drift = { users: 1, drift: found };
+            drift = { users: 1, drift: found, failedUsers: 0 };
           } else {
             drift = await reconcileAll(database.db, {
               timeZone: config.analyticsTimeZone,
@@ -147,10 +152,13 @@ async function main(argv: string[]): Promise<number> {
             drift_rows: drift.drift.rows,
             drift_count: drift.drift.count,
             drift_amount_minor: drift.drift.amountMinor.toString(),
+            failed_users: drift.failedUsers,
+            cache_invalidation_failed: invalidationFailed,
           },
           'reconciliation finished',
         );
-        return 0;
+        // Users left unrepaired, or repaired answers still cached: the operator must know.
+        return drift.failedUsers > 0 || invalidationFailed ? 1 : 0;
       }
       default:
         process.stderr.write(`Unknown command: ${command}\n\n${USAGE}`);

@@ -11,8 +11,15 @@ import { Counter, Histogram, type Registry } from 'prom-client';
  */
 export interface CacheStore {
   readonly kind: 'redis' | 'memory';
-  /** The user's current generation and the entry stored under it, in one round trip. */
-  read(user: string, entry: string): Promise<{ generation: string; value: string | undefined }>;
+  /**
+   * The user's current generation and the entry stored under it, in one round trip. A user with
+   * no generation is given a fresh one, kept for twice `ttlSeconds`.
+   */
+  read(
+    user: string,
+    entry: string,
+    ttlSeconds?: number,
+  ): Promise<{ generation: string; value: string | undefined }>;
   write(
     user: string,
     generation: string,
@@ -44,8 +51,15 @@ export function memoryStore(maxEntries: number): CacheStore {
   let counter = 0;
   return {
     kind: 'memory',
-    async read(user, entry) {
-      const generation = generations.get(user) ?? '0';
+    async read(user, entry, ttlSeconds = 0) {
+      let generation = generations.get(user);
+      if (generation === undefined) {
+        // A user without a generation (never written, or evicted) gets a fresh one: falling back
+        // to a fixed value would reach entries stored before the eviction.
+        counter += 1;
+        generation = String(counter);
+        generations.set(user, generation, { ttl: Math.max(ttlSeconds, 1) * 2000 });
+      }
       return { generation, value: entries.get(`${user}:${generation}:${entry}`) };
     },
     async write(user, generation, entry, value, ttlSeconds) {
@@ -66,9 +80,15 @@ export function memoryStore(maxEntries: number): CacheStore {
   };
 }
 
+// A missing generation (never written, expired or evicted) is replaced by the fresh token the
+// caller passes, never read as a fixed default that older entries could still be stored under.
 const READ_SCRIPT = `
 local epoch = redis.call('GET', KEYS[1]) or '0'
-local gen = redis.call('GET', KEYS[2]) or '0'
+local gen = redis.call('GET', KEYS[2])
+if not gen then
+  gen = ARGV[3]
+  redis.call('SET', KEYS[2], gen, 'EX', ARGV[4])
+end
 local value = redis.call('GET', ARGV[1] .. epoch .. ':' .. gen .. ':' .. ARGV[2])
 return {epoch .. ':' .. gen, value}`;
 
@@ -110,7 +130,7 @@ export function redisStore(options: RedisStoreOptions): CacheStore {
 
   return {
     kind: 'redis',
-    async read(user, entry) {
+    async read(user, entry, ttlSeconds = 0) {
       const tag = userTag(user);
       const [generation, value] = (await client.eval(
         READ_SCRIPT,
@@ -119,6 +139,8 @@ export function redisStore(options: RedisStoreOptions): CacheStore {
         `${tag}:gen`,
         `${tag}:e`,
         entry,
+        token(),
+        String(Math.max(ttlSeconds, 1) * 2),
       )) as [string, string | null];
       return { generation, value: value ?? undefined };
     },
@@ -255,21 +277,23 @@ export function createCache(store: CacheStore, options: CacheOptions) {
     compute: () => Promise<string>,
   ): Promise<string> {
     if (!(await ensureEpoch())) return compute();
-    const found = (await attempt('read', () => store.read(user, entry)))?.value;
+    const found = (await attempt('read', () => store.read(user, entry, ttlSeconds)))?.value;
     if (found?.value !== undefined) {
       hits.inc();
       return found.value;
     }
     misses.inc();
-    const flightKey = `${user}\u0000${found?.generation ?? '?'}\u0000${entry}`;
+    // Without a generation there is no telling whether another reader started before or after
+    // a write: share nothing.
+    if (!found) return compute();
+    const flightKey = `${user}\u0000${found.generation}\u0000${entry}`;
     const running = inFlight.get(flightKey);
     if (running) return running;
     const work = (async () => {
       const value = await compute();
       // Stored under the generation read before computing: if a write committed meanwhile, the
       // generation has moved on and nobody reads this entry.
-      if (found)
-        await attempt('write', () => store.write(user, found.generation, entry, value, ttlSeconds));
+      await attempt('write', () => store.write(user, found.generation, entry, value, ttlSeconds));
       return value;
     })();
     inFlight.set(flightKey, work);
@@ -280,10 +304,14 @@ export function createCache(store: CacheStore, options: CacheOptions) {
     }
   }
 
-  /** Call after a write commits: the user's cached entries are never read again. */
-  async function invalidate(user: string): Promise<void> {
+  /**
+   * Call after a write commits: the user's cached entries are never read again. False when the
+   * store could not be reached (this process then distrusts the cache until its epoch moves).
+   */
+  async function invalidate(user: string): Promise<boolean> {
     const done = await attempt('bump', () => store.bump(user, ttlSeconds));
     if (done === undefined && store.kind === 'redis') epochBumpPending = true;
+    return done !== undefined;
   }
 
   return {

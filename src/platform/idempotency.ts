@@ -181,11 +181,14 @@ export async function expireIdempotencyKeys(db: Db, now = new Date()): Promise<n
   for (let batch = 0; batch < EXPIRY_BATCHES_MAX; batch += 1) {
     const rows = await queryRows<{ key: string }>(
       db,
+      // The outer condition is re-checked on rows a concurrent request just stored again: a key
+      // renewed meanwhile is not deleted.
       sql`delete from idempotency_keys where (scope, key) in (
         select scope, key from idempotency_keys
         where expires_at <= ${now.toISOString()}::timestamptz
         order by expires_at limit ${EXPIRY_BATCH_ROWS}
-      ) returning key`,
+      ) and expires_at <= ${now.toISOString()}::timestamptz
+      returning key`,
     );
     deleted += rows.length;
     if (rows.length < EXPIRY_BATCH_ROWS) break;

@@ -78,9 +78,21 @@ export async function readAllTime(
 }
 
 /**
- * The instant each local calendar day starts in `timeZone`, as the database computes it (the same
- * computation that assigns transactions to days, DST gaps and all).
+ * The first instant of local date `day` in `timeZone`. PostgreSQL's `day::timestamp at time
+ * zone` picks one reading of midnight: on a day whose midnight happens twice (clocks go back to
+ * 00:00) it picks the later, so the earlier reading (midnight with the offset in force three
+ * hours before) is taken when it falls on that date too; when the clocks go back at midnight to
+ * the day before, that earlier reading is still the previous date and the later one stands.
  */
+function firstInstantOf(day: SQL, timeZone: string): SQL {
+  const later = sql`((${day})::timestamp at time zone ${timeZone})`;
+  const before = sql`(${later} - interval '3 hours')`;
+  const earlier = sql`(((${day})::timestamp - (${before} at time zone ${timeZone} - ${before} at time zone 'UTC')) at time zone 'UTC')`;
+  return sql`(case when (${earlier} at time zone ${timeZone})::date = (${day})::date
+    then least(${earlier}, ${later}) else ${later} end)`;
+}
+
+/** The first instant of each local calendar day, as the database computes days. */
 export async function localDayStarts(
   db: Db,
   days: readonly string[],
@@ -88,20 +100,20 @@ export async function localDayStarts(
 ): Promise<Date[]> {
   const rows = await queryRows<{ start: string | Date }>(
     db,
-    sql`select (d::timestamp at time zone ${timeZone}) as start
+    sql`select ${firstInstantOf(sql`d`, timeZone)} as start
       from unnest(${sql.param(days)}::date[]) with ordinality as u(d, n) order by n`,
   );
   return rows.map((r) => new Date(r.start));
 }
 
-/** The whole calendar days inside a range, and the instants where its partial edge days lie. */
+/** How a range divides into whole local days and the partial days at its edges. */
 interface RangeSplit {
+  /** First and last local dates the range covers entirely (null: unbounded on that side). */
   firstFullDay: string | null;
   lastFullDay: string | null;
-  /** Midnight that starts the first whole day: rows before it are the left edge. */
-  leftEdgeEnd: Date | null;
-  /** Midnight after the last whole day: rows from it on are the right edge. */
-  rightEdgeStart: Date | null;
+  /** Index bounds that enclose each edge's rows with room for DST shifts (filtered by date). */
+  leftEdgeBefore: Date | null;
+  rightEdgeFrom: Date | null;
 }
 
 async function splitRange(
@@ -110,37 +122,37 @@ async function splitRange(
   end: Date | undefined,
   timeZone: string,
 ): Promise<RangeSplit> {
-  // A day is whole when the range covers it from its midnight to the last millisecond before the
-  // next one, in the analytics time zone (the database knows its DST rules).
+  // A local date is whole when the range holds its first instant and its last millisecond: the
+  // start is the first instant of its date when the millisecond before falls on another date.
   const startTs = start ? sql`${start.toISOString()}::timestamptz` : sql`null::timestamptz`;
   const endTs = end ? sql`${end.toISOString()}::timestamptz` : sql`null::timestamptz`;
+  const local = (ts: SQL) => sql`((${ts}) at time zone ${timeZone})::date`;
   const [row] = await queryRows<{
-    first_full_day: string | null;
-    last_full_day: string | null;
-    left_edge_end: string | Date | null;
-    right_edge_start: string | Date | null;
+    fd: string | null;
+    ld: string | null;
+    left_before: string | Date | null;
+    right_from: string | Date | null;
   }>(
     db,
     sql`
-    with local as (
-      select (${startTs} at time zone ${timeZone}) as s, (${endTs} at time zone ${timeZone}) as e
-    ), days as (
+    with days as (
       select
-        case when s::time = '00:00' then s::date else s::date + 1 end as fd,
-        case when (e + interval '1 millisecond')::time = '00:00' then e::date else e::date - 1 end as ld
-      from local
+        case when ${local(sql`${startTs} - interval '1 millisecond'`)} < ${local(startTs)}
+          then ${local(startTs)} else ${local(startTs)} + 1 end as fd,
+        case when ${local(sql`${endTs} + interval '1 millisecond'`)} > ${local(endTs)}
+          then ${local(endTs)} else ${local(endTs)} - 1 end as ld
     )
-    select fd::text as first_full_day, ld::text as last_full_day,
-      (fd::timestamp at time zone ${timeZone}) as left_edge_end,
-      ((ld + 1)::timestamp at time zone ${timeZone}) as right_edge_start
+    select fd::text as fd, ld::text as ld,
+      ${firstInstantOf(sql`fd`, timeZone)} + interval '3 hours' as left_before,
+      ${firstInstantOf(sql`ld + 1`, timeZone)} - interval '3 hours' as right_from
     from days`,
   );
   const date = (v: string | Date | null | undefined) => (v == null ? null : new Date(v));
   return {
-    firstFullDay: row?.first_full_day ?? null,
-    lastFullDay: row?.last_full_day ?? null,
-    leftEdgeEnd: date(row?.left_edge_end),
-    rightEdgeStart: date(row?.right_edge_start),
+    firstFullDay: row?.fd ?? null,
+    lastFullDay: row?.ld ?? null,
+    leftEdgeBefore: date(row?.left_before),
+    rightEdgeFrom: date(row?.right_from),
   };
 }
 
@@ -163,22 +175,27 @@ export async function readRange(
   const scope = sql`t.user_id = ${userId} and t.currency = ${currency}`;
   const inRangeSql = inRange.length > 0 ? sql` and ${sql.join(inRange, sql` and `)}` : sql``;
 
-  // The two edges, each its own index range scan; the right one excludes what the left took
-  // (when the range lies within a day or two they can overlap).
+  // The two edges, each its own index range scan, kept to their partial days by local date
+  // (the right one also leaves out what the left took: a range within a day or two can give a
+  // date to both).
+  const localDate = sql`(t.transaction_date at time zone ${timeZone})::date`;
   const edges: SQL[] = [];
-  if (split.leftEdgeEnd) {
+  if (start && split.firstFullDay && split.leftEdgeBefore) {
     edges.push(
       sql`select t.transaction_date, t.transaction_type, t.amount_minor from transactions t
-        where ${scope}${inRangeSql} and t.transaction_date < ${split.leftEdgeEnd.toISOString()}::timestamptz`,
+        where ${scope}${inRangeSql}
+          and t.transaction_date < ${split.leftEdgeBefore.toISOString()}::timestamptz
+          and ${localDate} < ${split.firstFullDay}::date`,
     );
   }
-  if (split.rightEdgeStart) {
-    const notLeft = split.leftEdgeEnd
-      ? sql` and t.transaction_date >= ${split.leftEdgeEnd.toISOString()}::timestamptz`
-      : sql``;
+  if (end && split.lastFullDay && split.rightEdgeFrom) {
+    const notLeft =
+      start && split.firstFullDay ? sql` and ${localDate} >= ${split.firstFullDay}::date` : sql``;
     edges.push(
       sql`select t.transaction_date, t.transaction_type, t.amount_minor from transactions t
-        where ${scope}${inRangeSql} and t.transaction_date >= ${split.rightEdgeStart.toISOString()}::timestamptz${notLeft}`,
+        where ${scope}${inRangeSql}
+          and t.transaction_date >= ${split.rightEdgeFrom.toISOString()}::timestamptz
+          and ${localDate} > ${split.lastFullDay}::date${notLeft}`,
     );
   }
   const edgeRows =

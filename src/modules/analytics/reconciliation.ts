@@ -179,12 +179,14 @@ export interface ReconciliationOptions {
   logger?: Pick<FastifyBaseLogger, 'info' | 'warn'>;
   metrics?: Metrics;
   /** Called for each user whose rollups were repaired: cached answers built on them are wrong. */
-  invalidate?: (userId: string) => Promise<void>;
+  invalidate?: (userId: string) => Promise<boolean>;
 }
 
 export interface ReconciliationResult {
   users: number;
   drift: Drift;
+  /** Users whose recompute failed (logged); the run went on without them. */
+  failedUsers: number;
   /** True when the rolling sweep reached the last user and starts over next time. */
   sweepWrapped: boolean;
 }
@@ -208,7 +210,16 @@ export async function runReconciliation(
     sql`select sequence, user_id from events where sequence > ${eventsAfter}::bigint
       order by sequence limit ${options.batchSize * EVENTS_PER_USER_BATCH}`,
   );
-  const recent = [...new Set(events.map((e) => e.user_id))].slice(0, options.batchSize);
+  // The recent users are those of the events read, up to batchSize users; the cursor stops at
+  // the last event of an included user, so the events of users left out are read next time.
+  const recentSet = new Set<string>();
+  let lastEvent: (typeof events)[number] | undefined;
+  for (const event of events) {
+    if (!recentSet.has(event.user_id) && recentSet.size >= options.batchSize) break;
+    recentSet.add(event.user_id);
+    lastEvent = event;
+  }
+  const recent = [...recentSet];
 
   const sweepAfter = await readState(db, SWEEP_CURSOR, '');
   const sweep = await nextUsers(db, sweepAfter, options.batchSize);
@@ -216,24 +227,13 @@ export async function runReconciliation(
 
   let drift: Drift = { ...NO_DRIFT };
   const users = [...new Set([...recent, ...sweep])];
+  let failedUsers = 0;
   for (const userId of users) {
-    const found = await reconcileUser(db, userId, options.timeZone);
-    if (found.rows > 0) {
-      await options.invalidate?.(userId);
-      options.logger?.warn(
-        {
-          user_id: userId,
-          drift_rows: found.rows,
-          drift_count: found.count,
-          drift_amount_minor: found.amountMinor.toString(),
-        },
-        'rollup drift repaired',
-      );
-    }
-    drift = add(drift, found);
+    const found = await reconcileAndReport(db, userId, options);
+    if (found) drift = add(drift, found);
+    else failedUsers += 1;
   }
 
-  const lastEvent = events.at(-1);
   if (lastEvent) await writeState(db, EVENTS_CURSOR, String(lastEvent.sequence));
   await writeState(db, SWEEP_CURSOR, sweepWrapped ? '' : (sweep.at(-1) ?? ''));
 
@@ -247,11 +247,12 @@ export async function runReconciliation(
       users: users.length,
       drift_rows: drift.rows,
       drift_amount_minor: drift.amountMinor.toString(),
+      failed_users: failedUsers,
       sweep_wrapped: sweepWrapped,
     },
     'reconciliation finished',
   );
-  return { users: users.length, drift, sweepWrapped };
+  return { users: users.length, drift, failedUsers, sweepWrapped };
 }
 
 /**
@@ -299,21 +300,51 @@ async function writeState(db: Db, name: string, value: string): Promise<void> {
 export async function reconcileAll(
   db: Db,
   options: Pick<ReconciliationOptions, 'timeZone' | 'batchSize' | 'logger' | 'invalidate'>,
-): Promise<{ users: number; drift: Drift }> {
-  const { timeZone, batchSize, logger } = options;
+): Promise<{ users: number; drift: Drift; failedUsers: number }> {
   let after = '';
-  let total = { users: 0, drift: { ...NO_DRIFT } };
+  const total = { users: 0, drift: { ...NO_DRIFT }, failedUsers: 0 };
   for (;;) {
-    const users = await nextUsers(db, after, batchSize);
+    const users = await nextUsers(db, after, options.batchSize);
     for (const userId of users) {
-      const found = await reconcileUser(db, userId, timeZone);
-      if (found.rows > 0) {
-        await options.invalidate?.(userId);
-        logger?.warn({ user_id: userId, drift_rows: found.rows }, 'rollup drift repaired');
-      }
-      total = { users: total.users + 1, drift: add(total.drift, found) };
+      const found = await reconcileAndReport(db, userId, options);
+      total.users += 1;
+      if (found) total.drift = add(total.drift, found);
+      else total.failedUsers += 1;
     }
-    if (users.length < batchSize) return total;
+    if (users.length < options.batchSize) return total;
     after = users.at(-1) ?? '';
   }
+}
+
+/**
+ * Reconciles one user, invalidates their cached answers when something was repaired, and logs
+ * the drift. A failure (a timeout on a huge user, say) is logged and answered with undefined, so
+ * one user never stops the run for everyone else.
+ */
+async function reconcileAndReport(
+  db: Db,
+  userId: string,
+  options: Pick<ReconciliationOptions, 'timeZone' | 'logger' | 'invalidate'>,
+): Promise<Drift | undefined> {
+  let found: Drift;
+  try {
+    found = await reconcileUser(db, userId, options.timeZone);
+  } catch (error) {
+    options.logger?.warn({ err: error, user_id: userId }, 'reconciliation failed for a user');
+    return undefined;
+  }
+  if (found.rows > 0) {
+    const invalidated = (await options.invalidate?.(userId)) ?? true;
+    options.logger?.warn(
+      {
+        user_id: userId,
+        drift_rows: found.rows,
+        drift_count: found.count,
+        drift_amount_minor: found.amountMinor.toString(),
+        cache_invalidated: invalidated,
+      },
+      'rollup drift repaired',
+    );
+  }
+  return found;
 }

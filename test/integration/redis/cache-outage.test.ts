@@ -62,7 +62,7 @@ async function startApp(redisUrl: string): Promise<Harness> {
   const logs = new LogCapture();
   const prefix = `fido-outage-${randomBytes(6).toString('hex')}`;
   const app = await buildTestApp(database, {
-    env: { REDIS_URL: redisUrl, CACHE_PREFIX: prefix, CACHE_TIMEOUT_MS: '50' },
+    env: { REDIS_URL: redisUrl, CACHE_PREFIX: prefix, CACHE_TIMEOUT_MS: '250' },
     deps: { logger: pino(loggerOptions('info'), logs) },
   });
   const harness = { app, logs, prefix };
