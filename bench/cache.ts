@@ -11,16 +11,10 @@ import { loadConfig } from '../src/config.js';
 import { memoryStore, redisStore, type CacheStore } from '../src/platform/cache.js';
 import { FieldCipher } from '../src/platform/crypto.js';
 import { createLogger } from '../src/platform/logging.js';
-import { listen, load, openBenchDatabase } from './http.js';
+import { listen, load, openBenchDatabase, uncachedStore } from './http.js';
 import { seedUser } from './seed.js';
 
 const ROWS = 1_000;
-
-/** A cache that keeps nothing: every read is computed from the database. */
-function uncachedStore(): CacheStore {
-  const inner = memoryStore(1);
-  return { ...inner, kind: 'memory', async write() {} };
-}
 
 export async function cacheScenario(): Promise<void> {
   const database = await openBenchDatabase();

@@ -1,21 +1,47 @@
-/** npm run bench [-- --scenario NAME]: runs the benchmark scenarios and prints their figures. */
+/**
+ * npm run bench [-- --scenario NAME[,NAME…]] [-- --list]
+ *
+ * Without --scenario: the API suite (bench/suite.ts), every scenario. A suite scenario by name
+ * runs it alone with the hello-world ceiling. `analytics-scaling` (seeds 10^6 rows) and `cache`
+ * are separate, in-process benchmarks that run only when named.
+ */
 import { parseArgs } from 'node:util';
 import { analyticsScaling } from './analytics-scaling.js';
 import { cacheScenario } from './cache.js';
+import { runSuite, SCENARIO_NAMES } from './suite.js';
 
-const SCENARIOS: Record<string, () => Promise<void>> = {
+const STANDALONE: Record<string, () => Promise<void>> = {
   'analytics-scaling': analyticsScaling,
   cache: cacheScenario,
 };
 
-const { values } = parseArgs({ options: { scenario: { type: 'string' } } });
-const names = values.scenario ? [values.scenario] : Object.keys(SCENARIOS);
-for (const name of names) {
-  const scenario = SCENARIOS[name];
-  if (!scenario) {
-    console.error(`Unknown scenario ${name}; known: ${Object.keys(SCENARIOS).join(', ')}`);
-    process.exit(2);
-  }
+const { values } = parseArgs({
+  options: {
+    scenario: { type: 'string', multiple: true },
+    list: { type: 'boolean' },
+  },
+});
+
+if (values.list) {
+  console.log(`suite (npm run bench):\n  ${SCENARIO_NAMES.join('\n  ')}`);
+  console.log(`standalone (by name only):\n  ${Object.keys(STANDALONE).join('\n  ')}`);
+  process.exit(0);
+}
+
+const names = values.scenario?.flatMap((s) => s.split(',')).map((s) => s.trim()) ?? [];
+const unknown = names.filter((n) => !SCENARIO_NAMES.includes(n) && !(n in STANDALONE));
+if (unknown.length > 0) {
+  console.error(
+    `Unknown scenario ${unknown.join(', ')}; known: ${[...SCENARIO_NAMES, ...Object.keys(STANDALONE)].join(', ')}`,
+  );
+  process.exit(2);
+}
+
+const suiteNames = names.filter((n) => SCENARIO_NAMES.includes(n));
+if (names.length === 0 || suiteNames.length > 0) {
+  await runSuite(names.length === 0 ? undefined : suiteNames);
+}
+for (const name of names.filter((n) => n in STANDALONE)) {
   console.log(`\n== ${name}`);
-  await scenario();
+  await STANDALONE[name]!();
 }

@@ -11,12 +11,20 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 /**
  * Bulk-loads `count` transactions for one user, spread over `days` days ending at `end`, with
  * real encrypted names, then builds the user's rollups from the raw rows (the reconciliation's
- * recompute), as if every row had come through the API.
+ * recompute), as if every row had come through the API. `analyze: false` leaves the vacuum to
+ * one `analyzeTables` call after seeding many users.
  */
 export async function seedUser(
   db: Db,
   cipher: FieldCipher,
-  options: { userId: string; count: number; days: number; end: Date; currency?: string },
+  options: {
+    userId: string;
+    count: number;
+    days: number;
+    end: Date;
+    currency?: string;
+    analyze?: boolean;
+  },
 ): Promise<void> {
   const { userId, count, days, end } = options;
   const currency = options.currency ?? 'GHS';
@@ -49,6 +57,10 @@ export async function seedUser(
         ${sql.param(types)}::text[]) as u(id, name, date, amount, type)`);
   }
   await reconcileUser(db, userId, 'UTC');
+  if (options.analyze !== false) await analyzeTables(db);
+}
+
+export async function analyzeTables(db: Db): Promise<void> {
   // What autovacuum does in production after a load: statistics, and the visibility map that
   // lets range queries read edge days from the index alone.
   await db.execute(sql`vacuum analyze transactions`);

@@ -1,0 +1,162 @@
+/**
+ * The database's own ceiling for the create route, measured with pgbench against the bench
+ * database: a single INSERT into `transactions` (autocommit), and the statements the API runs for
+ * one create, in one transaction, without the API.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+export interface PgbenchResult {
+  name: string;
+  description: string;
+  transactionsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  failed: number;
+}
+
+export function pgbenchPath(): string | undefined {
+  const found = spawnSync('sh', ['-c', 'command -v pgbench'], { encoding: 'utf8' });
+  const bin = found.stdout.trim();
+  return found.status === 0 && bin !== '' ? bin : undefined;
+}
+
+/** First key of the API's per-user rollup advisory lock (src/modules/analytics/rollups.ts). */
+const ROLLUP_LOCK_CLASS = 0x46_49_44_4f;
+const CIPHERTEXT = `v1.kbench.${'A'.repeat(60)}`;
+
+const SINGLE_INSERT = `\\set n random(1, 1000000000)
+insert into transactions (user_id, id, full_name_ciphertext, transaction_date, amount_minor,
+  transaction_type, currency, description, metadata, version, created_at, updated_at)
+values ('pgbench-' || :client_id || '-' || :n, gen_random_uuid(), '${CIPHERTEXT}', now(),
+  100 + :n % 100000, 'credit', 'GHS', 'bench', '{"source":"bench"}', 1, now(), now());
+`;
+
+/**
+ * What one POST /api/v1/transaction/ sends to the database (transactions.service.ts create,
+ * analytics/rollups.ts applyRollups, events.repository.ts appendEvent), as literal SQL.
+ */
+const CREATE_TRANSACTION = `\\set n random(1, 1000000000)
+\\set amount 100 + :n % 100000
+begin;
+select pg_advisory_xact_lock_shared(${ROLLUP_LOCK_CLASS}, hashtext('pgtx-' || :client_id || '-' || :n));
+insert into transactions (user_id, id, full_name_ciphertext, transaction_date, amount_minor,
+  transaction_type, currency, description, metadata, version, created_at, updated_at)
+values ('pgtx-' || :client_id || '-' || :n, gen_random_uuid(), '${CIPHERTEXT}', now(), :amount,
+  'credit', 'GHS', 'bench', '{"source":"bench"}', 1, now(), now())
+returning *;
+insert into user_stats as s (user_id, currency, transaction_count, credit_count, debit_count,
+  credit_total_minor, debit_total_minor, updated_at)
+select user_id, currency, sum(n), sum(cn), sum(dn), sum(ct), sum(dt), now()
+from (values ('pgtx-' || :client_id || '-' || :n, 'GHS', now(), 1, 1, 0, :amount::numeric, 0::numeric))
+  as v(user_id, currency, ts, n, cn, dn, ct, dt)
+group by user_id, currency order by user_id, currency
+on conflict (user_id, currency) do update set
+  transaction_count = s.transaction_count + excluded.transaction_count,
+  credit_count = s.credit_count + excluded.credit_count,
+  debit_count = s.debit_count + excluded.debit_count,
+  credit_total_minor = s.credit_total_minor + excluded.credit_total_minor,
+  debit_total_minor = s.debit_total_minor + excluded.debit_total_minor,
+  updated_at = excluded.updated_at
+returning user_id, currency, transaction_count;
+insert into user_daily_stats as s (user_id, currency, day, transaction_count, credit_count,
+  debit_count, credit_total_minor, debit_total_minor)
+select user_id, currency, (ts at time zone 'UTC')::date, sum(n), sum(cn), sum(dn), sum(ct), sum(dt)
+from (values ('pgtx-' || :client_id || '-' || :n, 'GHS', now(), 1, 1, 0, :amount::numeric, 0::numeric))
+  as v(user_id, currency, ts, n, cn, dn, ct, dt)
+group by 1, 2, 3 order by 1, 2, 3
+on conflict (user_id, currency, day) do update set
+  transaction_count = s.transaction_count + excluded.transaction_count,
+  credit_count = s.credit_count + excluded.credit_count,
+  debit_count = s.debit_count + excluded.debit_count,
+  credit_total_minor = s.credit_total_minor + excluded.credit_total_minor,
+  debit_total_minor = s.debit_total_minor + excluded.debit_total_minor
+returning user_id, currency, day::text as day, transaction_count;
+insert into events (id, user_id, type, transaction_id, payload)
+values (gen_random_uuid(), 'pgtx-' || :client_id || '-' || :n, 'transaction.created',
+  gen_random_uuid(), '{"transaction":{"currency":"GHS","transaction_type":"credit","version":1}}');
+commit;
+`;
+
+export const PGBENCH_SCRIPTS = [
+  {
+    name: 'pgbench-single-insert',
+    description: 'pgbench: one INSERT into transactions per transaction (autocommit)',
+    script: SINGLE_INSERT,
+  },
+  {
+    name: 'pgbench-create-transaction',
+    description:
+      "pgbench: the API create's SQL (lock, insert, 2 rollup upserts, event) in BEGIN…COMMIT",
+    script: CREATE_TRANSACTION,
+  },
+] as const;
+
+function percentile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+}
+
+/**
+ * Runs one script for `seconds` with `clients` connections (the API's pool size, so the database
+ * sees the concurrency the API gives it). Latencies come from pgbench's per-transaction log.
+ */
+export async function runPgbench(options: {
+  bin: string;
+  url: string;
+  workDir: string;
+  name: string;
+  description: string;
+  script: string;
+  seconds: number;
+  clients: number;
+}): Promise<PgbenchResult> {
+  const scriptFile = path.join(options.workDir, `${options.name}.sql`);
+  writeFileSync(scriptFile, options.script);
+  const logPrefix = `${options.name}-log`;
+  const args = [
+    '--no-vacuum',
+    '--protocol=extended',
+    `--client=${options.clients}`,
+    '--jobs=2',
+    `--time=${options.seconds}`,
+    `--file=${scriptFile}`,
+    '--log',
+    `--log-prefix=${path.join(options.workDir, logPrefix)}`,
+    options.url,
+  ];
+  const output = await new Promise<string>((resolve, reject) => {
+    const child = spawn(options.bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let text = '';
+    child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    // pgbench stops itself after --time; this only bounds a pgbench that hangs.
+    const guard = setTimeout(() => child.kill('SIGKILL'), (options.seconds + 30) * 1000);
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      clearTimeout(guard);
+      if (code === 0) resolve(text);
+      else reject(new Error(`pgbench ${options.name} exited ${code}:\n${text}`));
+    });
+  });
+  const tps = Number(/tps = ([\d.]+)/.exec(output)?.[1] ?? NaN);
+  const failed = Number(/number of failed transactions: (\d+)/.exec(output)?.[1] ?? 0);
+  const latencies: number[] = [];
+  for (const file of readdirSync(options.workDir)) {
+    if (!file.startsWith(`${logPrefix}.`)) continue;
+    for (const line of readFileSync(path.join(options.workDir, file), 'utf8').split('\n')) {
+      // client_id transaction_no time_us script_no epoch epoch_us
+      const micros = Number(line.split(' ')[2]);
+      if (Number.isFinite(micros)) latencies.push(micros / 1000);
+    }
+  }
+  latencies.sort((a, b) => a - b);
+  return {
+    name: options.name,
+    description: options.description,
+    transactionsPerSecond: tps,
+    p50Ms: percentile(latencies, 0.5),
+    p99Ms: percentile(latencies, 0.99),
+    failed,
+  };
+}

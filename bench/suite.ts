@@ -1,0 +1,670 @@
+/**
+ * The API benchmark suite: the production bundle (dist/) in a child process, on PostgreSQL and
+ * Redis when BENCH_DATABASE_URL / BENCH_REDIS_URL are set and on the embedded defaults otherwise,
+ * with request logging at the production level (LOG_LEVEL=info, one line per request, to a file).
+ * A bare Fastify hello world, started in the same run, is the ceiling every scenario is compared
+ * with; on PostgreSQL, pgbench's INSERT rate is the database's ceiling for the create routes.
+ *
+ *   npm run bench                                  all of it, embedded PGlite + in-process cache
+ *   npm run bench -- --scenario read-by-id         one scenario (plus the ceiling)
+ *   BENCH_DATABASE_URL=postgres://…@127.0.0.1:5432/postgres BENCH_REDIS_URL=redis://127.0.0.1:6379 npm run bench
+ *
+ * Knobs: BENCH_SECONDS (5) and BENCH_WARMUP_SECONDS (1) per scenario, BENCH_CONNECTIONS (50),
+ * BENCH_DEEP_PAGES (1000: the history user gets that many pages of 100, plus one), BENCH_POOL_USERS
+ * (50) × BENCH_POOL_ROWS (20) for reads by id and the mixed workload, BENCH_SKIP_BUILD=1,
+ * BENCH_KEEP=1 (keep the work directory: server logs, pgbench logs) and BENCH_CPU_PROF=1 (the API
+ * processes write V8 CPU profiles there; open them in Chrome DevTools).
+ */
+import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type autocannon from 'autocannon';
+import { sql } from 'drizzle-orm';
+import { Redis } from 'ioredis';
+import { encodeCursor } from '../src/modules/transactions/cursor.js';
+import { FieldCipher, parseKeyRing } from '../src/platform/crypto.js';
+import { queryRows } from '../src/platform/db.js';
+import { load, openBenchDatabase, type LoadResult } from './http.js';
+import { PGBENCH_SCRIPTS, pgbenchPath, runPgbench } from './pgbench.js';
+import {
+  HELLO_WORLD_SOURCE,
+  readCpuMs,
+  sampleRss,
+  startServer,
+  type ServerProcess,
+} from './processes.js';
+import { report, type ResultsFile, type ScenarioResult } from './results.js';
+import { analyzeTables, seedUser } from './seed.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const PAGE_SIZE = 100;
+const SEED_END = new Date('2026-06-30T12:00:00Z');
+const RANGE_QUERY = 'start_date=2025-07-01T08:30:00Z&end_date=2026-06-30T17:45:00Z';
+
+function envNumber(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a number ≥ 0`);
+  return value;
+}
+
+const SETTINGS = {
+  seconds: envNumber('BENCH_SECONDS', 5),
+  warmupSeconds: envNumber('BENCH_WARMUP_SECONDS', 1),
+  connections: envNumber('BENCH_CONNECTIONS', 50),
+  deepPages: Math.max(2, envNumber('BENCH_DEEP_PAGES', 1000)),
+  poolUsers: Math.max(1, envNumber('BENCH_POOL_USERS', 50)),
+  poolRows: Math.max(1, envNumber('BENCH_POOL_ROWS', 20)),
+  /** The API's DB_POOL_SIZE default: pgbench gets the same number of connections. */
+  dbPoolSize: 10,
+};
+
+/** Servers under test. */
+type Target = 'hello' | 'api' | 'api-nocache';
+
+const TARGET_NOTES: Record<Target, string> = {
+  hello: 'bare Fastify hello world, no logging (the ceiling)',
+  api: 'node dist/server.js, production settings, its read cache on',
+  'api-nocache':
+    'node dist/server.js with its cache unreachable (REDIS_URL=redis://127.0.0.1:1, refused): ' +
+    'every read is computed by the database; the failed cache call fails fast',
+};
+
+interface Req {
+  method: 'GET' | 'POST';
+  path: string;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+interface Fixtures {
+  runId: string;
+  deepUser: string;
+  deepCursor: string;
+  poolUsers: string[];
+  readIds: string[];
+}
+
+interface Scenario {
+  name: string;
+  target: Target;
+  description: string;
+  needs: ('deep' | 'pool')[];
+  /** Each connection sends these in turn, over and over; each call makes the next request. */
+  requests(f: Fixtures): (() => Req)[];
+  /** Checks a probe response's body beyond its 2xx status. */
+  check?(body: unknown): string | undefined;
+  /** Compared with the database ceiling (pgbench) too. */
+  create?: boolean;
+}
+
+const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)]!;
+const JSON_HEADERS = { 'content-type': 'application/json' };
+
+function createBody(userId: string): string {
+  return JSON.stringify({
+    user_id: userId,
+    full_name: 'Ama Owusu',
+    transaction_amount: '100.50',
+    transaction_type: 'credit',
+    currency: 'GHS',
+    description: 'Salary',
+    metadata: { source: 'bench' },
+  });
+}
+
+let counter = 0;
+const next = () => (counter += 1);
+
+const get = (p: string) => (): Req => ({ method: 'GET', path: p });
+const history = (user: string, query = '') =>
+  `/api/v1/transaction/history/${encodeURIComponent(user)}${query}`;
+const analytics = (user: string) => `/api/v1/analytics/${encodeURIComponent(user)}`;
+
+export const SCENARIOS: Scenario[] = [
+  {
+    name: 'ceiling-hello-world',
+    target: 'hello',
+    description: 'GET / on a bare Fastify server',
+    needs: [],
+    requests: () => [get('/')],
+  },
+  {
+    name: 'history-first-page-uncached',
+    target: 'api-nocache',
+    description: 'GET history, first page of 100 (the user has ~100,000 rows)',
+    needs: ['deep'],
+    requests: (f) => [get(history(f.deepUser))],
+  },
+  {
+    name: 'history-page-1000-uncached',
+    target: 'api-nocache',
+    description: 'GET history with the cursor of page 1,000 (rows 99,901–100,000)',
+    needs: ['deep'],
+    requests: (f) => [get(history(f.deepUser, `?cursor=${f.deepCursor}`))],
+    check(body) {
+      const page = body as { data: unknown[]; pagination: { has_more: boolean } };
+      return page.data.length === PAGE_SIZE && page.pagination.has_more
+        ? undefined
+        : `expected a full page with more after it, got ${page.data.length} rows`;
+    },
+  },
+  {
+    name: 'analytics-all-time-uncached',
+    target: 'api-nocache',
+    description: 'GET all-time analytics of the ~100,000-row user',
+    needs: ['deep'],
+    requests: (f) => [get(analytics(f.deepUser))],
+  },
+  {
+    name: 'analytics-one-year-range-uncached',
+    target: 'api-nocache',
+    description: 'GET range analytics, one year with partial edge days',
+    needs: ['deep'],
+    requests: (f) => [
+      get(`/api/v1/analytics/range/${encodeURIComponent(f.deepUser)}?${RANGE_QUERY}`),
+    ],
+  },
+  {
+    name: 'history-first-page-cached',
+    target: 'api',
+    description: 'GET history, first page of 100, same URL (cache hits)',
+    needs: ['deep'],
+    requests: (f) => [get(history(f.deepUser))],
+  },
+  {
+    name: 'analytics-all-time-cached',
+    target: 'api',
+    description: 'GET all-time analytics, same URL (cache hits)',
+    needs: ['deep'],
+    requests: (f) => [get(analytics(f.deepUser))],
+  },
+  {
+    name: 'read-by-id',
+    target: 'api',
+    description: 'GET one transaction, a random one of 1,000 ids per request (not cached)',
+    needs: ['pool'],
+    requests: (f) => [() => ({ method: 'GET', path: `/api/v1/transaction/${pick(f.readIds)}` })],
+  },
+  {
+    name: 'create-unique-users',
+    target: 'api',
+    description: 'POST a transaction, a new user per request',
+    needs: [],
+    create: true,
+    requests: (f) => [
+      () => ({
+        method: 'POST',
+        path: '/api/v1/transaction/',
+        headers: JSON_HEADERS,
+        body: createBody(`bench-new-${f.runId}-${next()}`),
+      }),
+    ],
+  },
+  {
+    name: 'create-hot-user',
+    target: 'api',
+    description: 'POST a transaction, every request for the same user',
+    needs: [],
+    create: true,
+    requests: (f) => [
+      () => ({
+        method: 'POST',
+        path: '/api/v1/transaction/',
+        headers: JSON_HEADERS,
+        body: createBody(`bench-hot-${f.runId}`),
+      }),
+    ],
+  },
+  {
+    name: 'create-idempotency-key',
+    target: 'api',
+    description: 'POST a transaction with a new Idempotency-Key, a new user per request',
+    needs: [],
+    create: true,
+    requests: (f) => [
+      () => {
+        const n = next();
+        return {
+          method: 'POST',
+          path: '/api/v1/transaction/',
+          headers: { ...JSON_HEADERS, 'idempotency-key': `bench-${f.runId}-${n}` },
+          body: createBody(`bench-idem-${f.runId}-${n}`),
+        };
+      },
+    ],
+  },
+  {
+    name: 'mixed-80-read-20-write',
+    target: 'api',
+    description:
+      'per connection, in turn: GET by id, GET history page 1, GET analytics, GET by id, ' +
+      'POST create; random users of the pool (each create invalidates that user’s cached reads)',
+    needs: ['pool'],
+    requests: (f) => [
+      () => ({ method: 'GET', path: `/api/v1/transaction/${pick(f.readIds)}` }),
+      () => ({ method: 'GET', path: history(pick(f.poolUsers)) }),
+      () => ({ method: 'GET', path: analytics(pick(f.poolUsers)) }),
+      () => ({ method: 'GET', path: `/api/v1/transaction/${pick(f.readIds)}` }),
+      () => ({
+        method: 'POST',
+        path: '/api/v1/transaction/',
+        headers: JSON_HEADERS,
+        body: createBody(pick(f.poolUsers)),
+      }),
+    ],
+  },
+];
+
+export const SCENARIO_NAMES = SCENARIOS.map((s) => s.name);
+
+function toAutocannon(makers: (() => Req)[]): autocannon.Request[] {
+  return makers.map((make) => ({
+    setupRequest(request: autocannon.Request) {
+      const made = make();
+      return {
+        ...request,
+        method: made.method,
+        path: made.path,
+        headers: { ...request.headers, ...made.headers },
+        body: made.body ?? '',
+      };
+    },
+  }));
+}
+
+/** One request of each kind before the load: a broken scenario fails here, not as a table of errors. */
+async function probe(base: string, scenario: Scenario, fixtures: Fixtures): Promise<void> {
+  for (const make of scenario.requests(fixtures)) {
+    const req = make();
+    const response = await fetch(`${base}${req.path}`, {
+      method: req.method,
+      ...(req.headers ? { headers: req.headers } : {}),
+      ...(req.body ? { body: req.body } : {}),
+    });
+    const text = await response.text();
+    if (response.status < 200 || response.status > 299) {
+      throw new Error(
+        `${scenario.name}: ${req.method} ${req.path} answered ${response.status}: ${text}`,
+      );
+    }
+    const problem = scenario.check?.(JSON.parse(text));
+    if (problem) throw new Error(`${scenario.name}: ${problem}`);
+  }
+}
+
+interface ApiCounters {
+  hits: number;
+  misses: number;
+  /** Cache operations that failed (timed out, refused): the database answered instead. */
+  cacheErrors: number;
+  /** Event-loop delay p99 since the previous scrape (prom-client resets it on each). */
+  eventLoopP99Ms: number;
+}
+
+/** Counters from the API's own /metrics. */
+async function apiCounters(base: string): Promise<ApiCounters> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const sum = (name: string) =>
+    [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].reduce(
+      (total, match) => total + Number(match[1]),
+      0,
+    );
+  return {
+    hits: sum('fido_cache_hits_total'),
+    misses: sum('fido_cache_misses_total'),
+    cacheErrors: sum('fido_cache_errors_total'),
+    eventLoopP99Ms: sum('fido_nodejs_eventloop_lag_p99_seconds') * 1000,
+  };
+}
+
+async function measure(
+  server: ServerProcess,
+  scenario: Scenario,
+  fixtures: Fixtures,
+): Promise<ScenarioResult> {
+  await probe(server.url, scenario, fixtures);
+  const options = { connections: SETTINGS.connections };
+  if (SETTINGS.warmupSeconds > 0) {
+    await load(server.url, {
+      ...options,
+      seconds: SETTINGS.warmupSeconds,
+      requests: toAutocannon(scenario.requests(fixtures)),
+    });
+  }
+  const isApi = scenario.target !== 'hello';
+  const before = isApi ? await apiCounters(server.url) : undefined;
+  const rss = sampleRss(server.pid);
+  const cpuBefore = readCpuMs(server.pid);
+  const wallBefore = performance.now();
+  let result: LoadResult;
+  let rssMaxMb: number | undefined;
+  try {
+    result = await load(server.url, {
+      ...options,
+      seconds: SETTINGS.seconds,
+      requests: toAutocannon(scenario.requests(fixtures)),
+    });
+  } finally {
+    rssMaxMb = rss.stop();
+  }
+  const cpuAfter = readCpuMs(server.pid);
+  const cpuMs =
+    cpuBefore !== undefined && cpuAfter !== undefined ? cpuAfter - cpuBefore : undefined;
+  const wallMs = performance.now() - wallBefore;
+  const after = isApi ? await apiCounters(server.url) : undefined;
+  const lookups = before && after ? after.hits + after.misses - before.hits - before.misses : 0;
+  const row: ScenarioResult = {
+    name: scenario.name,
+    kind: 'http',
+    target: scenario.target,
+    description: scenario.description,
+    requestsPerSecond: result.requestsPerSecond,
+    p50Ms: result.p50Ms,
+    p99Ms: result.p99Ms,
+    errors: result.errors,
+    statusCodes: result.statusCodes,
+    rssMaxMb: rssMaxMb ?? null,
+    serverCpuPercent: cpuMs === undefined ? null : (cpuMs / wallMs) * 100,
+    serverCpuMsPerRequest:
+      cpuMs === undefined || result.responses === 0 ? null : cpuMs / result.responses,
+    cacheHitRatio: before && after && lookups > 0 ? (after.hits - before.hits) / lookups : null,
+    cacheErrors: before && after ? after.cacheErrors - before.cacheErrors : null,
+    eventLoopP99Ms: after ? after.eventLoopP99Ms : null,
+    ratioToCeiling: null,
+    ratioToDbCeiling: null,
+  };
+  console.log(
+    `  ${scenario.name.padEnd(36)} ${Math.round(row.requestsPerSecond).toString().padStart(7)} req/s` +
+      `  p99 ${row.p99Ms} ms  errors ${row.errors}`,
+  );
+  return row;
+}
+
+function git(args: string[]): string | null {
+  const out = spawnSync('git', ['--no-optional-locks', ...args], { cwd: ROOT, encoding: 'utf8' });
+  return out.status === 0 ? out.stdout.trim() : null;
+}
+
+function build(): void {
+  if (process.env.BENCH_SKIP_BUILD === '1') {
+    console.log('build skipped (BENCH_SKIP_BUILD=1): dist/ as it is');
+    return;
+  }
+  const started = Date.now();
+  const out = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
+  if (out.status !== 0) {
+    throw new Error(`npm run build failed:\n${out.stdout}\n${out.stderr}`);
+  }
+  console.log(`built dist/ in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}
+
+/** Deletes what the run left in Redis: only keys under this run's own prefix. */
+async function cleanRedis(url: string, prefix: string): Promise<void> {
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await client.connect();
+    let cursor = '0';
+    do {
+      const [nextCursor, keys] = await client.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = nextCursor;
+      if (keys.length > 0) await client.unlink(...keys);
+    } while (cursor !== '0');
+  } finally {
+    client.disconnect();
+  }
+}
+
+export async function runSuite(selected: readonly string[] | undefined): Promise<void> {
+  const scenarios = SCENARIOS.filter(
+    (s) => s.target === 'hello' || !selected || selected.includes(s.name),
+  );
+  const databaseUrl = process.env.BENCH_DATABASE_URL;
+  const redisUrl = process.env.BENCH_REDIS_URL;
+  for (const [name, value] of [
+    ['BENCH_DATABASE_URL', databaseUrl],
+    ['BENCH_REDIS_URL', redisUrl],
+  ] as const) {
+    if (value && new URL(value).hostname !== '127.0.0.1') {
+      throw new Error(`${name} must point at 127.0.0.1 (benchmarks stay on this machine)`);
+    }
+  }
+  const started = new Date();
+  const loadAverage1m = os.loadavg()[0] ?? 0;
+  build();
+
+  const workDir = mkdtempSync(path.join(os.tmpdir(), 'fido-bench-'));
+  const dataDir = path.join(workDir, 'data');
+  mkdirSync(dataDir);
+  const runId = randomBytes(4).toString('hex');
+  const secretKey = randomBytes(32).toString('base64');
+  const keyRing = parseKeyRing({ secretKey });
+  if (!keyRing) throw new Error('no key ring');
+  const cipher = new FieldCipher(keyRing);
+  const cachePrefix = `fido-bench-${runId}`;
+
+  const database = await openBenchDatabase({ dataDir });
+  const servers: ServerProcess[] = [];
+  const results: ScenarioResult[] = [];
+  let databaseLabel: string = database.handle.kind;
+  const notes: string[] = [];
+  try {
+    const db = database.handle.db;
+    if (database.handle.kind === 'postgres') {
+      const [row] = await queryRows<{ v: string }>(
+        db,
+        sql`select current_setting('server_version') as v`,
+      );
+      databaseLabel = `postgres ${row?.v ?? '?'}`;
+    }
+
+    // Seed through the database, with the key the server will use.
+    const needs = new Set(scenarios.flatMap((s) => s.needs));
+    const deepUser = `bench-deep-${runId}`;
+    const poolUsers = Array.from(
+      { length: SETTINGS.poolUsers },
+      (_, i) => `bench-pool-${runId}-${i}`,
+    );
+    const deepRows = SETTINGS.deepPages * PAGE_SIZE + PAGE_SIZE;
+    const seeding = Date.now();
+    if (needs.has('deep')) {
+      await seedUser(db, cipher, {
+        userId: deepUser,
+        count: deepRows,
+        days: 730,
+        end: SEED_END,
+        analyze: false,
+      });
+    }
+    if (needs.has('pool')) {
+      for (const userId of poolUsers) {
+        await seedUser(db, cipher, {
+          userId,
+          count: SETTINGS.poolRows,
+          days: 365,
+          end: SEED_END,
+          analyze: false,
+        });
+      }
+    }
+    await analyzeTables(db);
+    let deepCursor = '';
+    if (needs.has('deep')) {
+      // The last row of page (deepPages − 1): the cursor a client holds after walking that far.
+      const [last] = await queryRows<{ ms: string | number; id: string }>(
+        db,
+        sql`select (extract(epoch from transaction_date) * 1000)::bigint::text as ms, id::text as id
+          from transactions where user_id = ${deepUser}
+          order by transaction_date desc, id desc
+          offset ${(SETTINGS.deepPages - 1) * PAGE_SIZE - 1} limit 1`,
+      );
+      if (!last) throw new Error('the deep user has too few rows');
+      deepCursor = encodeCursor({ transactionDate: new Date(Number(last.ms)), id: last.id });
+    }
+    const readIds = needs.has('pool')
+      ? (
+          await queryRows<{ id: string }>(
+            db,
+            sql`select id::text as id from transactions where user_id like ${`bench-pool-${runId}-%`}
+              order by random() limit 1000`,
+          )
+        ).map((r) => r.id)
+      : [];
+    console.log(
+      `seeded ${needs.has('deep') ? deepRows : 0} rows for one user and ` +
+        `${needs.has('pool') ? SETTINGS.poolUsers * SETTINGS.poolRows : 0} for a pool of ` +
+        `${needs.has('pool') ? SETTINGS.poolUsers : 0} users in ` +
+        `${((Date.now() - seeding) / 1000).toFixed(1)} s (${databaseLabel})`,
+    );
+    const fixtures: Fixtures = { runId, deepUser, deepCursor, poolUsers, readIds };
+    // PGlite allows one process per data directory: the server takes it over from here.
+    if (database.handle.kind === 'pglite') await database.close();
+
+    const apiEnv = (nocache: boolean): Record<string, string> => ({
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      NODE_ENV: 'production',
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      SECRET_KEY: secretKey,
+      SCHEDULER: 'off',
+      DATA_DIR: dataDir,
+      ...(database.url ? { DATABASE_URL: database.url } : {}),
+      ...(nocache ? { REDIS_URL: 'redis://127.0.0.1:1' } : redisUrl ? { REDIS_URL: redisUrl } : {}),
+      CACHE_PREFIX: cachePrefix,
+    });
+
+    const phases: Target[] = ['hello', 'api-nocache', 'api'];
+    for (const target of phases) {
+      const batch = scenarios.filter((s) => s.target === target);
+      if (batch.length === 0) continue;
+      console.log(`\n${target}: ${TARGET_NOTES[target]}`);
+      const server = await startServer(
+        target === 'hello'
+          ? {
+              name: target,
+              args: ['--input-type=module', '-e', HELLO_WORLD_SOURCE],
+              env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_ENV: 'production' },
+              logFile: path.join(workDir, `${target}.log`),
+              cwd: ROOT,
+            }
+          : {
+              name: target,
+              args: [
+                ...(process.env.BENCH_CPU_PROF === '1'
+                  ? ['--cpu-prof', `--cpu-prof-dir=${path.join(workDir, `${target}-cpu`)}`]
+                  : []),
+                path.join(ROOT, 'dist', 'server.js'),
+              ],
+              env: apiEnv(target === 'api-nocache'),
+              logFile: path.join(workDir, `${target}.log`),
+              // Not the repository: the server must not pick up a developer's .env.
+              cwd: workDir,
+            },
+      );
+      servers.push(server);
+      try {
+        for (const scenario of batch) results.push(await measure(server, scenario, fixtures));
+      } finally {
+        await server.stop();
+      }
+    }
+
+    // The database's own ceiling for the create routes, on the same database, after the API.
+    const wantsCreate = scenarios.some((s) => s.create);
+    if (wantsCreate && database.url) {
+      const bin = pgbenchPath();
+      if (!bin) {
+        notes.push('pgbench: skipped (not installed; apt-get install postgresql-client)');
+      } else {
+        console.log(
+          `\npgbench: ${SETTINGS.dbPoolSize} clients (the API's pool size), ${SETTINGS.seconds} s`,
+        );
+        for (const script of PGBENCH_SCRIPTS) {
+          const run = await runPgbench({
+            bin,
+            url: database.url,
+            workDir,
+            ...script,
+            seconds: SETTINGS.seconds,
+            clients: SETTINGS.dbPoolSize,
+          });
+          console.log(
+            `  ${run.name.padEnd(36)} ${Math.round(run.transactionsPerSecond).toString().padStart(7)} tx/s`,
+          );
+          results.push({
+            name: run.name,
+            kind: 'pgbench',
+            target: 'postgres',
+            description: run.description,
+            requestsPerSecond: run.transactionsPerSecond,
+            p50Ms: run.p50Ms,
+            p99Ms: run.p99Ms,
+            errors: run.failed,
+            statusCodes: {},
+            rssMaxMb: null,
+            serverCpuPercent: null,
+            serverCpuMsPerRequest: null,
+            cacheHitRatio: null,
+            cacheErrors: null,
+            eventLoopP99Ms: null,
+            ratioToCeiling: null,
+            ratioToDbCeiling: null,
+          });
+        }
+      }
+    } else if (wantsCreate) {
+      notes.push('pgbench: skipped (embedded PGlite: no PostgreSQL server to measure)');
+    }
+  } finally {
+    for (const server of servers) await server.stop();
+    await database.drop();
+    if (redisUrl) await cleanRedis(redisUrl, cachePrefix).catch(() => undefined);
+    if (process.env.BENCH_KEEP !== '1') rmSync(workDir, { recursive: true, force: true });
+    else console.log(`kept ${workDir} (server logs, pgbench logs)`);
+  }
+
+  const ceiling = results.find((r) => r.name === 'ceiling-hello-world')?.requestsPerSecond;
+  const dbCeiling = results.find((r) => r.name === 'pgbench-single-insert')?.requestsPerSecond;
+  for (const row of results) {
+    if (row.kind === 'http' && ceiling) row.ratioToCeiling = row.requestsPerSecond / ceiling;
+    const scenario = SCENARIOS.find((s) => s.name === row.name);
+    if (scenario?.create && dbCeiling) row.ratioToDbCeiling = row.requestsPerSecond / dbCeiling;
+  }
+
+  const file: ResultsFile = {
+    date: started.toISOString(),
+    commit: git(['rev-parse', 'HEAD']),
+    srcModified: (git(['status', '--porcelain', '--untracked-files=no', '--', 'src']) ?? '') !== '',
+    node: process.version,
+    database: databaseLabel,
+    databaseKind: databaseLabel.startsWith('postgres') ? 'postgres' : 'pglite',
+    cache: redisUrl ? 'redis' : 'memory',
+    machine: {
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model ?? '?',
+      memoryMb: Math.round(os.totalmem() / 2 ** 20),
+      loadAverage1m,
+    },
+    settings: SETTINGS,
+    notes: [
+      ...Object.entries(TARGET_NOTES).map(([target, note]) => `${target}: ${note}`),
+      `load: autocannon in the bench process, ${SETTINGS.connections} connections, ` +
+        `${SETTINGS.warmupSeconds} s warm-up then ${SETTINGS.seconds} s measured per scenario, ` +
+        'on the same machine as the server (they share its CPUs)',
+      'errors: connection errors, timeouts and non-2xx answers; RSS MB: the server process, highest sample (every 100 ms); ' +
+        "CPU %: its CPU time over the load's wall time (100 = one core); CPU ms/req: that time per response",
+      'latencies: autocannon reports whole milliseconds',
+      'cache hit / cache err: hits over lookups, and failed cache operations (each answered by the database), from ' +
+        "the API's /metrics; loop p99: the API's event-loop delay p99 (ms) over the measured load",
+      "× ceiling: req/s over the hello world's; × pgbench: create req/s over pgbench-single-insert tx/s",
+      ...notes,
+    ],
+    scenarios: results,
+  };
+  report(file, path.join(ROOT, 'bench', 'results'));
+}
