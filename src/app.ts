@@ -131,9 +131,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       connectTimeoutMs: config.dbConnectTimeoutMs,
       logger: app.log,
     }));
-  app.addHook('onClose', async () => {
-    if (ownsDatabase) await database.close();
-  });
   if (deps.migrate ?? ownsDatabase) {
     await untilAvailable(() => database.migrate(), app.log, DATABASE_STARTUP_WAIT_MS);
   }
@@ -154,7 +151,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     logger: app.log,
     registry: metrics.registry,
   });
-  app.addHook('onClose', () => cache.close());
   app.decorate('cache', cache);
   // A first request should not find Redis still connecting and count that as an outage; a
   // Redis that is really down does not hold start-up back longer than this.
@@ -177,6 +173,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
 
   let closing = false;
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
   app.addHook('preClose', async () => {
     closing = true;
   });
@@ -187,6 +185,27 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       void reply.header('connection', 'close').header('retry-after', String(RETRY_AFTER_SECONDS));
       throw new AppError('SERVICE_UNAVAILABLE', 'Service is shutting down, please retry');
     }
+    inFlight += 1;
+    reply.raw.once('close', () => {
+      inFlight -= 1;
+      if (inFlight === 0) drained?.();
+    });
+  });
+  // Requests still running when the server stops (a create committing, say) must find the cache
+  // and the database open: their invalidations and queries would fail otherwise. So both close
+  // only once the last request is done, or after the shutdown bound.
+  app.addHook('onClose', async () => {
+    if (inFlight > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, config.shutdownTimeoutMs);
+        drained = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    await cache.close();
+    if (ownsDatabase) await database.close();
   });
   app.addHook('onResponse', async (request, reply) => {
     metrics.httpRequests.observe(

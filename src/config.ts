@@ -169,7 +169,9 @@ export function loadConfig(env: Env = process.env): Config {
     cacheExpirationSeconds: integer('CACHE_EXPIRATION', 300, 1, 86_400),
     cachePrefix,
     cacheMaxEntries: integer('CACHE_MAX_ENTRIES', 10_000, 1, 1_000_000),
-    cacheTimeoutMs: integer('CACHE_TIMEOUT_MS', 100, 5, 10_000),
+    // Generous: a saturated event loop delays the timer itself, and a timeout sends every read to
+    // the database exactly when CPU is short. A Redis that is down fails at once regardless.
+    cacheTimeoutMs: integer('CACHE_TIMEOUT_MS', 500, 5, 10_000),
     logLevel,
     defaultCurrency,
     analyticsTimeZone,

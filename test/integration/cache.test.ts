@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { sql } from 'drizzle-orm';
 import { memoryStore, type CacheStore } from '../../src/platform/cache.js';
+import { queryRows } from '../../src/platform/db.js';
 import { buildTestApp, postTransaction, useTestApp } from '../helpers/app.js';
 import { transactionBody, uniqueUserId } from '../helpers/factories.js';
 
@@ -165,5 +167,44 @@ describe('the stale reader', () => {
     } finally {
       await app.close();
     }
+  });
+});
+
+describe('shutdown', () => {
+  it('closes the cache only after requests in flight have invalidated it', async () => {
+    const inner = memoryStore(100);
+    const calls: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const store: CacheStore = {
+      ...inner,
+      async bump(user, ttl) {
+        await gate;
+        calls.push('bump');
+        return inner.bump(user, ttl);
+      },
+      async close() {
+        calls.push('close');
+        return inner.close();
+      },
+    };
+    const app = await buildTestApp(context.database, { deps: { cacheStore: store } });
+    const body = transactionBody();
+    const write = app.inject({ method: 'POST', url: '/api/v1/transaction/', payload: body });
+    // Wait until the write has committed: it then waits on its (gated) invalidation.
+    for (let attempt = 0; attempt < 200; attempt += 1) {
+      const rows = await queryRows<{ n: number }>(
+        context.database.handle.db,
+        sql`select count(*)::int as n from transactions where user_id = ${String(body.user_id)}`,
+      );
+      if (rows[0]?.n === 1) break;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const closing = app.close();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    release();
+    expect((await write).statusCode).toBe(201);
+    await closing;
+    expect(calls).toEqual(['bump', 'close']);
   });
 });
