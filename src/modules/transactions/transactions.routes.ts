@@ -2,7 +2,12 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { ErrorBody } from '../../platform/http-errors.js';
-import { replayableHeaders, sendOutcome, type Idempotency } from '../../platform/idempotency.js';
+import {
+  replayableHeaders,
+  sendOutcome,
+  type Idempotency,
+  type StoredResponse,
+} from '../../platform/idempotency.js';
 import type { DbTx } from '../../platform/db.js';
 import type { TransactionRow } from './transactions.repository.js';
 import {
@@ -85,15 +90,24 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
   async function writeTransaction(
     request: FastifyRequest,
     reply: FastifyReply,
-    status: number,
-    message: string,
     write: (dbTx: DbTx) => Promise<TransactionRow>,
+    answer: (row: TransactionRow) => StoredResponse,
   ): Promise<void> {
     let written: TransactionRow | undefined;
     const outcome = await idempotency.execute(request, async (dbTx) => {
-      const row = await write(dbTx);
-      written = row;
-      return respond(
+      written = await write(dbTx);
+      return answer(written);
+    });
+    // Before the answer leaves: a client that reads right after must not hit the old cache.
+    if (written) await transactions.committed(written);
+    sendOutcome(reply, outcome);
+  }
+
+  /** The record itself, in the envelope, with its ETag (and Location when created). */
+  const recordAnswer =
+    (reply: FastifyReply, status: 200 | 201, message: string) =>
+    (row: TransactionRow): StoredResponse =>
+      respond(
         reply,
         status,
         { data: transactions.toView(row), code: status, message },
@@ -102,11 +116,6 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
           ...(status === 201 ? { location: `/api/v1/transaction/${row.id}` } : {}),
         },
       );
-    });
-    // Before the answer leaves: a client that reads right after must not hit the old cache.
-    if (written) await transactions.committed(written);
-    sendOutcome(reply, outcome);
-  }
 
   const createRoute = {
     schema: {
@@ -126,8 +135,11 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
       { ...createRoute, schema: { ...createRoute.schema, hide } },
       async (request, reply) => {
         const input = transactions.checkCreate(request.body);
-        await writeTransaction(request, reply, 201, 'Transaction added successfully.', (dbTx) =>
-          transactions.create(input, { dbTx }),
+        await writeTransaction(
+          request,
+          reply,
+          (dbTx) => transactions.create(input, { dbTx }),
+          recordAnswer(reply, 201, 'Transaction added successfully.'),
         );
       },
     );
@@ -193,11 +205,15 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
         response: { 200: TransactionEnvelope, ...errors(404, 409, 412, 413, 415, 422, 503) },
       },
       handler: async (request, reply) => {
-        await writeTransaction(request, reply, 200, 'Transaction updated successfully', (dbTx) =>
-          transactions.update(request.params.id, request.body, {
-            dbTx,
-            ifMatch: readIfMatch(request),
-          }),
+        await writeTransaction(
+          request,
+          reply,
+          (dbTx) =>
+            transactions.update(request.params.id, request.body, {
+              dbTx,
+              ifMatch: readIfMatch(request),
+            }),
+          recordAnswer(reply, 200, 'Transaction updated successfully'),
         );
       },
     });
@@ -215,18 +231,18 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
       },
     },
     async (request, reply) => {
-      let removed: TransactionRow | undefined;
-      const outcome = await idempotency.execute(request, async (dbTx) => {
-        const { id } = request.params;
-        removed = await transactions.remove(id, { dbTx, ifMatch: readIfMatch(request) });
-        return respond(reply, 200, {
-          data: `Transaction with ID: ${id} removed`,
-          code: 200,
-          message: 'Transaction deleted successfully',
-        });
-      });
-      if (removed) await transactions.committed(removed);
-      sendOutcome(reply, outcome);
+      const { id } = request.params;
+      await writeTransaction(
+        request,
+        reply,
+        (dbTx) => transactions.remove(id, { dbTx, ifMatch: readIfMatch(request) }),
+        () =>
+          respond(reply, 200, {
+            data: `Transaction with ID: ${id} removed`,
+            code: 200,
+            message: 'Transaction deleted successfully',
+          }),
+      );
     },
   );
 };
