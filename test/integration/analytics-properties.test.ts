@@ -34,6 +34,7 @@ import {
   type StatsRow,
   type TransactionType,
 } from '../helpers/analytics-model.js';
+import type { ErrorBody as ErrorResponse } from '../../src/platform/http-errors.js';
 
 const TIME_ZONE = process.env.TEST_ANALYTICS_TIMEZONE || 'UTC';
 const NUM_RUNS = Number(process.env.TEST_ANALYTICS_RUNS || 25);
@@ -312,11 +313,6 @@ type Scenario = typeof scenarioArb extends fc.Arbitrary<infer T> ? T : never;
 
 // ---------------------------------------------------------------------------------------------
 // Driving the API
-
-interface ErrorResponse {
-  code: string;
-  detail?: { loc: (string | number)[]; msg: string; type: string }[];
-}
 
 interface Ledger {
   /** Ids in the order their creates returned. */

@@ -6,6 +6,7 @@ import { queryRows } from '../../src/platform/db.js';
 import { expireIdempotencyKeys } from '../../src/platform/idempotency.js';
 import { useTestApp } from '../helpers/app.js';
 import { transactionBody, uniqueUserId } from '../helpers/factories.js';
+import type { ErrorBody as ErrorResponse } from '../../src/platform/http-errors.js';
 
 interface TransactionView {
   id: string;
@@ -14,14 +15,6 @@ interface TransactionView {
   transaction_amount: number;
   description: string | null;
   version: number;
-}
-
-interface ErrorResponse {
-  message: string;
-  name: string;
-  code: string;
-  request_id: string;
-  detail?: { loc: (string | number)[]; msg: string; type: string }[];
 }
 
 const context = useTestApp();

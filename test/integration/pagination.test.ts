@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { queryRows } from '../../src/platform/db.js';
 import { useTestApp } from '../helpers/app.js';
 import { transactionBody, uniqueUserId } from '../helpers/factories.js';
+import type { ErrorBody as ErrorResponse } from '../../src/platform/http-errors.js';
 
 interface TransactionView {
   id: string;
@@ -20,14 +21,6 @@ interface HistoryBody {
   code: number;
   message: string;
   pagination: { limit: number; next_cursor: string | null; has_more: boolean };
-}
-
-interface ErrorResponse {
-  message: string;
-  name: string;
-  code: string;
-  request_id: string;
-  detail?: { loc: (string | number)[]; msg: string; type: string }[];
 }
 
 interface Key {

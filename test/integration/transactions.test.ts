@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
+import { queryRows } from '../../src/platform/db.js';
 import { useTestApp } from '../helpers/app.js';
 import { transactionBody, uniqueUserId } from '../helpers/factories.js';
 
@@ -279,10 +280,10 @@ describe('POST /api/v1/transaction/', () => {
       payload: { transaction_amount: 5 },
     });
     await context.app.inject({ method: 'DELETE', url: `/api/v1/transaction/${created.id}` });
-    const result = await context.database.handle.db.execute(
+    const rows = await queryRows<{ type: string; payload: string }>(
+      context.database.handle.db,
       sql`select type, payload::text as payload from events where transaction_id = ${created.id} order by sequence`,
     );
-    const rows = (result as { rows: { type: string; payload: string }[] }).rows;
     expect(rows.map((r) => r.type)).toEqual([
       'transaction.created',
       'transaction.updated',
