@@ -7,6 +7,16 @@ import type { Config } from './config.js';
 import { scheduledJobs } from './jobs/catalogue.js';
 import { startScheduler, type Scheduler } from './jobs/scheduler.js';
 import { analyticsRoutes } from './modules/analytics/analytics.routes.js';
+import { eventsRoutes } from './modules/events/events.routes.js';
+import {
+  cacheWarmupHandler,
+  HandlerRegistry,
+  type EventHandler,
+} from './modules/events/handlers.js';
+import { loadEvent, recordManualAttempt } from './modules/events/outbox.js';
+import { startWorker, type Worker } from './modules/events/worker.js';
+import { webhooksRoutes } from './modules/webhooks/webhooks.routes.js';
+import { createWebhooksService } from './modules/webhooks/webhooks.service.js';
 import { createAnalyticsService } from './modules/analytics/analytics.service.js';
 import { transactionsRoutes } from './modules/transactions/transactions.routes.js';
 import { createTransactionsService } from './modules/transactions/transactions.service.js';
@@ -55,6 +65,8 @@ export interface AppDeps {
   keyRing?: KeyRing;
   /** Where cached reads live; otherwise Redis (REDIS_URL) or the in-process store. */
   cacheStore?: CacheStore;
+  /** In-process consumers of committed events, run by the worker beside the built-in ones. */
+  eventHandlers?: readonly EventHandler[];
 }
 
 const API_VERSION = '0.1.0';
@@ -81,6 +93,12 @@ async function untilAvailable(
       await new Promise((resolve) => setTimeout(resolve, DATABASE_STARTUP_RETRY_MS));
     }
   }
+}
+
+/** A warm-up for a user whose last transaction is gone finds nothing to cache; that is fine. */
+function ignoreNotFound(error: unknown): void {
+  if (error instanceof AppError && error.status === 404) return;
+  throw error;
 }
 
 /** Loads the key ring from config, or in development a key generated once into DATA_DIR. */
@@ -157,12 +175,30 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await cacheStore.ready?.(CACHE_STARTUP_WAIT_MS);
 
   const cipher = new FieldCipher(deps.keyRing ?? (await loadKeyRing(config)));
+  let worker: Worker | undefined;
   const transactions = createTransactionsService({
     db: database.db,
     cipher,
     defaultCurrency: config.defaultCurrency,
     analyticsTimeZone: config.analyticsTimeZone,
     cache,
+    afterCommit: () => worker?.nudge(),
+  });
+  const analytics = createAnalyticsService({
+    db: database.db,
+    defaultCurrency: config.defaultCurrency,
+    timeZone: config.analyticsTimeZone,
+    cache,
+  });
+  const webhooks = createWebhooksService({
+    db: database.db,
+    cipher,
+    timeoutMs: config.webhookTimeoutMs,
+    allowPrivateTargets: config.webhookAllowPrivateTargets,
+    maxEndpoints: config.webhookMaxEndpoints,
+    recordManualAttempt: (delivery, result) =>
+      recordManualAttempt(database.db, delivery.id, result),
+    loadEvent: (eventId) => loadEvent(database.db, eventId),
   });
   const idempotency = createIdempotency({
     db: database.db,
@@ -242,6 +278,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       tags: [
         { name: 'transactions', description: 'Create, read, update and delete transactions' },
         { name: 'analytics', description: 'Per-user figures, exact the moment a write commits' },
+        { name: 'events', description: 'The audit trail and pull-based change feed' },
+        {
+          name: 'webhooks',
+          description: 'Signed, retried, inspectable push delivery of every committed change',
+        },
         { name: 'operations', description: 'Health, readiness and documentation' },
       ],
     },
@@ -264,14 +305,39 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(healthRoutes, { database, cache });
   await app.register(metricsRoutes, { metrics });
   await app.register(transactionsRoutes, { transactions, idempotency });
-  await app.register(analyticsRoutes, {
-    analytics: createAnalyticsService({
-      db: database.db,
-      defaultCurrency: config.defaultCurrency,
-      timeZone: config.analyticsTimeZone,
-      cache,
-    }),
-  });
+  await app.register(analyticsRoutes, { analytics });
+  await app.register(eventsRoutes, { db: database.db });
+  await app.register(webhooksRoutes, { webhooks });
+
+  if (config.worker === 'inline') {
+    const handlers = new HandlerRegistry([
+      cacheWarmupHandler({
+        history: (userId) => transactions.history(userId, {}).catch(ignoreNotFound),
+        analytics: (userId, currency) =>
+          analytics.allTime(userId, { currency }).catch(ignoreNotFound),
+      }),
+      ...(deps.eventHandlers ?? []),
+    ]);
+    app.addHook('onReady', async () => {
+      worker = startWorker({
+        db: database.db,
+        handlers,
+        webhooks,
+        pollMs: config.workerPollMs,
+        concurrency: config.workerConcurrency,
+        attemptTimeoutMs: config.webhookTimeoutMs,
+        retryWindowMs: config.webhookRetryHours * 3_600_000,
+        backoffBaseMs: config.webhookBackoffBaseMs,
+        backoffMaxMs: config.webhookBackoffMaxMs,
+        shutdownTimeoutMs: config.shutdownTimeoutMs,
+        logger: app.log,
+      });
+    });
+    // Before the database closes: attempts in flight record their outcome first.
+    app.addHook('preClose', async () => {
+      await worker?.stop();
+    });
+  }
 
   if (config.scheduler === 'on') {
     let scheduler: Scheduler | undefined;
@@ -280,7 +346,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     app.addHook('onReady', async () => {
       scheduler = startScheduler(
         database.db,
-        scheduledJobs({ config, db: database.db, metrics, cache, logger: app.log }),
+        scheduledJobs({ config, db: database.db, metrics, cache, cipher, logger: app.log }),
         app.log,
       );
     });

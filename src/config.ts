@@ -43,6 +43,27 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   readonly idempotencyKeyTtlHours: number;
   readonly trustProxy: boolean;
+  /** `inline`: this process also delivers events; `off`: another process (`npm run worker`) does. */
+  readonly worker: 'inline' | 'off';
+  /** How often the worker looks for new events and due retries when nothing wakes it sooner. */
+  readonly workerPollMs: number;
+  /** Deliveries (webhook calls and handler runs) one worker process runs at once. */
+  readonly workerConcurrency: number;
+  /** A delivery that still fails this long after its first attempt is marked dead. */
+  readonly webhookRetryHours: number;
+  /** First retry delay; each later one doubles, up to the maximum, with jitter. */
+  readonly webhookBackoffBaseMs: number;
+  readonly webhookBackoffMaxMs: number;
+  /** One delivery attempt (connect, send, response headers) must finish within this. */
+  readonly webhookTimeoutMs: number;
+  /** Whether webhook URLs may point at loopback, private or link-local addresses. */
+  readonly webhookAllowPrivateTargets: boolean;
+  readonly webhookMaxEndpoints: number;
+  /** Completed deliveries, and events every consumer has had, are deleted after this many days. */
+  readonly eventRetentionDays: number;
+  readonly pruneSchedule: string;
+  /** Cron pattern for re-encrypting values still on a retired key (resumes an interrupted rotation). */
+  readonly keyRotationSchedule: string;
 }
 
 export class ConfigError extends Error {
@@ -99,6 +120,16 @@ export function loadConfig(env: Env = process.env): Config {
     if (raw === undefined) return fallback;
     if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
       problems.push(`${name} must be a whole number from ${min} to ${max} (got "${raw}")`);
+      return fallback;
+    }
+    return Number(raw);
+  }
+
+  function decimal(name: string, fallback: number, min: number, max: number): number {
+    const raw = read(name);
+    if (raw === undefined) return fallback;
+    if (!/^\d+(\.\d+)?$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+      problems.push(`${name} must be a number from ${min} to ${max} (got "${raw}")`);
       return fallback;
     }
     return Number(raw);
@@ -189,6 +220,19 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownTimeoutMs: integer('SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     idempotencyKeyTtlHours: integer('IDEMPOTENCY_KEY_TTL_HOURS', 24, 1, 24 * 30),
     trustProxy: boolean('TRUST_PROXY', false),
+    worker: oneOf('WORKER', ['inline', 'off'] as const, 'inline'),
+    workerPollMs: integer('WORKER_POLL_MS', 1_000, 10, 60_000),
+    workerConcurrency: integer('WORKER_CONCURRENCY', 8, 1, 256),
+    webhookRetryHours: decimal('WEBHOOK_RETRY_HOURS', 72, 0.0001, 24 * 30),
+    webhookBackoffBaseMs: integer('WEBHOOK_BACKOFF_BASE_MS', 10_000, 1, 3_600_000),
+    webhookBackoffMaxMs: integer('WEBHOOK_BACKOFF_MAX_MS', 6 * 3_600_000, 1, 24 * 3_600_000),
+    webhookTimeoutMs: integer('WEBHOOK_TIMEOUT_MS', 10_000, 100, 60_000),
+    // Off in production: a webhook URL must not reach the service's own network (SSRF).
+    webhookAllowPrivateTargets: boolean('WEBHOOK_ALLOW_PRIVATE_TARGETS', nodeEnv !== 'production'),
+    webhookMaxEndpoints: integer('WEBHOOK_MAX_ENDPOINTS', 100, 1, 10_000),
+    eventRetentionDays: integer('EVENT_RETENTION_DAYS', 90, 1, 3_650),
+    pruneSchedule: cron('PRUNE_SCHEDULE', '17 * * * *'),
+    keyRotationSchedule: cron('KEY_ROTATION_SCHEDULE', '41 3 * * *'),
   };
 
   try {

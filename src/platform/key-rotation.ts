@@ -1,7 +1,8 @@
 import { and, asc, sql, type SQL } from 'drizzle-orm';
 import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
 import type { FastifyBaseLogger } from 'fastify';
-import { idempotencyKeys, transactions } from '../db/schema/index.js';
+import { idempotencyKeys, transactions, webhooks } from '../db/schema/index.js';
+import { secretAssociatedData } from '../modules/webhooks/webhooks.service.js';
 import type { FieldCipher } from './crypto.js';
 import { queryRows, type Db } from './db.js';
 import { idempotencyAssociatedData } from './idempotency.js';
@@ -35,6 +36,20 @@ export const ENCRYPTED_COLUMNS: readonly EncryptedColumn[] = [
     keys: [idempotencyKeys.scope, idempotencyKeys.key],
     column: idempotencyKeys.responseBody,
     associatedData: ([scope, key]) => idempotencyAssociatedData(scope ?? '', key ?? ''),
+  },
+  {
+    name: 'webhooks.secret_ciphertext',
+    table: webhooks,
+    keys: [webhooks.id],
+    column: webhooks.secretCiphertext,
+    associatedData: ([id]) => secretAssociatedData(id ?? ''),
+  },
+  {
+    name: 'webhooks.previous_secret_ciphertext',
+    table: webhooks,
+    keys: [webhooks.id],
+    column: webhooks.previousSecretCiphertext,
+    associatedData: ([id]) => secretAssociatedData(id ?? ''),
   },
 ];
 

@@ -80,12 +80,13 @@ export function testKeyRing(id = 'test'): KeyRing {
 }
 
 export function testConfig(env: Record<string, string> = {}): Config {
-  // The scheduler runs background work on a clock; tests that want it turn it on.
+  // The scheduler and the worker run background work on a clock; tests that want them turn them on.
   return loadConfig({
     NODE_ENV: 'test',
     LOG_LEVEL: 'silent',
     DATA_DIR: 'memory://',
     SCHEDULER: 'off',
+    WORKER: 'off',
     ...(TEST_REDIS_URL
       ? { REDIS_URL: TEST_REDIS_URL, CACHE_PREFIX: `fido-test-${randomBytes(6).toString('hex')}` }
       : {}),

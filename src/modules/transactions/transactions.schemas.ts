@@ -22,7 +22,7 @@ const STORABLE_TEXT_MESSAGE = 'String should not contain NUL characters or unpai
 const PRINTABLE_TEXT = '^[^\\p{Cc}\\p{Cs}]*$';
 const PRINTABLE_TEXT_MESSAGE = 'String should not contain control characters';
 
-const UserId = Type.String({
+export const UserId = Type.String({
   minLength: 1,
   maxLength: USER_ID_LENGTH_MAX,
   pattern: PRINTABLE_TEXT,
@@ -186,7 +186,7 @@ export const HistoryQuery = Type.Object({
 });
 export type HistoryQuery = Static<typeof HistoryQuery>;
 
-const envelope = <T extends TSchema>(data: T, title: string) =>
+export const envelope = <T extends TSchema>(data: T, title: string) =>
   Type.Object({ data, code: Type.Integer(), message: Type.String() }, { title });
 
 export const TransactionEnvelope = envelope(Transaction, 'TransactionResponse');

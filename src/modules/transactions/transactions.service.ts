@@ -49,6 +49,8 @@ export interface TransactionsServiceDeps {
   /** The zone whose calendar days the daily rollups count in. */
   analyticsTimeZone: string;
   cache: Cache;
+  /** Told after every committed write (the event worker looks for the new event at once). */
+  afterCommit?: () => void;
   now?: () => Date;
 }
 
@@ -205,6 +207,7 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
   /** Call once a write has committed: the user's cached reads are never served again. */
   async function committed(row: Pick<TransactionRow, 'userId'>): Promise<void> {
     await deps.cache.invalidate(row.userId);
+    deps.afterCommit?.();
   }
 
   async function update(id: string, body: UpdateTransactionBody, options: WriteOptions = {}) {

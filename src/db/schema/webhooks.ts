@@ -1,0 +1,98 @@
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  boolean,
+  index,
+  integer,
+  pgTable,
+  text,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
+import { timestampMs } from './transactions.js';
+
+/**
+ * A subscriber's endpoint. The signing secret is encrypted at rest (the webhook id is its
+ * associated data); during a rotation's overlap window the previous secret signs too.
+ */
+export const webhooks = pgTable('webhooks', {
+  id: uuid('id').primaryKey(),
+  url: text('url').notNull(),
+  description: text('description'),
+  /** Event types delivered; empty means every type. */
+  eventTypes: text('event_types')
+    .array()
+    .notNull()
+    .default(sql`'{}'::text[]`),
+  active: boolean('active').notNull().default(true),
+  secretCiphertext: text('secret_ciphertext').notNull(),
+  previousSecretCiphertext: text('previous_secret_ciphertext'),
+  previousSecretExpiresAt: timestampMs('previous_secret_expires_at'),
+  createdAt: timestampMs('created_at').notNull().defaultNow(),
+  updatedAt: timestampMs('updated_at').notNull().defaultNow(),
+});
+
+export const DELIVERY_STATES = ['pending', 'succeeded', 'dead'] as const;
+export type DeliveryState = (typeof DELIVERY_STATES)[number];
+
+/**
+ * One event owed to one consumer: a webhook (`webhook_id` set) or an in-process handler
+ * (`consumer` = `handler:<name>`). The relay writes them in feed order, so `position` orders a
+ * consumer's deliveries for one user; only the earliest pending one per (consumer, user) may run.
+ * A claimed delivery stays pending with `next_attempt_at` pushed past its lease, so a worker that
+ * dies mid-delivery only delays it.
+ */
+export const deliveries = pgTable(
+  'deliveries',
+  {
+    id: uuid('id').primaryKey(),
+    position: bigint('position', { mode: 'bigint' }).generatedAlwaysAsIdentity(),
+    consumer: text('consumer').notNull(),
+    webhookId: uuid('webhook_id').references(() => webhooks.id, { onDelete: 'cascade' }),
+    eventId: uuid('event_id').notNull(),
+    eventType: text('event_type').notNull(),
+    userId: text('user_id').notNull(),
+    state: text('state', { enum: DELIVERY_STATES }).notNull().default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    nextAttemptAt: timestampMs('next_attempt_at').notNull().defaultNow(),
+    /**
+     * Set at the first attempt (a delivery may wait behind the user's earlier ones): retries stop,
+     * and the delivery is dead, once an attempt fails at or after this instant.
+     */
+    retryUntil: timestampMs('retry_until'),
+    lastStatus: integer('last_status'),
+    lastError: text('last_error'),
+    createdAt: timestampMs('created_at').notNull().defaultNow(),
+    updatedAt: timestampMs('updated_at').notNull().defaultNow(),
+    completedAt: timestampMs('completed_at'),
+  },
+  (t) => [
+    uniqueIndex('deliveries_position_idx').on(t.position),
+    uniqueIndex('deliveries_consumer_event_idx').on(t.consumer, t.eventId),
+    index('deliveries_due_idx')
+      .on(t.nextAttemptAt)
+      .where(sql`${t.state} = 'pending'`),
+    index('deliveries_order_idx')
+      .on(t.consumer, t.userId, t.position)
+      .where(sql`${t.state} = 'pending'`),
+    index('deliveries_webhook_idx').on(t.webhookId, t.position),
+    index('deliveries_completed_at_idx').on(t.completedAt),
+  ],
+);
+
+/** Every attempt at a delivery, automatic or by hand: what the deliveries endpoint shows. */
+export const deliveryAttempts = pgTable(
+  'delivery_attempts',
+  {
+    id: bigint('id', { mode: 'bigint' }).generatedAlwaysAsIdentity().primaryKey(),
+    deliveryId: uuid('delivery_id')
+      .notNull()
+      .references(() => deliveries.id, { onDelete: 'cascade' }),
+    attemptedAt: timestampMs('attempted_at').notNull().defaultNow(),
+    statusCode: integer('status_code'),
+    latencyMs: integer('latency_ms').notNull(),
+    error: text('error'),
+    manual: boolean('manual').notNull().default(false),
+  },
+  (t) => [index('delivery_attempts_delivery_idx').on(t.deliveryId, t.id)],
+);

@@ -1,0 +1,47 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Db } from '../../platform/db.js';
+import { validationError } from '../../platform/errors.js';
+import { ErrorBody } from '../../platform/http-errors.js';
+import { EVENT_PAGE_SIZE_DEFAULT, EventsEnvelope, EventsQuery } from './events.schemas.js';
+import { decodeFeedCursor, encodeFeedCursor, readFeed } from './feed.js';
+
+export const eventsRoutes: FastifyPluginAsyncTypebox<{ db: Db }> = async (app, { db }) => {
+  app.get(
+    '/api/v1/events',
+    {
+      schema: {
+        tags: ['events'],
+        summary: 'The event feed: every committed change, in commit-safe order',
+        description:
+          'The audit trail and a pull-based change feed. Each event appears exactly once across ' +
+          'pages: an event is served only once every transaction that started before it has ' +
+          'ended, so none can later appear behind your cursor. Payloads never carry names.',
+        querystring: EventsQuery,
+        response: { 200: EventsEnvelope, 422: ErrorBody, 503: ErrorBody },
+      },
+    },
+    async (request) => {
+      const { after: cursor, user_id: userId, type } = request.query;
+      const limit = request.query.limit ?? EVENT_PAGE_SIZE_DEFAULT;
+      const after = cursor === undefined ? undefined : decodeFeedCursor(cursor);
+      if (cursor !== undefined && !after) {
+        throw validationError([
+          { loc: ['query', 'after'], msg: 'Invalid cursor', type: 'value_error' },
+        ]);
+      }
+      const entries = await readFeed(db, { after, userId, type, limit: limit + 1 });
+      const page = entries.slice(0, limit);
+      const last = page.at(-1);
+      return {
+        data: page.map((entry) => entry.event),
+        code: 200,
+        message: 'Events retrieved successfully',
+        pagination: {
+          limit,
+          next_cursor: last ? encodeFeedCursor(last.position) : (cursor ?? null),
+          has_more: entries.length > limit,
+        },
+      };
+    },
+  );
+};

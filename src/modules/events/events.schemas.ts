@@ -1,0 +1,70 @@
+import { Type, type Static } from 'typebox';
+import { EVENT_TYPES } from '../../db/schema/index.js';
+import { UserId } from '../transactions/transactions.schemas.js';
+
+export const EVENT_PAGE_SIZE_DEFAULT = 100;
+export const EVENT_PAGE_SIZE_MAX = 1_000;
+const CURSOR_LENGTH_MAX = 100;
+
+export const EventsQuery = Type.Object({
+  after: Type.Optional(
+    Type.String({
+      maxLength: CURSOR_LENGTH_MAX,
+      description: 'The `next_cursor` of the previous page; omit to start from the oldest event.',
+    }),
+  ),
+  user_id: Type.Optional(UserId),
+  type: Type.Optional(Type.Enum([...EVENT_TYPES])),
+  limit: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      maximum: EVENT_PAGE_SIZE_MAX,
+      default: EVENT_PAGE_SIZE_DEFAULT,
+      description: `Page size, 1–${EVENT_PAGE_SIZE_MAX} (default ${EVENT_PAGE_SIZE_DEFAULT}).`,
+    }),
+  ),
+});
+export type EventsQuery = Static<typeof EventsQuery>;
+
+export const Event = Type.Object(
+  {
+    id: Type.String({ format: 'uuid', description: 'Stable across redeliveries: dedupe on it.' }),
+    type: Type.Enum([...EVENT_TYPES]),
+    user_id: Type.String(),
+    transaction_id: Type.String({ format: 'uuid' }),
+    created_at: Type.String({ format: 'date-time' }),
+    data: Type.Object(
+      {
+        transaction: Type.Record(Type.String(), Type.Unknown(), {
+          description:
+            'The transaction after the change (before it, for a deletion), without its name.',
+        }),
+        previous: Type.Optional(
+          Type.Record(Type.String(), Type.Unknown(), {
+            description: 'For an update: the transaction before it.',
+          }),
+        ),
+      },
+      { additionalProperties: true },
+    ),
+  },
+  { title: 'Event' },
+);
+
+export const EventsEnvelope = Type.Object(
+  {
+    data: Type.Array(Event),
+    code: Type.Integer(),
+    message: Type.String(),
+    pagination: Type.Object({
+      limit: Type.Integer(),
+      next_cursor: Type.Union([Type.String(), Type.Null()], {
+        description:
+          'Pass as `after` to continue; present even on a short page, so a poller can resume ' +
+          'from it. Null only when nothing has been served yet.',
+      }),
+      has_more: Type.Boolean(),
+    }),
+  },
+  { title: 'EventsResponse' },
+);

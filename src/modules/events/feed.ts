@@ -1,0 +1,100 @@
+import { sql, type SQL } from 'drizzle-orm';
+import type { EventType } from '../../db/schema/index.js';
+import { queryRows, type Db } from '../../platform/db.js';
+
+/** A position in the feed: the writing transaction's id, then the event's sequence. */
+export interface FeedPosition {
+  txId: string;
+  sequence: string;
+}
+
+/** An event as consumers see it: the feed, webhook bodies and in-process handlers alike. */
+export interface PublishedEvent {
+  id: string;
+  type: EventType;
+  user_id: string;
+  transaction_id: string;
+  created_at: string;
+  /** The transaction as the API shows it, without `full_name`; `previous` for an update. */
+  data: EventData;
+}
+
+export interface EventData {
+  transaction: Record<string, unknown>;
+  previous?: Record<string, unknown>;
+}
+
+export interface FeedEntry {
+  position: FeedPosition;
+  event: PublishedEvent;
+}
+
+const DIGITS = /^\d{1,20}$/;
+
+/** Cursors are opaque to clients: base64url of "<tx id>.<sequence>" of the last event served. */
+export function encodeFeedCursor(position: FeedPosition): string {
+  return Buffer.from(`${position.txId}.${position.sequence}`).toString('base64url');
+}
+
+export function decodeFeedCursor(cursor: string): FeedPosition | undefined {
+  if (!/^[A-Za-z0-9_-]+$/.test(cursor)) return undefined;
+  const [txId, sequence, ...rest] = Buffer.from(cursor, 'base64url').toString('utf8').split('.');
+  if (rest.length > 0 || !txId || !sequence || !DIGITS.test(txId) || !DIGITS.test(sequence)) {
+    return undefined;
+  }
+  // Both are unsigned 64-bit in the database; a larger number would fail there, not here.
+  if (BigInt(txId) >= 2n ** 64n || BigInt(sequence) >= 2n ** 63n) return undefined;
+  return { txId, sequence };
+}
+
+export interface FeedQuery {
+  after?: FeedPosition | undefined;
+  userId?: string | undefined;
+  type?: EventType | undefined;
+  limit: number;
+}
+
+interface EventRow {
+  tx_id: string;
+  sequence: string | number | bigint;
+  id: string;
+  type: EventType;
+  user_id: string;
+  transaction_id: string;
+  created_at: string | Date;
+  payload: EventData;
+}
+
+/**
+ * Events in commit-safe order after `after`. Only events written by transactions older than every
+ * transaction still running are served: one that is still open may commit later with a smaller
+ * transaction id, and it must not land behind a cursor a reader already holds. So each event is
+ * served exactly once across pages, at the cost of waiting for the oldest open transaction.
+ */
+export async function readFeed(db: Db, query: FeedQuery): Promise<FeedEntry[]> {
+  const conditions: SQL[] = [sql`tx_id < pg_snapshot_xmin(pg_current_snapshot())`];
+  if (query.after) {
+    conditions.push(
+      sql`(tx_id, sequence) > (${query.after.txId}::xid8, ${query.after.sequence}::bigint)`,
+    );
+  }
+  if (query.userId !== undefined) conditions.push(sql`user_id = ${query.userId}`);
+  if (query.type !== undefined) conditions.push(sql`type = ${query.type}`);
+  const rows = await queryRows<EventRow>(
+    db,
+    sql`select tx_id::text as tx_id, sequence, id, type, user_id, transaction_id, created_at, payload
+      from events where ${sql.join(conditions, sql` and `)}
+      order by tx_id, sequence limit ${query.limit}`,
+  );
+  return rows.map((row) => ({
+    position: { txId: row.tx_id, sequence: String(row.sequence) },
+    event: {
+      id: row.id,
+      type: row.type,
+      user_id: row.user_id,
+      transaction_id: row.transaction_id,
+      created_at: new Date(row.created_at).toISOString(),
+      data: row.payload,
+    },
+  }));
+}

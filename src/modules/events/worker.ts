@@ -1,0 +1,223 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { Db } from '../../platform/db.js';
+import { isDatabaseUnavailable } from '../../platform/errors.js';
+import type { WebhookRow } from '../webhooks/webhooks.repository.js';
+import type { SendResult } from '../webhooks/sender.js';
+import type { HandlerRegistry } from './handlers.js';
+import {
+  claimDeliveries,
+  handlerConsumer,
+  recordAttempt,
+  relayEvents,
+  type AttemptOutcome,
+  type ClaimedDelivery,
+} from './outbox.js';
+import type { PublishedEvent } from './feed.js';
+
+export interface WorkerOptions {
+  db: Db;
+  handlers: HandlerRegistry;
+  webhooks: {
+    get(id: string): Promise<WebhookRow>;
+    send(webhook: WebhookRow, deliveryId: string, event: PublishedEvent): Promise<SendResult>;
+  };
+  pollMs: number;
+  concurrency: number;
+  /** Bounds one attempt: a webhook call, or a handler run (aborted through its signal). */
+  attemptTimeoutMs: number;
+  retryWindowMs: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  logger: Pick<FastifyBaseLogger, 'info' | 'warn' | 'error'>;
+  /** Bounds how long stop() waits for attempts in flight. */
+  shutdownTimeoutMs: number;
+}
+
+export interface Worker {
+  /** Look for work now instead of at the next poll (called after a write commits). */
+  nudge(): void;
+  stop(): Promise<void>;
+}
+
+/** Events moved from the feed into deliveries per relay step. */
+const RELAY_BATCH_SIZE = 200;
+/** A claim outlives its attempt by this much before another worker may take the delivery over. */
+const LEASE_MARGIN_MS = 5_000;
+
+/**
+ * Exponential backoff with equal jitter: the n-th retry waits between half and all of
+ * base·2^(n-1), capped. Jitter spreads retries of many deliveries that failed together.
+ */
+export function retryDelayMs(attempt: number, baseMs: number, maxMs: number): number {
+  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(attempt - 1, 30));
+  return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+}
+
+/**
+ * The outbox worker: relays committed events into per-consumer deliveries and runs them, at most
+ * `concurrency` at a time, each bounded by `attemptTimeoutMs`. Polls every `pollMs`, and sooner
+ * when nudged or when an attempt finishes. Every state change is in the database, so any number
+ * of workers (inline in API processes, or `npm run worker`) can share the work, and one that
+ * dies loses nothing: its leased deliveries are attempted again when their lease runs out.
+ */
+export function startWorker(options: WorkerOptions): Worker {
+  const { db, handlers, logger } = options;
+  const handlerSubscribers = handlers.all().map((h) => ({
+    consumer: handlerConsumer(h.name),
+    types: h.types ?? [],
+  }));
+  const handlerConsumers = handlerSubscribers.map((s) => s.consumer);
+  const inFlight = new Set<Promise<void>>();
+  let stopped = false;
+  let running: Promise<void> | undefined;
+  let again = false;
+  let timer: NodeJS.Timeout | undefined;
+  let unavailableLogged = false;
+
+  function schedule(delayMs: number): void {
+    if (stopped) return;
+    clearTimeout(timer);
+    timer = setTimeout(() => void tick(), delayMs);
+    timer.unref();
+  }
+
+  function nudge(): void {
+    if (stopped) return;
+    if (running) again = true;
+    else schedule(0);
+  }
+
+  async function tick(): Promise<void> {
+    if (running || stopped) {
+      again = true;
+      return;
+    }
+    running = (async () => {
+      try {
+        do {
+          again = false;
+          const relayed = await relayEvents(db, handlerSubscribers, RELAY_BATCH_SIZE);
+          if (relayed === RELAY_BATCH_SIZE) again = true;
+          const free = options.concurrency - inFlight.size;
+          if (free > 0) {
+            const claimed = await claimDeliveries(db, {
+              handlerConsumers,
+              limit: free,
+              leaseMs: options.attemptTimeoutMs + LEASE_MARGIN_MS,
+              retryWindowMs: options.retryWindowMs,
+            });
+            for (const delivery of claimed) launch(delivery);
+            if (claimed.length === free) again = true;
+          }
+        } while (again && !stopped && inFlight.size < options.concurrency);
+        if (unavailableLogged) logger.info({}, 'worker reached the database again');
+        unavailableLogged = false;
+      } catch (error) {
+        if (!isDatabaseUnavailable(error)) {
+          logger.error({ err: error }, 'worker step failed');
+        } else if (!unavailableLogged) {
+          unavailableLogged = true;
+          logger.warn({ err: error }, 'worker cannot reach the database; retrying');
+        }
+      }
+    })();
+    await running;
+    running = undefined;
+    schedule(again ? 0 : options.pollMs);
+  }
+
+  function launch(delivery: ClaimedDelivery): void {
+    const work = attempt(delivery)
+      .then((outcome) => {
+        if (!outcome.ok) {
+          logger.warn(
+            {
+              delivery_id: delivery.id,
+              consumer: delivery.consumer,
+              event_id: delivery.event.id,
+              attempt: delivery.attempt,
+              status: outcome.status,
+              error: outcome.error,
+            },
+            'delivery attempt failed',
+          );
+        }
+        return recordAttempt(
+          db,
+          delivery,
+          outcome,
+          retryDelayMs(delivery.attempt, options.backoffBaseMs, options.backoffMaxMs),
+        );
+      })
+      .catch((error: unknown) => {
+        // The lease runs out and the delivery is attempted again: nothing is lost.
+        logger.error({ err: error, delivery_id: delivery.id }, 'could not record a delivery');
+      })
+      .finally(() => {
+        inFlight.delete(work);
+        nudge();
+      });
+    inFlight.add(work);
+  }
+
+  async function attempt(delivery: ClaimedDelivery): Promise<AttemptOutcome> {
+    if (delivery.webhookId) {
+      const webhook = await options.webhooks.get(delivery.webhookId);
+      return options.webhooks.send(webhook, delivery.id, delivery.event);
+    }
+    const started = performance.now();
+    const elapsed = () => Math.round(performance.now() - started);
+    const handler = handlers.get(delivery.consumer.slice('handler:'.length));
+    if (!handler) {
+      return { ok: false, status: null, latencyMs: 0, error: 'No such handler in this process' };
+    }
+    const signal = AbortSignal.timeout(options.attemptTimeoutMs);
+    try {
+      await Promise.race([
+        handler.handle(delivery.event, { attempt: delivery.attempt, signal }),
+        new Promise((_, reject) => {
+          signal.addEventListener('abort', () =>
+            reject(new Error(`Timed out after ${options.attemptTimeoutMs} ms`)),
+          );
+        }),
+      ]);
+      return { ok: true, status: null, latencyMs: elapsed(), error: null };
+    } catch (error) {
+      return {
+        ok: false,
+        status: null,
+        latencyMs: elapsed(),
+        error: error instanceof Error ? error.message : String(error),
+      };
+    }
+  }
+
+  schedule(0);
+  logger.info(
+    {
+      handlers: handlers.all().map((h) => h.name),
+      concurrency: options.concurrency,
+      poll_ms: options.pollMs,
+    },
+    'event worker started',
+  );
+
+  return {
+    nudge,
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+      if (inFlight.size > 0) {
+        let bound: NodeJS.Timeout | undefined;
+        await Promise.race([
+          Promise.allSettled(inFlight),
+          new Promise((resolve) => {
+            bound = setTimeout(resolve, options.shutdownTimeoutMs);
+          }),
+        ]);
+        clearTimeout(bound);
+      }
+    },
+  };
+}

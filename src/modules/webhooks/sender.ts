@@ -1,0 +1,146 @@
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import http from 'node:http';
+import https from 'node:https';
+import { isIP, type LookupFunction } from 'node:net';
+import ipaddr from 'ipaddr.js';
+
+export interface SendOptions {
+  url: string;
+  body: string;
+  headers: Record<string, string>;
+  /** Connecting, sending and receiving the response status must all finish within this. */
+  timeoutMs: number;
+  /** When false, only public unicast addresses are reachable (resolved names included). */
+  allowPrivateTargets: boolean;
+}
+
+export interface SendResult {
+  ok: boolean;
+  /** The response status, or null when none arrived (refused, timed out, blocked). */
+  status: number | null;
+  latencyMs: number;
+  error: string | null;
+}
+
+/** Bytes of a receiver's response body read (and thrown away) before the connection is cut. */
+const RESPONSE_READ_LIMIT_BYTES = 64 * 1024;
+const USER_AGENT = 'Fido-Webhooks/1';
+
+export class BlockedTargetError extends Error {
+  constructor(address: string) {
+    super(`Address ${address} is not a public address; webhooks may not reach it`);
+    this.name = 'BlockedTargetError';
+  }
+}
+
+/** True for addresses on the public internet (not loopback, private, link-local, multicast…). */
+export function isPublicAddress(address: string): boolean {
+  if (!ipaddr.isValid(address)) return false;
+  let parsed = ipaddr.parse(address);
+  if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) {
+    parsed = (parsed as ipaddr.IPv6).toIPv4Address();
+  }
+  return parsed.range() === 'unicast';
+}
+
+/** A DNS lookup that refuses names resolving to non-public addresses (checked at connect time). */
+const publicOnlyLookup: LookupFunction = (hostname, options, callback) => {
+  dnsLookup(hostname, { ...options, all: true }, (error, addresses: LookupAddress[]) => {
+    if (error) {
+      callback(error, '', 0);
+      return;
+    }
+    const blocked = addresses.find((entry) => !isPublicAddress(entry.address));
+    if (blocked) {
+      callback(new BlockedTargetError(blocked.address), '', 0);
+      return;
+    }
+    if (options.all) {
+      (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, addresses);
+      return;
+    }
+    const first = addresses[0];
+    if (!first) callback(new Error(`No address for ${hostname}`), '', 0);
+    else callback(null, first.address, first.family);
+  });
+};
+
+/**
+ * POSTs one delivery. Never throws: every outcome, a refused connection included, is a result to
+ * log. Redirects are not followed (a 3xx is a failure), and at most RESPONSE_READ_LIMIT_BYTES of
+ * the response are read.
+ */
+export async function sendWebhook(options: SendOptions): Promise<SendResult> {
+  const started = performance.now();
+  const result = (status: number | null, error: string | null): SendResult => ({
+    ok: status !== null && status >= 200 && status < 300,
+    status,
+    latencyMs: Math.round(performance.now() - started),
+    error,
+  });
+
+  let url: URL;
+  try {
+    url = new URL(options.url);
+  } catch {
+    return result(null, 'Invalid URL');
+  }
+  const hostname = url.hostname.replace(/^\[|\]$/g, '');
+  if (!options.allowPrivateTargets && isIP(hostname) && !isPublicAddress(hostname)) {
+    return result(null, new BlockedTargetError(hostname).message);
+  }
+
+  const transport = url.protocol === 'https:' ? https : http;
+  return new Promise<SendResult>((resolve) => {
+    let settled = false;
+    const finish = (status: number | null, error: string | null) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(result(status, error));
+    };
+    const request = transport.request(
+      url,
+      {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'content-length': String(Buffer.byteLength(options.body)),
+          'user-agent': USER_AGENT,
+          ...options.headers,
+        },
+        agent: false,
+        ...(options.allowPrivateTargets ? {} : { lookup: publicOnlyLookup }),
+      },
+      (response) => {
+        const status = response.statusCode ?? null;
+        let read = 0;
+        response.on('data', (chunk: Buffer) => {
+          read += chunk.length;
+          if (read > RESPONSE_READ_LIMIT_BYTES) {
+            response.destroy();
+            finish(
+              status,
+              status !== null && status >= 200 && status < 300 ? null : `HTTP ${status}`,
+            );
+          }
+        });
+        response.on('end', () =>
+          finish(
+            status,
+            status !== null && status >= 200 && status < 300 ? null : `HTTP ${status}`,
+          ),
+        );
+        response.on('error', () => finish(status, `HTTP ${status}`));
+      },
+    );
+    const timer = setTimeout(() => {
+      request.destroy();
+      finish(null, `Timed out after ${options.timeoutMs} ms`);
+    }, options.timeoutMs);
+    request.on('error', (error: NodeJS.ErrnoException) => {
+      finish(null, error.code ? `${error.code}: ${error.message}` : error.message);
+    });
+    request.end(options.body);
+  });
+}

@@ -1,0 +1,38 @@
+import type { FastifyInstance } from 'fastify';
+import { ConfigError } from '../config.js';
+
+/** Closes `app` on SIGTERM or SIGINT, then exits; work in flight gets until `timeoutMs`. */
+export function closeOnSignals(app: FastifyInstance, timeoutMs: number): void {
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    app.log.info({ signal, timeout_ms: timeoutMs }, 'shutting down');
+    const force = setTimeout(() => {
+      app.log.error({ timeout_ms: timeoutMs }, 'shutdown timed out; exiting');
+      process.exit(1);
+    }, timeoutMs);
+    force.unref();
+    app.close().then(
+      () => {
+        app.log.info('shut down cleanly');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        app.log.error({ err: error }, 'error while shutting down');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+/** The last word of an entry point that could not start. */
+export function failedToStart(error: unknown): never {
+  // Logging may not exist yet (a bad configuration); stderr always does.
+  const message =
+    error instanceof ConfigError ? error.message : String((error as Error)?.stack ?? error);
+  process.stderr.write(`fido-transactions-api failed to start: ${message}\n`);
+  process.exit(1);
+}

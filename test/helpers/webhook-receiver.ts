@@ -1,0 +1,83 @@
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface ReceivedRequest {
+  path: string;
+  headers: IncomingHttpHeaders;
+  /** The raw body, exactly the bytes that were signed. */
+  body: string;
+  /** The status this receiver answered. */
+  answered: number;
+}
+
+/**
+ * A webhook receiver on 127.0.0.1 (port 0): records every request and answers with whatever
+ * `respond` returns for it (200 by default). Paths tell endpoints apart.
+ */
+export class WebhookReceiver {
+  readonly requests: ReceivedRequest[] = [];
+  respond: (path: string, index: number) => number | 'hang' = () => 200;
+  #server: Server;
+  #hanging = new Set<() => void>();
+
+  private constructor(server: Server) {
+    this.#server = server;
+  }
+
+  static async start(): Promise<WebhookReceiver> {
+    const server = createServer();
+    const receiver = new WebhookReceiver(server);
+    server.on('request', (request, response) => {
+      const chunks: Buffer[] = [];
+      request.on('data', (chunk: Buffer) => chunks.push(chunk));
+      request.on('end', () => {
+        const path = request.url ?? '/';
+        const index = receiver.requests.filter((r) => r.path === path).length;
+        const outcome = receiver.respond(path, index);
+        if (outcome === 'hang') {
+          receiver.#hanging.add(() => response.destroy());
+          return;
+        }
+        receiver.requests.push({
+          path,
+          headers: request.headers,
+          body: Buffer.concat(chunks).toString('utf8'),
+          answered: outcome,
+        });
+        response.writeHead(outcome, { 'content-type': 'text/plain' }).end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return receiver;
+  }
+
+  url(path: string): string {
+    const { port } = this.#server.address() as AddressInfo;
+    return `http://127.0.0.1:${port}${path}`;
+  }
+
+  /** Requests to `path` that this receiver answered with a 2xx. */
+  accepted(path: string): ReceivedRequest[] {
+    return this.requests.filter((r) => r.path === path && r.answered < 300);
+  }
+
+  async close(): Promise<void> {
+    for (const release of this.#hanging) release();
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+}
+
+/** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
+export async function eventually<T>(
+  check: () => Promise<T | undefined> | T | undefined,
+  { timeoutMs = 10_000, intervalMs = 25, what = 'condition' } = {},
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
