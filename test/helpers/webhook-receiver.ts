@@ -16,6 +16,8 @@ export interface ReceivedRequest {
  */
 export class WebhookReceiver {
   readonly requests: ReceivedRequest[] = [];
+  /** Requests held open without an answer ('hang'), by path. */
+  readonly hung: ReceivedRequest[] = [];
   respond: (path: string, index: number) => number | 'hang' = () => 200;
   #server: Server;
   #hanging = new Set<() => void>();
@@ -32,18 +34,21 @@ export class WebhookReceiver {
       request.on('data', (chunk: Buffer) => chunks.push(chunk));
       request.on('end', () => {
         const path = request.url ?? '/';
-        const index = receiver.requests.filter((r) => r.path === path).length;
+        const index = [...receiver.requests, ...receiver.hung].filter(
+          (r) => r.path === path,
+        ).length;
         const outcome = receiver.respond(path, index);
-        if (outcome === 'hang') {
-          receiver.#hanging.add(() => response.destroy());
-          return;
-        }
-        receiver.requests.push({
+        const received = {
           path,
           headers: request.headers,
           body: Buffer.concat(chunks).toString('utf8'),
-          answered: outcome,
-        });
+        };
+        if (outcome === 'hang') {
+          receiver.hung.push({ ...received, answered: 0 });
+          receiver.#hanging.add(() => response.destroy());
+          return;
+        }
+        receiver.requests.push({ ...received, answered: outcome });
         response.writeHead(outcome, { 'content-type': 'text/plain' }).end('ok');
       });
     });

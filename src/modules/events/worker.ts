@@ -41,8 +41,11 @@ export interface Worker {
 
 /** Events moved from the feed into deliveries per relay step. */
 const RELAY_BATCH_SIZE = 200;
-/** A claim outlives its attempt by this much before another worker may take the delivery over. */
-const LEASE_MARGIN_MS = 5_000;
+/**
+ * How long a claim lasts before another worker may take the delivery over: the attempt's bound
+ * and half again, plus a second for recording the outcome.
+ */
+const leaseMs = (attemptTimeoutMs: number) => Math.round(attemptTimeoutMs * 1.5) + 1_000;
 
 /**
  * Exponential backoff with equal jitter: the n-th retry waits between half and all of
@@ -103,7 +106,7 @@ export function startWorker(options: WorkerOptions): Worker {
             const claimed = await claimDeliveries(db, {
               handlerConsumers,
               limit: free,
-              leaseMs: options.attemptTimeoutMs + LEASE_MARGIN_MS,
+              leaseMs: leaseMs(options.attemptTimeoutMs),
               retryWindowMs: options.retryWindowMs,
             });
             for (const delivery of claimed) launch(delivery);
@@ -128,6 +131,14 @@ export function startWorker(options: WorkerOptions): Worker {
 
   function launch(delivery: ClaimedDelivery): void {
     const work = attempt(delivery)
+      .catch(
+        (error: unknown): AttemptOutcome => ({
+          ok: false,
+          status: null,
+          latencyMs: 0,
+          error: `Could not attempt: ${error instanceof Error ? error.message : String(error)}`,
+        }),
+      )
       .then((outcome) => {
         if (!outcome.ok) {
           logger.warn(
