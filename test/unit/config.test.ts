@@ -29,6 +29,31 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(config)).toBe(true);
   });
 
+  it('runs the worker inline and allows private webhook targets only outside production', () => {
+    expect(loadConfig({})).toMatchObject({
+      worker: 'inline',
+      webhookRetryHours: 72,
+      webhookAllowPrivateTargets: true,
+      eventRetentionDays: 90,
+    });
+    expect(loadConfig({ NODE_ENV: 'production', SECRET_KEY: KEY }).webhookAllowPrivateTargets).toBe(
+      false,
+    );
+    expect(loadConfig({ WEBHOOK_RETRY_HOURS: '0.5' }).webhookRetryHours).toBe(0.5);
+    const problems = problemsOf({
+      WORKER: 'sometimes',
+      WEBHOOK_RETRY_HOURS: '-1',
+      WEBHOOK_TIMEOUT_MS: '5',
+      PRUNE_SCHEDULE: 'hourly',
+    });
+    for (const name of ['WORKER', 'WEBHOOK_RETRY_HOURS', 'WEBHOOK_TIMEOUT_MS', 'PRUNE_SCHEDULE']) {
+      expect(
+        problems.some((p) => p.startsWith(name)),
+        name,
+      ).toBe(true);
+    }
+  });
+
   it('reads the old service names and their meaning', () => {
     expect(loadConfig({ DEBUG: 'true' }).logLevel).toBe('debug');
     expect(loadConfig({ DEBUG: 'true', LOG_LEVEL: 'warn' }).logLevel).toBe('warn');

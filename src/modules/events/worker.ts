@@ -131,14 +131,12 @@ export function startWorker(options: WorkerOptions): Worker {
 
   function launch(delivery: ClaimedDelivery): void {
     const work = attempt(delivery)
-      .catch(
-        (error: unknown): AttemptOutcome => ({
-          ok: false,
-          status: null,
-          latencyMs: 0,
-          error: `Could not attempt: ${error instanceof Error ? error.message : String(error)}`,
-        }),
-      )
+      .catch((error: unknown): AttemptOutcome => ({
+        ok: false,
+        status: null,
+        latencyMs: 0,
+        error: `Could not attempt: ${error instanceof Error ? error.message : String(error)}`,
+      }))
       .then((outcome) => {
         if (!outcome.ok) {
           logger.warn(

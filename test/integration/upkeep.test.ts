@@ -1,0 +1,121 @@
+import { randomBytes } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pruneEvents, relayEvents } from '../../src/modules/events/outbox.js';
+import { FieldCipher, type KeyRing } from '../../src/platform/crypto.js';
+import { queryRows } from '../../src/platform/db.js';
+import { rotateKeys } from '../../src/platform/key-rotation.js';
+import {
+  buildTestApp,
+  createTestDatabase,
+  postTransaction,
+  type TestDatabase,
+} from '../helpers/app.js';
+import { eventually, WebhookReceiver } from '../helpers/webhook-receiver.js';
+
+describe('scheduled upkeep of events and webhooks', () => {
+  let database: TestDatabase;
+  let receiver: WebhookReceiver;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    receiver = await WebhookReceiver.start();
+  });
+  afterAll(async () => {
+    await receiver.close();
+    await database.drop();
+  });
+
+  it('prunes completed deliveries and relayed events past retention, and nothing still owed', async () => {
+    const db = database.handle.db;
+    const app = await buildTestApp(database, { env: { WORKER: 'off' } });
+    try {
+      const hook = (
+        await app.inject({
+          method: 'POST',
+          url: '/api/v1/webhooks',
+          payload: { url: receiver.url('/prune') },
+        })
+      ).json<{ data: { id: string } }>().data.id;
+      const done = await postTransaction(app);
+      const owed = await postTransaction(app);
+      const recent = await postTransaction(app);
+      await eventually(async () => ((await relayEvents(db, [], 100)) === 0 ? true : undefined));
+      // Two old events: one delivered long ago, one still owed to the webhook.
+      await db.execute(sql`update events set created_at = now() - interval '100 days'
+        where transaction_id in (${done.id}, ${owed.id})`);
+      await db.execute(sql`update deliveries set state = 'succeeded', completed_at = now() - interval '100 days'
+        where event_id = (select id from events where transaction_id = ${done.id})`);
+
+      const pruned = await pruneEvents(db, {
+        retentionDays: 90,
+        batchSize: 1,
+        deadline: Date.now() + 10_000,
+      });
+      expect(pruned).toEqual({ deliveries: 1, events: 1 });
+      const left = await queryRows<{ transaction_id: string }>(
+        db,
+        sql`select transaction_id from events order by sequence`,
+      );
+      expect(left.map((e) => e.transaction_id)).toEqual([owed.id, recent.id]);
+      const deliveries = await app.inject(`/api/v1/webhooks/${hook}/deliveries`);
+      expect(deliveries.json<{ data: unknown[] }>().data).toHaveLength(2);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('rotate-keys re-encrypts webhook secrets, and deliveries stay signed with the same secret', async () => {
+    // A database of its own: every value in it is under the keys below.
+    const database = await createTestDatabase();
+    const oldKey = randomBytes(32);
+    const before: KeyRing = { activeKeyId: 'k1', keys: new Map([['k1', oldKey]]) };
+    const after: KeyRing = {
+      activeKeyId: 'k2',
+      keys: new Map([
+        ['k2', randomBytes(32)],
+        ['k1', oldKey],
+      ]),
+    };
+    const first = await buildTestApp(database, {
+      env: { WORKER: 'off' },
+      deps: { keyRing: before },
+    });
+    const created = await first.inject({
+      method: 'POST',
+      url: '/api/v1/webhooks',
+      payload: { url: receiver.url('/rotated-key') },
+    });
+    const { id, secret } = created.json<{ data: { id: string; secret: string } }>().data;
+    await first.close();
+
+    const cipher = new FieldCipher(after);
+    const result = await rotateKeys(database.handle.db, cipher);
+    expect(result.failed).toBe(0);
+    const [row] = await queryRows<{ secret_ciphertext: string }>(
+      database.handle.db,
+      sql`select secret_ciphertext from webhooks where id = ${id}`,
+    );
+    expect(row?.secret_ciphertext.startsWith(cipher.activePrefix)).toBe(true);
+
+    const second = await buildTestApp(database, {
+      env: { WORKER: 'inline', WORKER_POLL_MS: '50' },
+      deps: { keyRing: after },
+    });
+    try {
+      await postTransaction(second);
+      const [delivery] = await eventually(() => {
+        const got = receiver.accepted('/rotated-key');
+        return got.length > 0 ? got : undefined;
+      });
+      const { createHmac } = await import('node:crypto');
+      const [t, v1] = String(delivery!.headers['fido-signature']).split(',');
+      const expected = createHmac('sha256', secret)
+        .update(`${t!.slice(2)}.${delivery!.body}`)
+        .digest('hex');
+      expect(v1).toBe(`v1=${expected}`);
+    } finally {
+      await second.close();
+      await database.drop();
+    }
+  });
+});
