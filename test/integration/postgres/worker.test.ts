@@ -88,11 +88,17 @@ describe('event worker on PostgreSQL', () => {
       await Promise.all(writers);
       writing = false;
       await reader;
-      while (await readPage());
-
       const all = (
         await queryRows<{ id: string }>(database.handle.db, sql`select id from events`)
       ).map((r) => r.id);
+      // The last events are served once older transactions on the server (other tests' too) end.
+      await eventually(
+        async () => {
+          while (await readPage());
+          return seen.length >= all.length ? true : undefined;
+        },
+        { timeoutMs: 60_000, what: 'the feed to catch up' },
+      );
       expect(seen).toHaveLength(new Set(seen).size);
       expect(new Set(seen)).toEqual(new Set(all));
       expect(all.length).toBeGreaterThanOrEqual(90);
@@ -125,7 +131,7 @@ describe('event worker on PostgreSQL', () => {
           const got = receiver.accepted('/shared');
           return new Set(got.map((r) => r.headers['fido-event-id'])).size >= 24 ? got : undefined;
         },
-        { what: '24 deliveries' },
+        { timeoutMs: 60_000, what: '24 deliveries' },
       );
       for (const userId of users) {
         const amounts = delivered
