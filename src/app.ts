@@ -331,6 +331,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         backoffMaxMs: config.webhookBackoffMaxMs,
         shutdownTimeoutMs: config.shutdownTimeoutMs,
         logger: app.log,
+        metrics,
       });
     });
     // Before the database closes: attempts in flight record their outcome first.

@@ -54,6 +54,24 @@ export function createMetrics(database?: Pick<DatabaseHandle, 'poolStats'>) {
       help: 'Rollup rows repaired by the latest reconciliation run',
       registers: [registry],
     }),
+    eventsRelayed: new Counter({
+      name: 'fido_events_relayed_total',
+      help: 'Events moved from the outbox into deliveries by this process',
+      registers: [registry],
+    }),
+    deliveryAttempts: new Histogram({
+      name: 'fido_delivery_attempt_duration_seconds',
+      help: 'Delivery attempts by consumer kind (webhook, handler) and outcome (ok, failed)',
+      labelNames: ['kind', 'outcome'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    deliveriesDead: new Counter({
+      name: 'fido_deliveries_dead_total',
+      help: 'Deliveries that exhausted their retry window (alert on any)',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
   };
 }
 

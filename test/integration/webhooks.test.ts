@@ -211,6 +211,12 @@ describe('webhooks', () => {
     const attemptsSeen = receiver.requests.filter((r) => r.path === '/dead').length;
     expect(attemptsSeen).toBe(dead!.attempt_count);
 
+    const metrics = await ctx.app.inject('/metrics');
+    expect(metrics.body).toMatch(/^fido_deliveries_dead_total\{kind="webhook"\} 1$/m);
+    expect(metrics.body).toMatch(
+      /^fido_delivery_attempt_duration_seconds_count\{kind="webhook",outcome="failed"\} [1-9]/m,
+    );
+
     healed = true;
     const redelivered = await ctx.app.inject({
       method: 'POST',

@@ -1,6 +1,6 @@
 import { sql, type SQL } from 'drizzle-orm';
 import { v7 as uuidv7 } from 'uuid';
-import type { EventType } from '../../db/schema/index.js';
+import type { DeliveryState, EventType } from '../../db/schema/index.js';
 import { queryRows, type Db } from '../../platform/db.js';
 import {
   decodeFeedCursor,
@@ -206,25 +206,23 @@ export async function recordAttempt(
   delivery: Pick<ClaimedDelivery, 'id' | 'attempt'>,
   outcome: AttemptOutcome,
   retryDelayMs: number,
-): Promise<void> {
-  await db.transaction(async (dbTx) => {
+): Promise<DeliveryState | 'superseded'> {
+  return db.transaction(async (dbTx) => {
     await insertAttempt(dbTx, delivery.id, outcome, false);
     const current = sql`id = ${delivery.id} and state = 'pending' and attempts = ${delivery.attempt}`;
-    if (outcome.ok) {
-      await dbTx.execute(
-        sql`update deliveries set state = 'succeeded', completed_at = now(), updated_at = now(),
-          last_status = ${outcome.status}, last_error = null where ${current}`,
-      );
-      return;
-    }
-    await dbTx.execute(
-      sql`update deliveries set
-          state = case when now() >= retry_until then 'dead' else 'pending' end,
-          completed_at = case when now() >= retry_until then now() end,
-          next_attempt_at = least(now() + ${retryDelayMs} * interval '1 millisecond', retry_until),
-          last_status = ${outcome.status}, last_error = ${clip(outcome.error)}, updated_at = now()
-        where ${current}`,
+    const [row] = await queryRows<{ state: DeliveryState }>(
+      dbTx,
+      outcome.ok
+        ? sql`update deliveries set state = 'succeeded', completed_at = now(), updated_at = now(),
+            last_status = ${outcome.status}, last_error = null where ${current} returning state`
+        : sql`update deliveries set
+            state = case when now() >= retry_until then 'dead' else 'pending' end,
+            completed_at = case when now() >= retry_until then now() end,
+            next_attempt_at = least(now() + ${retryDelayMs} * interval '1 millisecond', retry_until),
+            last_status = ${outcome.status}, last_error = ${clip(outcome.error)}, updated_at = now()
+          where ${current} returning state`,
     );
+    return row?.state ?? 'superseded';
   });
 }
 

@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Db } from '../../platform/db.js';
 import { isDatabaseUnavailable } from '../../platform/errors.js';
+import type { Metrics } from '../../platform/metrics.js';
 import type { WebhookRow } from '../webhooks/webhooks.repository.js';
 import type { SendResult } from '../webhooks/sender.js';
 import type { HandlerRegistry } from './handlers.js';
@@ -31,6 +32,7 @@ export interface WorkerOptions {
   logger: Pick<FastifyBaseLogger, 'info' | 'warn' | 'error'>;
   /** Bounds how long stop() waits for attempts in flight. */
   shutdownTimeoutMs: number;
+  metrics?: Pick<Metrics, 'eventsRelayed' | 'deliveryAttempts' | 'deliveriesDead'>;
 }
 
 export interface Worker {
@@ -100,6 +102,7 @@ export function startWorker(options: WorkerOptions): Worker {
         do {
           again = false;
           const relayed = await relayEvents(db, handlerSubscribers, RELAY_BATCH_SIZE);
+          options.metrics?.eventsRelayed.inc(relayed);
           if (relayed === RELAY_BATCH_SIZE) again = true;
           const free = options.concurrency - inFlight.size;
           if (free > 0) {
@@ -137,7 +140,12 @@ export function startWorker(options: WorkerOptions): Worker {
         latencyMs: 0,
         error: `Could not attempt: ${error instanceof Error ? error.message : String(error)}`,
       }))
-      .then((outcome) => {
+      .then(async (outcome) => {
+        const kind = delivery.webhookId ? 'webhook' : 'handler';
+        options.metrics?.deliveryAttempts.observe(
+          { kind, outcome: outcome.ok ? 'ok' : 'failed' },
+          outcome.latencyMs / 1000,
+        );
         if (!outcome.ok) {
           logger.warn(
             {
@@ -151,12 +159,19 @@ export function startWorker(options: WorkerOptions): Worker {
             'delivery attempt failed',
           );
         }
-        return recordAttempt(
+        const state = await recordAttempt(
           db,
           delivery,
           outcome,
           retryDelayMs(delivery.attempt, options.backoffBaseMs, options.backoffMaxMs),
         );
+        if (state === 'dead') {
+          options.metrics?.deliveriesDead.inc({ kind });
+          logger.error(
+            { delivery_id: delivery.id, consumer: delivery.consumer, event_id: delivery.event.id },
+            'delivery dead: retries exhausted',
+          );
+        }
       })
       .catch((error: unknown) => {
         // The lease runs out and the delivery is attempted again: nothing is lost.
