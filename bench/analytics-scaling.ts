@@ -66,6 +66,8 @@ export async function analyticsScaling(): Promise<void> {
       ...process.env,
       LOG_LEVEL: 'warn',
       SCHEDULER: 'off',
+      // The API's own figures: in production the worker is its own process (npm run worker).
+      WORKER: 'off',
       DATA_DIR: 'memory://',
     });
     // The same URL is requested hundreds of times: with the read cache, every request after the

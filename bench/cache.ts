@@ -50,6 +50,8 @@ export async function cacheScenario(): Promise<void> {
         ...process.env,
         LOG_LEVEL: 'warn',
         SCHEDULER: 'off',
+        // The API's own figures: in production the worker is its own process (npm run worker).
+        WORKER: 'off',
         DATA_DIR: 'memory://',
       });
       const app = await buildApp(config, { database: database.handle, keyRing, cacheStore });

@@ -532,6 +532,8 @@ export async function runSuite(selected: readonly string[] | undefined): Promise
       LOG_LEVEL: 'info',
       SECRET_KEY: secretKey,
       SCHEDULER: 'off',
+      // The API's own figures: in production the worker is its own process (npm run worker).
+      WORKER: 'off',
       DATA_DIR: dataDir,
       ...(database.url ? { DATABASE_URL: database.url } : {}),
       ...(nocache ? { REDIS_URL: 'redis://127.0.0.1:1' } : redisUrl ? { REDIS_URL: redisUrl } : {}),
