@@ -9,7 +9,7 @@ CREATE TABLE "deliveries" (
 	"state" text DEFAULT 'pending' NOT NULL,
 	"attempts" integer DEFAULT 0 NOT NULL,
 	"next_attempt_at" timestamp (3) with time zone DEFAULT now() NOT NULL,
-	"retry_until" timestamp (3) with time zone,
+	"retry_until" timestamp (3) with time zone NOT NULL,
 	"last_status" integer,
 	"last_error" text,
 	"created_at" timestamp (3) with time zone DEFAULT now() NOT NULL,
@@ -25,6 +25,13 @@ CREATE TABLE "delivery_attempts" (
 	"latency_ms" integer NOT NULL,
 	"error" text,
 	"manual" boolean DEFAULT false NOT NULL
+);
+--> statement-breakpoint
+CREATE TABLE "event_consumers" (
+	"name" text PRIMARY KEY NOT NULL,
+	"event_types" text[] DEFAULT '{}'::text[] NOT NULL,
+	"registered_at" timestamp (3) with time zone DEFAULT now() NOT NULL,
+	"last_seen_at" timestamp (3) with time zone DEFAULT now() NOT NULL
 );
 --> statement-breakpoint
 CREATE TABLE "webhooks" (
@@ -50,8 +57,15 @@ CREATE INDEX "deliveries_due_idx" ON "deliveries" USING btree ("next_attempt_at"
 CREATE INDEX "deliveries_order_idx" ON "deliveries" USING btree ("consumer","user_id","position") WHERE "deliveries"."state" = 'pending';--> statement-breakpoint
 CREATE INDEX "deliveries_webhook_idx" ON "deliveries" USING btree ("webhook_id","position");--> statement-breakpoint
 CREATE INDEX "deliveries_completed_at_idx" ON "deliveries" USING btree ("completed_at");--> statement-breakpoint
+CREATE INDEX "deliveries_pending_event_idx" ON "deliveries" USING btree ("event_id") WHERE "deliveries"."state" = 'pending';--> statement-breakpoint
 CREATE INDEX "delivery_attempts_delivery_idx" ON "delivery_attempts" USING btree ("delivery_id","id");--> statement-breakpoint
 CREATE UNIQUE INDEX "events_id_idx" ON "events" USING btree ("id");--> statement-breakpoint
 CREATE INDEX "events_feed_idx" ON "events" USING btree ("tx_id","sequence");--> statement-breakpoint
 CREATE INDEX "events_user_feed_idx" ON "events" USING btree ("user_id","tx_id","sequence");--> statement-breakpoint
-CREATE INDEX "events_created_at_idx" ON "events" USING btree ("created_at");
+CREATE INDEX "events_created_at_idx" ON "events" USING btree ("created_at");--> statement-breakpoint
+-- Events written before the worker existed are the audit trail, not news: the relay starts after
+-- them (cursor: base64url of "<tx_id>.<sequence>" of the last one), so nothing old is replayed.
+INSERT INTO "job_state" ("name", "value")
+SELECT 'outbox-relay', rtrim(translate(encode(convert_to("tx_id"::text || '.' || "sequence"::text, 'UTF8'), 'base64'), '+/', '-_'), '=')
+FROM "events" ORDER BY "tx_id" DESC, "sequence" DESC LIMIT 1
+ON CONFLICT ("name") DO NOTHING;

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { buildApp, loadKeyRing } from './app.js';
 import { reconcileAll, reconcileUser } from './modules/analytics/reconciliation.js';
+import { retireHandler } from './modules/events/outbox.js';
 import { ConfigError, loadConfig, readDotEnv } from './config.js';
 import { FieldCipher, generateKeyBase64 } from './platform/crypto.js';
 import { createCache, redisStore } from './platform/cache.js';
@@ -17,10 +18,12 @@ const USAGE = `Usage: fido <command> [options]
 Commands:
   migrate                     apply database migrations and exit
   rotate-keys [--batch-size N]
-                              re-encrypt every stored name under the active key
+                              re-encrypt every stored name and secret under the active key
                               (safe to interrupt with Ctrl-C and run again)
   reconcile [--user ID]       recompute analytics rollups from the raw rows and repair drift,
                               for one user or for all (needed after changing ANALYTICS_TIMEZONE)
+  retire-handler NAME         stop owing events to an in-process event handler that no worker
+                              runs any more, and drop the deliveries still pending for it
   generate-key                print a new random encryption key (base64, 32 bytes)
   openapi                     print the OpenAPI document as JSON
 `;
@@ -105,6 +108,17 @@ async function main(argv: string[]): Promise<number> {
         logger.info({ ...result, active_key_id: cipher.activeKeyId }, 'key rotation finished');
         if (result.failed > 0) return 1;
         return result.interrupted ? 130 : 0;
+      }
+      case 'retire-handler': {
+        const name = positionals[1];
+        if (!name) {
+          process.stderr.write('retire-handler needs the handler name\n');
+          return 2;
+        }
+        await database.migrate();
+        const dropped = await retireHandler(database.db, name);
+        logger.info({ handler: name, pending_dropped: dropped }, 'event handler retired');
+        return 0;
       }
       case 'reconcile': {
         await database.migrate();

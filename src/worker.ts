@@ -1,5 +1,6 @@
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, readDotEnv } from './config.js';
+import { eventHandlers } from './event-handlers.js';
 import { closeOnSignals, failedToStart } from './platform/process.js';
 
 /**
@@ -17,7 +18,7 @@ async function main(): Promise<void> {
         'runs the worker itself (WORKER=inline, the default)',
     ]);
   }
-  const app = await buildApp(config);
+  const app = await buildApp(config, { eventHandlers });
   // Nothing here listens on a socket, and the worker's own timers do not hold the process open.
   setInterval(() => undefined, 60_000);
   closeOnSignals(app, config.shutdownTimeoutMs);

@@ -184,14 +184,15 @@ describe('event worker', () => {
     }
   });
 
-  it('runs registered handlers in order per user; one failing user holds back no one else', async () => {
+  it('runs registered handlers in order per user; a failing user waits, holding back no one else', async () => {
     const calls: PublishedEvent[] = [];
     const stuckUser = uniqueUserId('stuck');
+    let healed = false;
     const creditScore: EventHandler = {
       name: 'credit-score',
       types: ['transaction.created', 'transaction.updated'],
       async handle(event) {
-        if (event.user_id === stuckUser) throw new Error('scoring service unavailable');
+        if (event.user_id === stuckUser && !healed) throw new Error('scoring service unavailable');
         calls.push(event);
       },
     };
@@ -200,7 +201,8 @@ describe('event worker', () => {
       deps: { eventHandlers: [creditScore] },
     });
     try {
-      await postTransaction(app, { user_id: stuckUser });
+      const stuckFirst = await postTransaction(app, { user_id: stuckUser });
+      const stuckSecond = await postTransaction(app, { user_id: stuckUser });
       const userId = uniqueUserId();
       const first = await postTransaction(app, { user_id: userId, transaction_amount: 1 });
       for (const amount of [2, 3, 4]) {
@@ -218,16 +220,26 @@ describe('event worker', () => {
       });
       // Filtered by type (no deletion), in order, each version once.
       expect(mine.map((e) => e.data.transaction.transaction_amount)).toEqual([1, 2, 3, 4]);
-      expect(calls.some((e) => e.user_id === stuckUser)).toBe(false);
 
-      const attempts = await eventually(async () => {
-        const [row] = await queryRows<{ attempts: number; last_error: string }>(
+      // The stuck user's first event is retried; the second waits behind it, never attempted.
+      const stuck = await eventually(async () => {
+        const rows = await queryRows<{ attempts: number; last_error: string | null }>(
           database.handle.db,
-          sql`select attempts, last_error from deliveries where consumer = 'handler:credit-score' and user_id = ${stuckUser}`,
+          sql`select attempts, last_error from deliveries
+            where consumer = 'handler:credit-score' and user_id = ${stuckUser} order by position`,
         );
-        return row && row.attempts >= 2 ? row : undefined;
+        return rows[0] && rows[0].attempts >= 2 ? rows : undefined;
       });
-      expect(attempts.last_error).toBe('scoring service unavailable');
+      expect(stuck[0]?.last_error).toBe('scoring service unavailable');
+      expect(stuck[1]?.attempts).toBe(0);
+      expect(calls.filter((e) => e.user_id === stuckUser)).toEqual([]);
+
+      healed = true;
+      const recovered = await eventually(() => {
+        const got = calls.filter((e) => e.user_id === stuckUser);
+        return got.length >= 2 ? got : undefined;
+      });
+      expect(recovered.map((e) => e.transaction_id)).toEqual([stuckFirst.id, stuckSecond.id]);
     } finally {
       await app.close();
     }

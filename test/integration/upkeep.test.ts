@@ -39,7 +39,11 @@ describe('scheduled upkeep of events and webhooks', () => {
       const done = await postTransaction(app);
       const owed = await postTransaction(app);
       const recent = await postTransaction(app);
-      await eventually(async () => ((await relayEvents(db, [], 100)) === 0 ? true : undefined));
+      await eventually(async () =>
+        (await relayEvents(db, { batchSize: 100, retryWindowMs: 3_600_000 })) === 0
+          ? true
+          : undefined,
+      );
       // Two old events: one delivered long ago, one still owed to the webhook.
       await db.execute(sql`update events set created_at = now() - interval '100 days'
         where transaction_id in (${done.id}, ${owed.id})`);
@@ -51,7 +55,7 @@ describe('scheduled upkeep of events and webhooks', () => {
         batchSize: 1,
         deadline: Date.now() + 10_000,
       });
-      expect(pruned).toEqual({ deliveries: 1, events: 1 });
+      expect(pruned).toEqual({ expired: 0, deliveries: 1, events: 1 });
       const left = await queryRows<{ transaction_id: string }>(
         db,
         sql`select transaction_id from events order by sequence`,
@@ -59,6 +63,25 @@ describe('scheduled upkeep of events and webhooks', () => {
       expect(left.map((e) => e.transaction_id)).toEqual([owed.id, recent.id]);
       const deliveries = await app.inject(`/api/v1/webhooks/${hook}/deliveries`);
       expect(deliveries.json<{ data: unknown[] }>().data).toHaveLength(2);
+
+      // Paused past its retry window, the owed delivery expires; then its event can go too.
+      await app.inject({
+        method: 'PATCH',
+        url: `/api/v1/webhooks/${hook}`,
+        payload: { active: false },
+      });
+      await db.execute(sql`update deliveries set retry_until = now() - interval '2 hours'
+        where event_id = (select id from events where transaction_id = ${owed.id})`);
+      const expired = await pruneEvents(db, {
+        retentionDays: 90,
+        batchSize: 10,
+        deadline: Date.now() + 10_000,
+      });
+      expect(expired).toEqual({ expired: 1, deliveries: 0, events: 1 });
+      const log = await app.inject(`/api/v1/webhooks/${hook}/deliveries?state=dead`);
+      expect(log.json<{ data: { last_error: string }[] }>().data[0]?.last_error).toMatch(
+        /^Expired/,
+      );
     } finally {
       await app.close();
     }

@@ -32,6 +32,20 @@ export const webhooks = pgTable('webhooks', {
   updatedAt: timestampMs('updated_at').notNull().defaultNow(),
 });
 
+/**
+ * The in-process handlers some worker runs. The relay owes every event to each of them, whichever
+ * process relays it; a handler taken out of service is retired with the CLI.
+ */
+export const eventConsumers = pgTable('event_consumers', {
+  name: text('name').primaryKey(),
+  eventTypes: text('event_types')
+    .array()
+    .notNull()
+    .default(sql`'{}'::text[]`),
+  registeredAt: timestampMs('registered_at').notNull().defaultNow(),
+  lastSeenAt: timestampMs('last_seen_at').notNull().defaultNow(),
+});
+
 export const DELIVERY_STATES = ['pending', 'succeeded', 'dead'] as const;
 export type DeliveryState = (typeof DELIVERY_STATES)[number];
 
@@ -40,7 +54,9 @@ export type DeliveryState = (typeof DELIVERY_STATES)[number];
  * (`consumer` = `handler:<name>`). The relay writes them in feed order, so `position` orders a
  * consumer's deliveries for one user; only the earliest pending one per (consumer, user) may run.
  * A claimed delivery stays pending with `next_attempt_at` pushed past its lease, so a worker that
- * dies mid-delivery only delays it.
+ * dies mid-delivery only delays it. A delivery queued behind an earlier pending one of the same
+ * (consumer, user) is parked (`next_attempt_at` far in the future) until that one completes, so
+ * finding due work never wades through waiting rows.
  */
 export const deliveries = pgTable(
   'deliveries',
@@ -55,11 +71,8 @@ export const deliveries = pgTable(
     state: text('state', { enum: DELIVERY_STATES }).notNull().default('pending'),
     attempts: integer('attempts').notNull().default(0),
     nextAttemptAt: timestampMs('next_attempt_at').notNull().defaultNow(),
-    /**
-     * Set at the first attempt (a delivery may wait behind the user's earlier ones): retries stop,
-     * and the delivery is dead, once an attempt fails at or after this instant.
-     */
-    retryUntil: timestampMs('retry_until'),
+    /** Retries stop, and the delivery is dead, once an attempt fails at or after this instant. */
+    retryUntil: timestampMs('retry_until').notNull(),
     lastStatus: integer('last_status'),
     lastError: text('last_error'),
     createdAt: timestampMs('created_at').notNull().defaultNow(),
@@ -77,6 +90,9 @@ export const deliveries = pgTable(
       .where(sql`${t.state} = 'pending'`),
     index('deliveries_webhook_idx').on(t.webhookId, t.position),
     index('deliveries_completed_at_idx').on(t.completedAt),
+    index('deliveries_pending_event_idx')
+      .on(t.eventId)
+      .where(sql`${t.state} = 'pending'`),
   ],
 );
 

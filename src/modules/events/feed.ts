@@ -54,15 +54,28 @@ export interface FeedQuery {
   limit: number;
 }
 
-interface EventRow {
-  tx_id: string;
-  sequence: string | number | bigint;
+/** An `events` row as raw SQL returns it (dates and int8 differ between pg and PGlite). */
+export interface EventRow {
   id: string;
   type: EventType;
   user_id: string;
   transaction_id: string;
   created_at: string | Date;
   payload: EventData;
+}
+
+/** The columns `toPublishedEvent` reads, for raw selects. */
+export const EVENT_COLUMNS = sql.raw('id, type, user_id, transaction_id, created_at, payload');
+
+export function toPublishedEvent(row: EventRow): PublishedEvent {
+  return {
+    id: row.id,
+    type: row.type,
+    user_id: row.user_id,
+    transaction_id: row.transaction_id,
+    created_at: new Date(row.created_at).toISOString(),
+    data: row.payload,
+  };
 }
 
 /**
@@ -80,21 +93,14 @@ export async function readFeed(db: Db, query: FeedQuery): Promise<FeedEntry[]> {
   }
   if (query.userId !== undefined) conditions.push(sql`user_id = ${query.userId}`);
   if (query.type !== undefined) conditions.push(sql`type = ${query.type}`);
-  const rows = await queryRows<EventRow>(
+  const rows = await queryRows<EventRow & { tx_id: string; sequence: string | number | bigint }>(
     db,
-    sql`select tx_id::text as tx_id, sequence, id, type, user_id, transaction_id, created_at, payload
+    sql`select tx_id::text as tx_id, sequence, ${EVENT_COLUMNS}
       from events where ${sql.join(conditions, sql` and `)}
       order by tx_id, sequence limit ${query.limit}`,
   );
   return rows.map((row) => ({
     position: { txId: row.tx_id, sequence: String(row.sequence) },
-    event: {
-      id: row.id,
-      type: row.type,
-      user_id: row.user_id,
-      transaction_id: row.transaction_id,
-      created_at: new Date(row.created_at).toISOString(),
-      data: row.payload,
-    },
+    event: toPublishedEvent(row),
   }));
 }

@@ -1,12 +1,14 @@
 import { sql, type SQL } from 'drizzle-orm';
 import { v7 as uuidv7 } from 'uuid';
-import type { DeliveryState, EventType } from '../../db/schema/index.js';
+import type { DeliveryState } from '../../db/schema/index.js';
 import { queryRows, type Db } from '../../platform/db.js';
 import {
   decodeFeedCursor,
+  EVENT_COLUMNS,
   encodeFeedCursor,
   readFeed,
-  type EventData,
+  toPublishedEvent,
+  type EventRow,
   type PublishedEvent,
 } from './feed.js';
 
@@ -15,28 +17,62 @@ const RELAY_LOCK_CLASS = 0x46_49_44_52; // "FIDR"
 const RELAY_STATE_NAME = 'outbox-relay';
 /** Delivery rows per INSERT: far below PostgreSQL's bind-parameter limit. */
 const INSERT_CHUNK_ROWS = 1_000;
-
-/** A consumer the relay owes each matching event to. */
-export interface Subscriber {
-  consumer: string;
-  webhookId: string | null;
-  /** Event types it wants; empty means all. */
-  types: readonly string[];
-}
+/** `next_attempt_at` of a delivery waiting behind an earlier one of its (consumer, user). */
+export const PARKED_UNTIL = new Date('9999-12-31T00:00:00.000Z');
+const PARKED = sql`${PARKED_UNTIL.toISOString()}::timestamptz`;
 
 export const handlerConsumer = (name: string) => `handler:${name}`;
 export const webhookConsumer = (id: string) => `webhook:${id}`;
+
+/** Records the handlers a worker runs, so every relay (in any process) fans events out to them. */
+export async function registerHandlers(
+  db: Db,
+  handlers: readonly { name: string; types: readonly string[] }[],
+): Promise<void> {
+  if (handlers.length === 0) return;
+  await db.execute(
+    sql`insert into event_consumers (name, event_types) values ${sql.join(
+      handlers.map((h) => sql`(${handlerConsumer(h.name)}, ${textArray(h.types)})`),
+      sql`, `,
+    )}
+    on conflict (name) do update set event_types = excluded.event_types, last_seen_at = now()`,
+  );
+}
+
+/** Takes a handler out of service: it is owed nothing more, and what it was owed is dropped. */
+export async function retireHandler(db: Db, name: string): Promise<number> {
+  return db.transaction(async (dbTx) => {
+    const consumer = handlerConsumer(name);
+    await dbTx.execute(sql`delete from event_consumers where name = ${consumer}`);
+    const dropped = await queryRows<{ id: string }>(
+      dbTx,
+      sql`delete from deliveries where consumer = ${consumer} and state = 'pending' returning id`,
+    );
+    return dropped.length;
+  });
+}
+
+/** A text[] literal for a bind parameter: the same on pg and PGlite. */
+function textArray(values: readonly string[]): SQL {
+  return sql`string_to_array(${values.join(',')}, ',')::text[]`;
+}
+
+interface Subscriber {
+  consumer: string;
+  webhook_id: string | null;
+  event_types: string[];
+}
 
 /**
  * Moves up to `batchSize` new events from the feed into per-consumer deliveries, and the relay's
  * cursor past them, in one transaction: a crash repeats the whole step or none of it, and the
  * unique (consumer, event) index makes a repeat harmless. Events go in feed order, so a
- * delivery's `position` orders one consumer's deliveries for one user.
+ * delivery's `position` orders one consumer's deliveries for one user. A delivery with an earlier
+ * one still pending for its (consumer, user) is parked until that one completes.
  */
 export async function relayEvents(
   db: Db,
-  handlers: readonly Omit<Subscriber, 'webhookId'>[],
-  batchSize: number,
+  options: { batchSize: number; retryWindowMs: number },
 ): Promise<number> {
   return db.transaction(async (dbTx) => {
     const [lock] = await queryRows<{ locked: boolean }>(
@@ -50,36 +86,44 @@ export async function relayEvents(
     );
     const entries = await readFeed(dbTx, {
       after: state ? decodeFeedCursor(state.value) : undefined,
-      limit: batchSize,
+      limit: options.batchSize,
     });
     const last = entries.at(-1);
     if (!last) return 0;
 
-    const hooks = await queryRows<{ id: string; event_types: string[] | string }>(
+    const subscribers = await queryRows<Subscriber>(
       dbTx,
-      sql`select id, event_types from webhooks where active order by id`,
+      sql`select name as consumer, null::uuid as webhook_id, event_types from event_consumers
+        union all
+        select 'webhook:' || id, id, event_types from webhooks where active
+        order by consumer`,
     );
-    const subscribers: Subscriber[] = [
-      ...handlers.map((h) => ({ ...h, webhookId: null })),
-      ...hooks.map((h) => ({
-        consumer: webhookConsumer(h.id),
-        webhookId: h.id,
-        types: parseTextArray(h.event_types),
-      })),
-    ];
     const rows: SQL[] = [];
+    const queued = new Set<string>();
     for (const { event } of entries) {
       for (const s of subscribers) {
-        if (s.types.length > 0 && !s.types.includes(event.type)) continue;
+        if (s.event_types.length > 0 && !s.event_types.includes(event.type)) continue;
+        const stream = `${s.consumer}\n${event.user_id}`;
+        // Only the first of a stream in this batch can be due; the database knows about earlier ones.
+        const first = !queued.has(stream);
+        queued.add(stream);
         rows.push(
-          sql`(${uuidv7()}::uuid, ${s.consumer}, ${s.webhookId}::uuid, ${event.id}::uuid, ${event.type}, ${event.user_id})`,
+          sql`(${uuidv7()}::uuid, ${s.consumer}, ${s.webhook_id}::uuid, ${event.id}::uuid, ${event.type}, ${event.user_id}, ${first}::boolean)`,
         );
       }
     }
     for (let i = 0; i < rows.length; i += INSERT_CHUNK_ROWS) {
       await dbTx.execute(
-        sql`insert into deliveries (id, consumer, webhook_id, event_id, event_type, user_id)
-          values ${sql.join(rows.slice(i, i + INSERT_CHUNK_ROWS), sql`, `)}
+        sql`insert into deliveries
+            (id, consumer, webhook_id, event_id, event_type, user_id, retry_until, next_attempt_at)
+          select v.id, v.consumer, v.webhook_id, v.event_id, v.event_type, v.user_id,
+            now() + ${options.retryWindowMs} * interval '1 millisecond',
+            case when v.first and not exists (
+                select 1 from deliveries p
+                where p.state = 'pending' and p.consumer = v.consumer and p.user_id = v.user_id)
+              then now() else ${PARKED} end
+          from (values ${sql.join(rows.slice(i, i + INSERT_CHUNK_ROWS), sql`, `)})
+            as v(id, consumer, webhook_id, event_id, event_type, user_id, first)
           on conflict (consumer, event_id) do nothing`,
       );
     }
@@ -92,13 +136,6 @@ export async function relayEvents(
   });
 }
 
-/** PGlite hands text[] back as an array, pg too; a literal `{a,b}` is handled for safety. */
-function parseTextArray(value: string[] | string): string[] {
-  if (Array.isArray(value)) return value;
-  const inner = value.replace(/^\{|\}$/g, '');
-  return inner === '' ? [] : inner.split(',');
-}
-
 export interface ClaimedDelivery {
   id: string;
   consumer: string;
@@ -106,19 +143,6 @@ export interface ClaimedDelivery {
   /** This claim's attempt number (1 for the first). */
   attempt: number;
   event: PublishedEvent;
-}
-
-interface ClaimedRow {
-  id: string;
-  consumer: string;
-  webhook_id: string | null;
-  attempts: number;
-  event_id: string;
-  event_type: EventType;
-  user_id: string;
-  transaction_id: string;
-  event_created_at: string | Date;
-  payload: EventData;
 }
 
 /**
@@ -129,12 +153,7 @@ interface ClaimedRow {
  */
 export async function claimDeliveries(
   db: Db,
-  options: {
-    handlerConsumers: readonly string[];
-    limit: number;
-    leaseMs: number;
-    retryWindowMs: number;
-  },
+  options: { handlerConsumers: readonly string[]; limit: number; leaseMs: number },
 ): Promise<ClaimedDelivery[]> {
   const handlers =
     options.handlerConsumers.length > 0
@@ -143,7 +162,14 @@ export async function claimDeliveries(
           sql`, `,
         )})`
       : sql`false`;
-  const rows = await queryRows<ClaimedRow>(
+  const rows = await queryRows<
+    EventRow & {
+      delivery_id: string;
+      consumer: string;
+      webhook_id: string | null;
+      attempts: number;
+    }
+  >(
     db,
     sql`with due as (
         select d.id from deliveries d
@@ -157,30 +183,26 @@ export async function claimDeliveries(
         order by d.next_attempt_at, d.position
         limit ${options.limit}
         for update of d skip locked
+      ),
+      claimed as (
+        update deliveries d set
+          attempts = d.attempts + 1,
+          next_attempt_at = now() + ${options.leaseMs} * interval '1 millisecond',
+          updated_at = now()
+        from due where d.id = due.id
+        returning d.id, d.consumer, d.webhook_id, d.attempts, d.event_id
       )
-      update deliveries d set
-        attempts = d.attempts + 1,
-        next_attempt_at = now() + ${options.leaseMs} * interval '1 millisecond',
-        retry_until = coalesce(d.retry_until, now() + ${options.retryWindowMs} * interval '1 millisecond'),
-        updated_at = now()
-      from due, events ev
-      where d.id = due.id and ev.id = d.event_id
-      returning d.id, d.consumer, d.webhook_id, d.attempts, d.event_id, d.event_type, d.user_id,
-        ev.transaction_id, ev.created_at as event_created_at, ev.payload`,
+      select c.id as delivery_id, c.consumer, c.webhook_id, c.attempts, ${sql.raw(
+        'ev.id, ev.type, ev.user_id, ev.transaction_id, ev.created_at, ev.payload',
+      )}
+      from claimed c join events ev on ev.id = c.event_id`,
   );
   return rows.map((row) => ({
-    id: row.id,
+    id: row.delivery_id,
     consumer: row.consumer,
     webhookId: row.webhook_id,
     attempt: Number(row.attempts),
-    event: {
-      id: row.event_id,
-      type: row.event_type,
-      user_id: row.user_id,
-      transaction_id: row.transaction_id,
-      created_at: new Date(row.event_created_at).toISOString(),
-      data: row.payload,
-    },
+    event: toPublishedEvent(row),
   }));
 }
 
@@ -199,7 +221,8 @@ const clip = (error: string | null) => (error === null ? null : error.slice(0, E
  * Records an automatic attempt. Success completes the delivery; a failure schedules the next
  * attempt `retryDelayMs` later (never past `retry_until`), or marks it dead once a failure
  * happens at or after `retry_until`. Only the claim that is still current may change the state:
- * a worker that outlived its lease just adds its attempt to the log.
+ * a worker that outlived its lease just adds its attempt to the log. A completed delivery
+ * releases the next one of its (consumer, user).
  */
 export async function recordAttempt(
   db: Db,
@@ -210,19 +233,22 @@ export async function recordAttempt(
   return db.transaction(async (dbTx) => {
     await insertAttempt(dbTx, delivery.id, outcome, false);
     const current = sql`id = ${delivery.id} and state = 'pending' and attempts = ${delivery.attempt}`;
-    const [row] = await queryRows<{ state: DeliveryState }>(
+    const [row] = await queryRows<{ state: DeliveryState; consumer: string; user_id: string }>(
       dbTx,
       outcome.ok
         ? sql`update deliveries set state = 'succeeded', completed_at = now(), updated_at = now(),
-            last_status = ${outcome.status}, last_error = null where ${current} returning state`
+            last_status = ${outcome.status}, last_error = null
+          where ${current} returning state, consumer, user_id`
         : sql`update deliveries set
             state = case when now() >= retry_until then 'dead' else 'pending' end,
             completed_at = case when now() >= retry_until then now() end,
             next_attempt_at = least(now() + ${retryDelayMs} * interval '1 millisecond', retry_until),
             last_status = ${outcome.status}, last_error = ${clip(outcome.error)}, updated_at = now()
-          where ${current} returning state`,
+          where ${current} returning state, consumer, user_id`,
     );
-    return row?.state ?? 'superseded';
+    if (!row) return 'superseded';
+    if (row.state !== 'pending') await releaseNext(dbTx, row.consumer, row.user_id);
+    return row.state;
   });
 }
 
@@ -234,14 +260,54 @@ export async function recordManualAttempt(
 ): Promise<void> {
   await db.transaction(async (dbTx) => {
     await insertAttempt(dbTx, deliveryId, outcome, true);
-    await dbTx.execute(
-      outcome.ok
-        ? sql`update deliveries set state = 'succeeded', completed_at = now(), updated_at = now(),
-            last_status = ${outcome.status}, last_error = null where id = ${deliveryId}`
-        : sql`update deliveries set last_status = ${outcome.status},
-            last_error = ${clip(outcome.error)}, updated_at = now() where id = ${deliveryId}`,
+    if (!outcome.ok) {
+      await dbTx.execute(
+        sql`update deliveries set last_status = ${outcome.status},
+          last_error = ${clip(outcome.error)}, updated_at = now() where id = ${deliveryId}`,
+      );
+      return;
+    }
+    const [completed] = await queryRows<{ consumer: string; user_id: string; was: DeliveryState }>(
+      dbTx,
+      sql`update deliveries d set state = 'succeeded', completed_at = now(), updated_at = now(),
+          last_status = ${outcome.status}, last_error = null
+        from deliveries before where before.id = d.id and d.id = ${deliveryId}
+        returning d.consumer, d.user_id, before.state as was`,
     );
+    if (completed?.was === 'pending')
+      await releaseNext(dbTx, completed.consumer, completed.user_id);
   });
+}
+
+/** Makes the next parked delivery of a (consumer, user) due now. */
+async function releaseNext(dbTx: Db, consumer: string, userId: string): Promise<void> {
+  await dbTx.execute(
+    sql`update deliveries set next_attempt_at = now() where id = (
+        select id from deliveries
+        where state = 'pending' and consumer = ${consumer} and user_id = ${userId}
+        order by position limit 1)
+      and next_attempt_at = ${PARKED}`,
+  );
+}
+
+/**
+ * Releases parked deliveries with nothing pending before them. Completions release their
+ * successor themselves; this catches the one that was relayed while its predecessor completed.
+ */
+export async function releaseStranded(db: Db, batchSize: number): Promise<number> {
+  const rows = await queryRows<{ id: string }>(
+    db,
+    sql`update deliveries set next_attempt_at = now() where id in (
+        select d.id from deliveries d
+        where d.state = 'pending' and d.next_attempt_at = ${PARKED}
+          and not exists (
+            select 1 from deliveries e
+            where e.state = 'pending' and e.consumer = d.consumer and e.user_id = d.user_id
+              and e.position < d.position)
+        limit ${batchSize})
+      returning id`,
+  );
+  return rows.length;
 }
 
 async function insertAttempt(
@@ -257,38 +323,29 @@ async function insertAttempt(
 }
 
 export async function loadEvent(db: Db, eventId: string): Promise<PublishedEvent | undefined> {
-  const [row] = await queryRows<{
-    id: string;
-    type: EventType;
-    user_id: string;
-    transaction_id: string;
-    created_at: string | Date;
-    payload: EventData;
-  }>(
+  const [row] = await queryRows<EventRow>(
     db,
-    sql`select id, type, user_id, transaction_id, created_at, payload from events where id = ${eventId}`,
+    sql`select ${EVENT_COLUMNS} from events where id = ${eventId}`,
   );
-  if (!row) return undefined;
-  return {
-    id: row.id,
-    type: row.type,
-    user_id: row.user_id,
-    transaction_id: row.transaction_id,
-    created_at: new Date(row.created_at).toISOString(),
-    data: row.payload,
-  };
+  return row && toPublishedEvent(row);
 }
 
+/** How long after its retry window an unattempted delivery (paused webhook, stopped handler) dies. */
+const EXPIRY_GRACE = sql`interval '1 hour'`;
+
 /**
- * Deletes, in batches of `batchSize` until `deadline`, completed deliveries (with their attempts)
- * and events past the retention window that the relay has passed and no consumer still owes.
+ * Upkeep, in batches of `batchSize` until `deadline`:
+ * - pending deliveries an hour past their retry window (their webhook was paused, or no worker
+ *   runs their handler) are marked dead, so they stop holding back their user's later ones;
+ * - completed deliveries (with their attempts) past the retention window are deleted;
+ * - events past the retention window that the relay has passed and no consumer still owes are
+ *   deleted.
  */
 export async function pruneEvents(
   db: Db,
   options: { retentionDays: number; batchSize: number; deadline: number },
-): Promise<{ deliveries: number; events: number }> {
+): Promise<{ expired: number; deliveries: number; events: number }> {
   const cutoff = sql`now() - ${options.retentionDays} * interval '1 day'`;
-  const pruned = { deliveries: 0, events: 0 };
   const batches = async (statement: SQL): Promise<number> => {
     let total = 0;
     while (Date.now() < options.deadline) {
@@ -299,7 +356,18 @@ export async function pruneEvents(
     }
     return total;
   };
-  pruned.deliveries = await batches(
+  const expired = await batches(
+    sql`with gone as (
+        update deliveries set state = 'dead', completed_at = now(), updated_at = now(),
+          last_error = 'Expired without a successful attempt (webhook paused or handler not running)'
+        where id in (
+          select id from deliveries where state = 'pending' and retry_until < now() - ${EXPIRY_GRACE}
+          limit ${options.batchSize})
+        returning 1)
+      select count(*) as n from gone`,
+  );
+  if (expired > 0) await releaseStranded(db, options.batchSize);
+  const deliveries = await batches(
     sql`with gone as (
         delete from deliveries where id in (
           select id from deliveries where state <> 'pending' and completed_at < ${cutoff}
@@ -312,9 +380,9 @@ export async function pruneEvents(
     sql`select value from job_state where name = ${RELAY_STATE_NAME}`,
   );
   const relayed = state ? decodeFeedCursor(state.value) : undefined;
-  if (relayed) {
-    pruned.events = await batches(
-      sql`with gone as (
+  const events = relayed
+    ? await batches(
+        sql`with gone as (
           delete from events where (user_id, sequence) in (
             select e.user_id, e.sequence from events e
             where e.created_at < ${cutoff}
@@ -324,7 +392,7 @@ export async function pruneEvents(
             limit ${options.batchSize})
           returning 1)
         select count(*) as n from gone`,
-    );
-  }
-  return pruned;
+      )
+    : 0;
+  return { expired, deliveries, events };
 }

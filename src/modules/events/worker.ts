@@ -9,7 +9,9 @@ import {
   claimDeliveries,
   handlerConsumer,
   recordAttempt,
+  registerHandlers,
   relayEvents,
+  releaseStranded,
   type AttemptOutcome,
   type ClaimedDelivery,
 } from './outbox.js';
@@ -43,6 +45,9 @@ export interface Worker {
 
 /** Events moved from the feed into deliveries per relay step. */
 const RELAY_BATCH_SIZE = 200;
+/** How often parked deliveries whose predecessor completed unnoticed are released, and how many. */
+const SWEEP_INTERVAL_MS = 60_000;
+const SWEEP_BATCH_SIZE = 1_000;
 /**
  * How long a claim lasts before another worker may take the delivery over: the attempt's bound
  * and half again, plus a second for recording the outcome.
@@ -67,11 +72,9 @@ export function retryDelayMs(attempt: number, baseMs: number, maxMs: number): nu
  */
 export function startWorker(options: WorkerOptions): Worker {
   const { db, handlers, logger } = options;
-  const handlerSubscribers = handlers.all().map((h) => ({
-    consumer: handlerConsumer(h.name),
-    types: h.types ?? [],
-  }));
-  const handlerConsumers = handlerSubscribers.map((s) => s.consumer);
+  const handlerConsumers = handlers.all().map((h) => handlerConsumer(h.name));
+  let registered = false;
+  let sweptAt = Date.now();
   const inFlight = new Set<Promise<void>>();
   let stopped = false;
   let running: Promise<void> | undefined;
@@ -101,7 +104,21 @@ export function startWorker(options: WorkerOptions): Worker {
       try {
         do {
           again = false;
-          const relayed = await relayEvents(db, handlerSubscribers, RELAY_BATCH_SIZE);
+          if (!registered) {
+            await registerHandlers(
+              db,
+              handlers.all().map((h) => ({ name: h.name, types: h.types ?? [] })),
+            );
+            registered = true;
+          }
+          if (Date.now() - sweptAt >= SWEEP_INTERVAL_MS) {
+            await releaseStranded(db, SWEEP_BATCH_SIZE);
+            sweptAt = Date.now();
+          }
+          const relayed = await relayEvents(db, {
+            batchSize: RELAY_BATCH_SIZE,
+            retryWindowMs: options.retryWindowMs,
+          });
           options.metrics?.eventsRelayed.inc(relayed);
           if (relayed === RELAY_BATCH_SIZE) again = true;
           const free = options.concurrency - inFlight.size;
@@ -110,7 +127,6 @@ export function startWorker(options: WorkerOptions): Worker {
               handlerConsumers,
               limit: free,
               leaseMs: leaseMs(options.attemptTimeoutMs),
-              retryWindowMs: options.retryWindowMs,
             });
             for (const delivery of claimed) launch(delivery);
             if (claimed.length === free) again = true;

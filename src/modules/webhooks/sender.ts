@@ -8,7 +8,7 @@ export interface SendOptions {
   url: string;
   body: string;
   headers: Record<string, string>;
-  /** Connecting, sending and receiving the response status must all finish within this. */
+  /** Connecting, sending and reading the (bounded) response must all finish within this. */
   timeoutMs: number;
   /** When false, only public unicast addresses are reachable (resolved names included). */
   allowPrivateTargets: boolean;
@@ -37,8 +37,11 @@ export class BlockedTargetError extends Error {
 export function isPublicAddress(address: string): boolean {
   if (!ipaddr.isValid(address)) return false;
   let parsed = ipaddr.parse(address);
-  if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) {
-    parsed = (parsed as ipaddr.IPv6).toIPv4Address();
+  if (parsed.kind() === 'ipv6') {
+    const v6 = parsed as ipaddr.IPv6;
+    if (v6.isIPv4MappedAddress()) parsed = v6.toIPv4Address();
+    // IPv4-compatible addresses (::a.b.c.d, deprecated) would otherwise pass as unicast.
+    else if (v6.parts.slice(0, 6).every((part) => part === 0)) return false;
   }
   return parsed.range() === 'unicast';
 }
@@ -72,8 +75,9 @@ const publicOnlyLookup: LookupFunction = (hostname, options, callback) => {
  */
 export async function sendWebhook(options: SendOptions): Promise<SendResult> {
   const started = performance.now();
+  const isSuccess = (status: number | null) => status !== null && status >= 200 && status < 300;
   const result = (status: number | null, error: string | null): SendResult => ({
-    ok: status !== null && status >= 200 && status < 300,
+    ok: isSuccess(status),
     status,
     latencyMs: Math.round(performance.now() - started),
     error,
@@ -114,24 +118,18 @@ export async function sendWebhook(options: SendOptions): Promise<SendResult> {
       },
       (response) => {
         const status = response.statusCode ?? null;
+        const answered = () => finish(status, isSuccess(status) ? null : `HTTP ${status}`);
         let read = 0;
         response.on('data', (chunk: Buffer) => {
           read += chunk.length;
           if (read > RESPONSE_READ_LIMIT_BYTES) {
+            // The status is what counts; the rest of a large body is not worth the wait.
             response.destroy();
-            finish(
-              status,
-              status !== null && status >= 200 && status < 300 ? null : `HTTP ${status}`,
-            );
+            answered();
           }
         });
-        response.on('end', () =>
-          finish(
-            status,
-            status !== null && status >= 200 && status < 300 ? null : `HTTP ${status}`,
-          ),
-        );
-        response.on('error', () => finish(status, `HTTP ${status}`));
+        response.on('end', answered);
+        response.on('error', answered);
       },
     );
     const timer = setTimeout(() => {

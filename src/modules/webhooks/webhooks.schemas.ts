@@ -37,7 +37,9 @@ export const UpdateWebhookBody = Type.Object(
     description: Type.Optional(Description),
     event_types: Type.Optional(EventTypes),
     active: Type.Optional(
-      Type.Boolean({ description: 'Inactive webhooks are not sent events committed meanwhile.' }),
+      Type.Boolean({
+        description: 'An inactive webhook is queued no new events; what was queued waits.',
+      }),
     ),
   },
   { additionalProperties: false },

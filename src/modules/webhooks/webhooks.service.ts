@@ -6,6 +6,7 @@ import type { Db } from '../../platform/db.js';
 import { AppError, validationError, type ValidationIssue } from '../../platform/errors.js';
 import { isUuid } from '../transactions/cursor.js';
 import type { PublishedEvent } from '../events/feed.js';
+import { PARKED_UNTIL } from '../events/outbox.js';
 import {
   attemptsOf,
   countWebhooks,
@@ -28,6 +29,7 @@ import {
   EVENT_ID_HEADER,
   EVENT_TYPE_HEADER,
   generateSecret,
+  secretAssociatedData,
   SIGNATURE_HEADER,
   signatureHeader,
 } from './signing.js';
@@ -81,9 +83,6 @@ export interface DeliveryView {
   completed_at: string | null;
   attempts: AttemptView[];
 }
-
-/** Binds a stored secret to its webhook: a ciphertext copied onto another row fails to decrypt. */
-export const secretAssociatedData = (webhookId: string) => `webhook-secret:${webhookId}`;
 
 const webhookNotFound = (id: string) =>
   new AppError('WEBHOOK_NOT_FOUND', `Webhook with ID ${id} not found`);
@@ -252,7 +251,7 @@ export function createWebhooksService(deps: WebhooksServiceDeps) {
     await get(webhookId);
     let before: bigint | undefined;
     if (query.cursor !== undefined) {
-      if (!/^\d{1,19}$/.test(query.cursor)) {
+      if (!/^\d{1,19}$/.test(query.cursor) || BigInt(query.cursor) > 2n ** 63n - 1n) {
         throw validationError([
           { loc: ['query', 'cursor'], msg: 'Invalid cursor', type: 'value_error' },
         ]);
@@ -344,8 +343,12 @@ function deliveryView(row: DeliveryRow, attempts: AttemptRow[]): DeliveryView {
     user_id: row.userId,
     state: row.state,
     attempt_count: row.attempts,
-    next_attempt_at: row.state === 'pending' ? row.nextAttemptAt.toISOString() : null,
-    retry_until: row.retryUntil?.toISOString() ?? null,
+    // Null once completed, and while it waits behind an earlier delivery of the same user.
+    next_attempt_at:
+      row.state === 'pending' && row.nextAttemptAt < PARKED_UNTIL
+        ? row.nextAttemptAt.toISOString()
+        : null,
+    retry_until: row.retryUntil.toISOString(),
     last_status: row.lastStatus,
     last_error: row.lastError,
     created_at: row.createdAt.toISOString(),
