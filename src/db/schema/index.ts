@@ -2,3 +2,4 @@ export * from './transactions.js';
 export * from './events.js';
 export * from './idempotency-keys.js';
 export * from './analytics.js';
+export * from './access.js';
