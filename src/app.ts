@@ -1,3 +1,5 @@
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -8,6 +10,12 @@ import { scheduledJobs } from './jobs/catalogue.js';
 import { startScheduler, type Scheduler } from './jobs/scheduler.js';
 import { analyticsRoutes } from './modules/analytics/analytics.routes.js';
 import { createAnalyticsService } from './modules/analytics/analytics.service.js';
+import { apiKeysRoutes } from './modules/api-keys/api-keys.routes.js';
+import {
+  createApiKeysService,
+  looksLikeApiKey,
+  type ApiKeysService,
+} from './modules/api-keys/api-keys.service.js';
 import { transactionsRoutes } from './modules/transactions/transactions.routes.js';
 import { createTransactionsService } from './modules/transactions/transactions.service.js';
 import {
@@ -23,7 +31,20 @@ import {
   type Cache,
   type CacheStore,
 } from './platform/cache.js';
+import {
+  callerIdentity,
+  installAccessControl,
+  type Authentication,
+  type Scope,
+} from './platform/auth.js';
 import { openDatabase, type DatabaseHandle } from './platform/db.js';
+import { createTokenVerifier, type TokenVerifier } from './platform/jwt.js';
+import {
+  createRateLimiter,
+  memoryRateLimitStore,
+  redisRateLimitStore,
+  type RateLimitStore,
+} from './platform/rate-limit.js';
 import { installConditionalGets } from './platform/http-cache.js';
 import { healthRoutes } from './platform/health.js';
 import { AppError, isDatabaseUnavailable } from './platform/errors.js';
@@ -55,9 +76,77 @@ export interface AppDeps {
   keyRing?: KeyRing;
   /** Where cached reads live; otherwise Redis (REDIS_URL) or the in-process store. */
   cacheStore?: CacheStore;
+  /** Where rate-limit counts live; otherwise Redis (REDIS_URL) or process memory. */
+  rateLimitStore?: RateLimitStore;
+}
+
+/** The service cannot start: nobody could ever authenticate. */
+export class AuthSetupError extends Error {
+  override readonly name = 'AuthSetupError';
+}
+
+/** While open, how often a process looks for a key created elsewhere (another replica, the CLI). */
+const OPEN_MODE_RECHECK_MS = 5_000;
+
+/**
+ * Whether requests without credentials are let in: only outside production, with AUTH_MODE=auto,
+ * no JWT verifier and no usable API key. Once a key exists the process closes for good (revoking
+ * every key later does not reopen it; a restart decides afresh).
+ */
+async function openModeGate(
+  config: Config,
+  verifier: TokenVerifier | undefined,
+  apiKeys: ApiKeysService,
+  log: FastifyBaseLogger,
+): Promise<() => Promise<boolean>> {
+  const hasKey = await apiKeys.hasUsable();
+  const required = config.nodeEnv === 'production' || config.authMode === 'required';
+  if (required && !verifier && !hasKey) {
+    throw new AuthSetupError(
+      `${config.nodeEnv === 'production' ? 'NODE_ENV=production' : 'AUTH_MODE=required'} needs a ` +
+        'way to authenticate, and none is configured: set JWT_SECRET, JWT_JWKS_URL or JWT_JWKS ' +
+        'for user tokens, or create the first API key with ' +
+        '`npm run cli -- keys create --scopes admin --name ops` ' +
+        '(in the production image: `node dist/cli.js keys create --scopes admin --name ops`)',
+    );
+  }
+  if (required || verifier || hasKey) return async () => false;
+
+  let open = true;
+  let checkedAt = Date.now();
+  const close = (why: string) => {
+    if (!open) return;
+    open = false;
+    log.warn({ auth: 'required' }, `authentication is now required: ${why}`);
+  };
+  apiKeys.onCreated(() => close('an API key was created'));
+  log.warn(
+    { auth: 'open' },
+    'AUTHENTICATION IS OFF: no API key and no JWT verifier exist, so every request is let in ' +
+      'as anonymous (development only; production refuses to start like this). Create a key ' +
+      'to turn it on: npm run cli -- keys create --scopes admin --name me',
+  );
+  return async () => {
+    if (open && Date.now() - checkedAt >= OPEN_MODE_RECHECK_MS) {
+      checkedAt = Date.now();
+      try {
+        if (await apiKeys.hasUsable()) close('an API key exists');
+      } catch {
+        // The database is down: the request that asked will fail on its own.
+      }
+    }
+    return open;
+  };
 }
 
 const API_VERSION = '0.1.0';
+/** Browsers may reuse a CORS preflight answer this long. */
+const CORS_PREFLIGHT_MAX_AGE_SECONDS = 600;
+/** Swagger UI's page: its own scripts and styles only, and "Try it out" to this origin. */
+const DOCS_CSP =
+  "default-src 'self'; base-uri 'self'; font-src 'self' data:; frame-ancestors 'none'; " +
+  "img-src 'self' data:; object-src 'none'; script-src 'self'; script-src-attr 'none'; " +
+  "style-src 'self' 'unsafe-inline'; connect-src 'self'";
 /** How long start-up waits for a database that is still coming up (a container starting beside us). */
 const DATABASE_STARTUP_WAIT_MS = 30_000;
 const DATABASE_STARTUP_RETRY_MS = 1_000;
@@ -111,7 +200,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // A user id of 128 characters can take 256 UTF-16 units (and more once percent-encoded).
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 1_024 },
     frameworkErrors,
+    // Larger request heads are refused by Node itself (431) before any of our code runs.
+    http: { maxHeaderSize: config.maxHeaderBytes },
+    keepAliveTimeout: config.keepAliveTimeoutMs,
   }).withTypeProvider<TypeBoxTypeProvider>();
+  // Beyond this many open sockets, new connections are dropped at once rather than queued.
+  if (config.maxConnections > 0) app.server.maxConnections = config.maxConnections;
 
   app.setValidatorCompiler(validatorCompiler);
   // JSON only: anything else, text included, is refused with 415 instead of half-parsed.
@@ -162,15 +256,60 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     cipher,
     defaultCurrency: config.defaultCurrency,
     analyticsTimeZone: config.analyticsTimeZone,
+    pageSizeMax: config.pageSizeMax,
     cache,
   });
   const idempotency = createIdempotency({
     db: database.db,
     cipher,
     ttlHours: config.idempotencyKeyTtlHours,
-    // Until callers authenticate, every caller shares one scope.
-    scopeOf: () => 'anonymous',
+    // Keys of different callers never meet: a replay only ever returns the caller's own answer.
+    scopeOf: (request) => callerIdentity(request.principal),
   });
+
+  const apiKeys = createApiKeysService({ db: database.db });
+  const verifier = createTokenVerifier({
+    secret: config.jwtSecret,
+    jwksUrl: config.jwtJwksUrl,
+    jwks: config.jwtJwks,
+    issuer: config.jwtIssuer,
+    audience: config.jwtAudience,
+    clockToleranceSeconds: config.jwtClockToleranceSeconds,
+  });
+  const isOpen = await openModeGate(config, verifier, apiKeys, app.log);
+  const rateLimiter = createRateLimiter({
+    store:
+      deps.rateLimitStore ??
+      (config.redisUrl
+        ? redisRateLimitStore({
+            url: config.redisUrl,
+            prefix: config.cachePrefix,
+            timeoutMs: config.cacheTimeoutMs,
+          })
+        : memoryRateLimitStore()),
+    windowSeconds: config.rateLimitWindowSeconds,
+    logger: app.log,
+    registry: metrics.registry,
+  });
+  async function authenticate(credential: string): Promise<Authentication> {
+    if (looksLikeApiKey(credential)) {
+      const found = await apiKeys.check(credential);
+      if (!found.ok) return { ok: false, reason: 'invalid' };
+      return {
+        ok: true,
+        principal: {
+          kind: 'key',
+          keyId: found.row.id,
+          scopes: new Set(found.row.scopes as Scope[]),
+        },
+      };
+    }
+    if (!verifier) return { ok: false, reason: 'invalid' };
+    const token = await verifier.verify(credential);
+    return token.ok
+      ? { ok: true, principal: { kind: 'user', userId: token.userId } }
+      : { ok: false, reason: token.reason };
+  }
 
   let closing = false;
   let inFlight = 0;
@@ -191,6 +330,45 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       if (inFlight === 0) drained?.();
     });
   });
+  // Before any route: a route registered from here on without config.access stops the build.
+  installAccessControl(app, {
+    authenticate,
+    isOpen,
+    limiter: rateLimiter,
+    rateLimitMax: config.rateLimitMax,
+    rateLimitIpMax: config.rateLimitIpMax,
+    logger: app.log,
+  });
+  await app.register(helmet, {
+    // A JSON API loads nothing; Swagger UI sets its own policy on /docs (below).
+    contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+  });
+  if (config.corsOrigins.length > 0) {
+    await app.register(cors, {
+      origin: [...config.corsOrigins],
+      methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
+      allowedHeaders: [
+        'authorization',
+        'content-type',
+        'idempotency-key',
+        'if-match',
+        'if-none-match',
+        'x-request-id',
+      ],
+      exposedHeaders: [
+        'etag',
+        'location',
+        'retry-after',
+        'idempotent-replayed',
+        'x-request-id',
+        'ratelimit-limit',
+        'ratelimit-remaining',
+        'ratelimit-reset',
+        'ratelimit-policy',
+      ],
+      maxAge: CORS_PREFLIGHT_MAX_AGE_SECONDS,
+    });
+  }
   // Requests still running when the server stops (a create committing, say) must find the cache
   // and the database open: their invalidations and queries would fail otherwise. So both close
   // only once the last request is done, or after the shutdown bound.
@@ -205,6 +383,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       });
     }
     await cache.close();
+    await rateLimiter.close();
     if (ownsDatabase) await database.close();
   });
   app.addHook('onResponse', async (request, reply) => {
@@ -242,11 +421,30 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       tags: [
         { name: 'transactions', description: 'Create, read, update and delete transactions' },
         { name: 'analytics', description: 'Per-user figures, exact the moment a write commits' },
+        { name: 'api-keys', description: 'Service API keys (admin scope)' },
         { name: 'operations', description: 'Health, readiness and documentation' },
       ],
+      components: {
+        securitySchemes: {
+          bearerAuth: {
+            type: 'http',
+            scheme: 'bearer',
+            description:
+              'A service API key (`fido_<id>_<secret>`, with scopes) or an end-user token (a JWT ' +
+              "whose `sub` is a user_id: only that user's data). Each operation names the scope " +
+              'it requires; `admin` holds every scope.',
+          },
+        },
+      },
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    // Swagger UI needs its own scripts and styles (same origin, nothing inline); "Authorize"
+    // keeps the token for the page's lifetime only.
+    staticCSP: DOCS_CSP,
+    uiConfig: { persistAuthorization: false },
+  });
 
   app.get(
     '/',
@@ -256,14 +454,26 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         summary: 'Welcome',
         response: { 200: Type.Object({ message: Type.String() }) },
       },
+      config: { access: 'public' },
     },
     async () => ({ message: 'Welcome to Fido Transactions API' }),
   );
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/openapi.json', { schema: { hide: true }, config: { access: 'public' } }, async () =>
+    app.swagger(),
+  );
 
-  await app.register(healthRoutes, { database, cache });
-  await app.register(metricsRoutes, { metrics });
+  await app.register(healthRoutes, {
+    database,
+    cache,
+    auth: async () => ((await isOpen()) ? 'open' : 'required'),
+    announceOpen: config.nodeEnv === 'development',
+  });
+  await app.register(metricsRoutes, {
+    metrics,
+    access: config.metricsAccess === 'admin' ? { scope: 'admin' } : 'public',
+  });
   await app.register(transactionsRoutes, { transactions, idempotency });
+  await app.register(apiKeysRoutes, { apiKeys });
   await app.register(analyticsRoutes, {
     analytics: createAnalyticsService({
       db: database.db,

@@ -86,6 +86,9 @@ export function testConfig(env: Record<string, string> = {}): Config {
     LOG_LEVEL: 'silent',
     DATA_DIR: 'memory://',
     SCHEDULER: 'off',
+    // Tests send bursts from one address; the rate-limit tests turn it on.
+    RATE_LIMIT_MAX: '0',
+    RATE_LIMIT_IP_MAX: '0',
     ...(TEST_REDIS_URL
       ? { REDIS_URL: TEST_REDIS_URL, CACHE_PREFIX: `fido-test-${randomBytes(6).toString('hex')}` }
       : {}),
