@@ -291,6 +291,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     logger: app.log,
     registry: metrics.registry,
   });
+  await rateLimiter.ready(CACHE_STARTUP_WAIT_MS);
   async function authenticate(credential: string): Promise<Authentication> {
     if (looksLikeApiKey(credential)) {
       const found = await apiKeys.check(credential);

@@ -21,6 +21,8 @@ export interface RateLimitStore {
   /** Counts one request of `key`; the count so far in its window and the window's time left. */
   hit(key: string, windowMs: number): Promise<{ count: number; ttlMs: number }>;
   close(): Promise<void>;
+  /** Resolves once connected, or after `timeoutMs` regardless (counting falls back meanwhile). */
+  ready?(timeoutMs: number): Promise<void>;
 }
 
 /** Callers one process keeps counts for at most (least recently seen go first). */
@@ -88,11 +90,24 @@ export function redisRateLimitStore(options: {
     async close() {
       client.disconnect();
     },
+    async ready(timeoutMs) {
+      if (client.status === 'ready') return;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, timeoutMs);
+        client.once('ready', done);
+        function done() {
+          clearTimeout(timer);
+          client.off('ready', done);
+          resolve();
+        }
+      });
+    },
   };
 }
 
 export interface RateLimiter {
   readonly windowSeconds: number;
+  ready(timeoutMs: number): Promise<void>;
   /** Counts a request of `identity` against `max` (0: unlimited, always allowed). */
   check(identity: string, max: number): Promise<RateLimitDecision>;
   close(): Promise<void>;
@@ -149,6 +164,7 @@ export function createRateLimiter(options: {
 
   return {
     windowSeconds: options.windowSeconds,
+    ready: async (timeoutMs) => store.ready?.(timeoutMs),
     async check(identity, max) {
       if (max === 0) {
         return { allowed: true, limit: 0, remaining: 0, resetSeconds: options.windowSeconds };
