@@ -6,7 +6,7 @@ import type {
   RouteOptions,
 } from 'fastify';
 import { AppError } from './errors.js';
-import { ErrorBody } from './http-errors.js';
+import { ErrorBody, RETRY_AFTER_SECONDS } from './http-errors.js';
 import type { RateLimiter } from './rate-limit.js';
 
 /**
@@ -180,6 +180,8 @@ export function installAccessControl(app: FastifyInstance, options: AccessContro
       const result = await options.authenticate(credential);
       if (result.ok) principal = result.principal;
       else if (result.reason === 'unavailable') {
+        // The token's key source (a JWKS endpoint) did not answer: retry, never let in.
+        void reply.header('retry-after', String(RETRY_AFTER_SECONDS));
         throw new AppError('SERVICE_UNAVAILABLE', 'Service is unavailable, please try again later');
       } else failure = 'invalid';
     }

@@ -27,7 +27,7 @@ async function burst(count: number, headers: Record<string, string>, remoteAddre
     });
     statuses.push(last.statusCode);
   }
-  return { statuses, last: last! };
+  return { statuses, last: last };
 }
 
 describe('rate limits', () => {
