@@ -1,3 +1,4 @@
+import type { LightMyRequestResponse } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { useTestApp } from '../helpers/app.js';
 import { bearer, createKey, REQUIRED_AUTH_ENV, userToken } from '../helpers/auth.js';
@@ -17,7 +18,7 @@ const context = useTestApp({
 /** Sends `count` requests and returns their statuses and the last response. */
 async function burst(count: number, headers: Record<string, string>, remoteAddress = '10.0.0.1') {
   const statuses: number[] = [];
-  let last;
+  let last: LightMyRequestResponse | undefined;
   for (let i = 0; i < count; i += 1) {
     last = await context.app.inject({
       method: 'GET',
@@ -27,7 +28,8 @@ async function burst(count: number, headers: Record<string, string>, remoteAddre
     });
     statuses.push(last.statusCode);
   }
-  return { statuses, last: last };
+  if (!last) throw new Error('no request sent');
+  return { statuses, last };
 }
 
 describe('rate limits', () => {
