@@ -36,9 +36,10 @@ export const USER_SCOPES: ReadonlySet<Scope> = new Set([
 
 /**
  * Where a route finds the user that owns what it touches, for user tokens:
- * `param:user_id` the path parameter, `body:user_id` the JSON body's field (checked after
- * validation), `record` the stored record (the handler passes `ownerOf(request)` to the service,
- * which answers its own not-found for a record of another user).
+ * `param:user_id` the path parameter and `body:user_id` the JSON body's field (both checked here,
+ * the body after validation); `record` means the handler enforces it, passing `ownerOf(request)`
+ * to the service: a stored record of another user answers the service's own not-found, and a
+ * list (an event feed, say) is filtered to that user.
  */
 export type OwnerSource = 'param:user_id' | 'body:user_id' | 'record';
 
