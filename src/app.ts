@@ -276,7 +276,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     audience: config.jwtAudience,
     clockToleranceSeconds: config.jwtClockToleranceSeconds,
   });
-  const isOpen = await openModeGate(config, verifier, apiKeys, app.log);
+  let isOpen: () => Promise<boolean>;
+  try {
+    isOpen = await openModeGate(config, verifier, apiKeys, app.log);
+  } catch (error) {
+    // Nothing has been handed to onClose yet: give back what was opened before refusing.
+    await cache.close();
+    if (ownsDatabase) await database.close();
+    throw error;
+  }
   const rateLimiter = createRateLimiter({
     store:
       deps.rateLimitStore ??
@@ -295,7 +303,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   async function authenticate(credential: string): Promise<Authentication> {
     if (looksLikeApiKey(credential)) {
       const found = await apiKeys.check(credential);
-      if (!found.ok) return { ok: false, reason: 'invalid' };
+      if (!found.ok) return { ok: false, reason: 'invalid', detail: `${found.reason} API key` };
       return {
         ok: true,
         principal: {
@@ -305,11 +313,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         },
       };
     }
-    if (!verifier) return { ok: false, reason: 'invalid' };
+    if (!verifier) return { ok: false, reason: 'invalid', detail: 'token, and no JWT verifier' };
     const token = await verifier.verify(credential);
     return token.ok
       ? { ok: true, principal: { kind: 'user', userId: token.userId } }
-      : { ok: false, reason: token.reason };
+      : { ok: false, reason: token.reason, detail: `user token: ${token.detail}` };
   }
 
   let closing = false;
@@ -338,7 +346,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     limiter: rateLimiter,
     rateLimitMax: config.rateLimitMax,
     rateLimitIpMax: config.rateLimitIpMax,
-    logger: app.log,
   });
   await app.register(helmet, {
     // A JSON API loads nothing; Swagger UI sets its own policy on /docs (below).

@@ -1,10 +1,4 @@
-import type {
-  FastifyBaseLogger,
-  FastifyInstance,
-  FastifyReply,
-  FastifyRequest,
-  RouteOptions,
-} from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import { AppError } from './errors.js';
 import { ErrorBody, RETRY_AFTER_SECONDS } from './http-errors.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -111,7 +105,12 @@ export function hasScope(principal: Principal, scope: Scope): boolean {
 /** What presented credentials turned out to be. */
 export type Authentication =
   | { ok: true; principal: Exclude<Principal, { kind: 'anonymous' }> }
-  | { ok: false; reason: 'invalid' | 'unavailable' };
+  | {
+      ok: false;
+      reason: 'invalid' | 'unavailable';
+      /** Why, for the log only (never the credential): e.g. `revoked key k…`, `expired token`. */
+      detail?: string;
+    };
 
 export interface AccessControlOptions {
   /** Checks a bearer credential (an API key or a user token). */
@@ -121,7 +120,6 @@ export interface AccessControlOptions {
   limiter: RateLimiter;
   rateLimitMax: number;
   rateLimitIpMax: number;
-  logger: FastifyBaseLogger;
 }
 
 /**
@@ -162,12 +160,11 @@ export function installAccessControl(app: FastifyInstance, options: AccessContro
   });
 
   app.addHook('onRequest', async (request, reply) => {
+    // Until proven otherwise (and for good on public and unmatched routes, which answer the same
+    // to everyone).
+    request.principal = { kind: 'anonymous' };
     const access = request.routeOptions.config.access;
-    // Unmatched routes (404/405) have no access: they answer the same to everyone.
-    if (access === undefined || access === 'public') {
-      request.principal = { kind: 'anonymous' };
-      return;
-    }
+    if (access === undefined || access === 'public') return;
 
     const credential = readBearer(request);
     let principal: Principal | undefined;
@@ -179,12 +176,20 @@ export function installAccessControl(app: FastifyInstance, options: AccessContro
       failure = 'invalid';
     } else {
       const result = await options.authenticate(credential);
-      if (result.ok) principal = result.principal;
-      else if (result.reason === 'unavailable') {
-        // The token's key source (a JWKS endpoint) did not answer: retry, never let in.
-        void reply.header('retry-after', String(RETRY_AFTER_SECONDS));
-        throw new AppError('SERVICE_UNAVAILABLE', 'Service is unavailable, please try again later');
-      } else failure = 'invalid';
+      if (result.ok) {
+        principal = result.principal;
+      } else {
+        request.log.info({ auth_failure: result.detail ?? result.reason }, 'credentials refused');
+        if (result.reason === 'unavailable') {
+          // The token's key source (a JWKS endpoint) did not answer: retry, never let in.
+          void reply.header('retry-after', String(RETRY_AFTER_SECONDS));
+          throw new AppError(
+            'SERVICE_UNAVAILABLE',
+            'Service is unavailable, please try again later',
+          );
+        }
+        failure = 'invalid';
+      }
     }
 
     // Counted before credentials are refused: guessing keys costs the guesser's address.

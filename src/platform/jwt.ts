@@ -32,7 +32,9 @@ const JWKS_COOLDOWN_MS = 30_000;
 const SUBJECT_PATTERN = /^[^\p{Cc}\p{Cs}]{1,128}$/u;
 
 export type TokenCheck =
-  { ok: true; userId: string } | { ok: false; reason: 'invalid' | 'unavailable' };
+  | { ok: true; userId: string }
+  /** `detail`: jose's error code or what was wrong, for logs; never the token. */
+  | { ok: false; reason: 'invalid' | 'unavailable'; detail: string };
 
 export interface TokenVerifier {
   verify(token: string): Promise<TokenCheck>;
@@ -66,7 +68,7 @@ export function createTokenVerifier(options: JwtOptions): TokenVerifier | undefi
       try {
         alg = decodeProtectedHeader(token).alg;
       } catch {
-        return { ok: false, reason: 'invalid' };
+        return { ok: false, reason: 'invalid', detail: 'not a JWT' };
       }
       try {
         let subject: string | undefined;
@@ -85,19 +87,19 @@ export function createTokenVerifier(options: JwtOptions): TokenVerifier | undefi
             algorithms: ASYMMETRIC_ALGORITHMS,
           }));
         } else {
-          return { ok: false, reason: 'invalid' };
+          return { ok: false, reason: 'invalid', detail: 'algorithm not accepted' };
         }
         if (subject === undefined || !SUBJECT_PATTERN.test(subject)) {
-          return { ok: false, reason: 'invalid' };
+          return { ok: false, reason: 'invalid', detail: 'subject is not a user id' };
         }
         return { ok: true, userId: subject };
       } catch (error) {
         // The key source could not be reached: not the caller's fault, and not a reason to let
         // anyone in. Everything else (signature, expiry, claims, unknown key) is an invalid token.
         if (error instanceof joseErrors.JWKSTimeout || !(error instanceof joseErrors.JOSEError)) {
-          return { ok: false, reason: 'unavailable' };
+          return { ok: false, reason: 'unavailable', detail: 'JWKS unreachable' };
         }
-        return { ok: false, reason: 'invalid' };
+        return { ok: false, reason: 'invalid', detail: error.code };
       }
     },
   };

@@ -22,7 +22,6 @@ function appWithAccessControl() {
     }),
     rateLimitMax: 0,
     rateLimitIpMax: 0,
-    logger: createLogger('silent'),
   });
   return app;
 }
