@@ -213,6 +213,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   installJsonBodyParser(app);
   installErrorHandling(app);
   installConditionalGets(app);
+  // First of the onRequest hooks: answers refused early (401, 429, shutting down) get them too.
+  await app.register(helmet, {
+    // A JSON API loads nothing; Swagger UI sets its own policy on /docs (below).
+    contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+  });
 
   const ownsDatabase = !deps.database;
   const database =
@@ -346,10 +351,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     limiter: rateLimiter,
     rateLimitMax: config.rateLimitMax,
     rateLimitIpMax: config.rateLimitIpMax,
-  });
-  await app.register(helmet, {
-    // A JSON API loads nothing; Swagger UI sets its own policy on /docs (below).
-    contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
   });
   if (config.corsOrigins.length > 0) {
     await app.register(cors, {

@@ -185,5 +185,8 @@ describe('scopes and callers', () => {
       headers: { authorization: `Basic ${admin}` },
     });
     expect(response.statusCode).toBe(401);
+    // Refused before any handler, still with the security headers.
+    expect(response.headers['x-content-type-options']).toBe('nosniff');
+    expect(response.headers['content-security-policy']).toContain("default-src 'none'");
   });
 });
