@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import type autocannon from 'autocannon';
 import { sql } from 'drizzle-orm';
 import { Redis } from 'ioredis';
+import { createApiKeysService } from '../src/modules/api-keys/api-keys.service.js';
 import { encodeCursor } from '../src/modules/transactions/cursor.js';
 import { FieldCipher, parseKeyRing } from '../src/platform/crypto.js';
 import { queryRows } from '../src/platform/db.js';
@@ -104,6 +105,8 @@ interface Scenario {
 
 const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)]!;
 const JSON_HEADERS = { 'content-type': 'application/json' };
+/** The bench's API key (production requires one), added to every request once created. */
+const AUTH_HEADERS: Record<string, string> = {};
 
 function createBody(userId: string): string {
   return JSON.stringify({
@@ -270,7 +273,7 @@ function toAutocannon(makers: (() => Req)[]): autocannon.Request[] {
         ...request,
         method: made.method,
         path: made.path,
-        headers: { ...request.headers, ...made.headers },
+        headers: { ...request.headers, ...AUTH_HEADERS, ...made.headers },
         body: made.body ?? '',
       };
     },
@@ -283,7 +286,7 @@ async function probe(base: string, scenario: Scenario, fixtures: Fixtures): Prom
     const req = make();
     const response = await fetch(`${base}${req.path}`, {
       method: req.method,
-      ...(req.headers ? { headers: req.headers } : {}),
+      headers: { ...AUTH_HEADERS, ...req.headers },
       ...(req.body ? { body: req.body } : {}),
     });
     const text = await response.text();
@@ -521,6 +524,9 @@ export async function runSuite(selected: readonly string[] | undefined): Promise
         `${((Date.now() - seeding) / 1000).toFixed(1)} s (${databaseLabel})`,
     );
     const fixtures: Fixtures = { runId, deepUser, deepCursor, poolUsers, readIds };
+    // Production needs a way to authenticate: a key made as the CLI makes one.
+    const { key } = await createApiKeysService({ db }).create({ name: 'bench', scopes: ['admin'] });
+    AUTH_HEADERS.authorization = `Bearer ${key}`;
     // PGlite allows one process per data directory: the server takes it over from here.
     if (database.handle.kind === 'pglite') await database.close();
 
@@ -534,6 +540,8 @@ export async function runSuite(selected: readonly string[] | undefined): Promise
       SCHEDULER: 'off',
       // The API's own figures: in production the worker is its own process (npm run worker).
       WORKER: 'off',
+      // The limiter runs (its cost is measured) but never refuses the load.
+      RATE_LIMIT_MAX: '1000000',
       DATA_DIR: dataDir,
       ...(database.url ? { DATABASE_URL: database.url } : {}),
       ...(nocache ? { REDIS_URL: 'redis://127.0.0.1:1' } : redisUrl ? { REDIS_URL: redisUrl } : {}),

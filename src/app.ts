@@ -1,3 +1,5 @@
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -18,6 +20,12 @@ import { startWorker, type Worker } from './modules/events/worker.js';
 import { webhooksRoutes } from './modules/webhooks/webhooks.routes.js';
 import { createWebhooksService } from './modules/webhooks/webhooks.service.js';
 import { createAnalyticsService } from './modules/analytics/analytics.service.js';
+import { apiKeysRoutes } from './modules/api-keys/api-keys.routes.js';
+import {
+  createApiKeysService,
+  looksLikeApiKey,
+  type ApiKeysService,
+} from './modules/api-keys/api-keys.service.js';
 import { transactionsRoutes } from './modules/transactions/transactions.routes.js';
 import { createTransactionsService } from './modules/transactions/transactions.service.js';
 import {
@@ -33,7 +41,20 @@ import {
   type Cache,
   type CacheStore,
 } from './platform/cache.js';
+import {
+  callerIdentity,
+  installAccessControl,
+  type Authentication,
+  type Scope,
+} from './platform/auth.js';
 import { openDatabase, type DatabaseHandle } from './platform/db.js';
+import { createTokenVerifier, type TokenVerifier } from './platform/jwt.js';
+import {
+  createRateLimiter,
+  memoryRateLimitStore,
+  redisRateLimitStore,
+  type RateLimitStore,
+} from './platform/rate-limit.js';
 import { installConditionalGets } from './platform/http-cache.js';
 import { healthRoutes } from './platform/health.js';
 import { AppError, isDatabaseUnavailable } from './platform/errors.js';
@@ -67,9 +88,77 @@ export interface AppDeps {
   cacheStore?: CacheStore;
   /** In-process consumers of committed events, run by the worker beside the built-in ones. */
   eventHandlers?: readonly EventHandler[];
+  /** Where rate-limit counts live; otherwise Redis (REDIS_URL) or process memory. */
+  rateLimitStore?: RateLimitStore;
+}
+
+/** The service cannot start: nobody could ever authenticate. */
+export class AuthSetupError extends Error {
+  override readonly name = 'AuthSetupError';
+}
+
+/** While open, how often a process looks for a key created elsewhere (another replica, the CLI). */
+const OPEN_MODE_RECHECK_MS = 5_000;
+
+/**
+ * Whether requests without credentials are let in: only outside production, with AUTH_MODE=auto,
+ * no JWT verifier and no usable API key. Once a key exists the process closes for good (revoking
+ * every key later does not reopen it; a restart decides afresh).
+ */
+async function openModeGate(
+  config: Config,
+  verifier: TokenVerifier | undefined,
+  apiKeys: ApiKeysService,
+  log: FastifyBaseLogger,
+): Promise<() => Promise<boolean>> {
+  const hasKey = await apiKeys.hasUsable();
+  const required = config.nodeEnv === 'production' || config.authMode === 'required';
+  if (required && !verifier && !hasKey) {
+    throw new AuthSetupError(
+      `${config.nodeEnv === 'production' ? 'NODE_ENV=production' : 'AUTH_MODE=required'} needs a ` +
+        'way to authenticate, and none is configured: set JWT_SECRET, JWT_JWKS_URL or JWT_JWKS ' +
+        'for user tokens, or create the first API key with ' +
+        '`npm run cli -- keys create --scopes admin --name ops` ' +
+        '(in the production image: `node dist/cli.js keys create --scopes admin --name ops`)',
+    );
+  }
+  if (required || verifier || hasKey) return async () => false;
+
+  let open = true;
+  let checkedAt = Date.now();
+  const close = (why: string) => {
+    if (!open) return;
+    open = false;
+    log.warn({ auth: 'required' }, `authentication is now required: ${why}`);
+  };
+  apiKeys.onCreated(() => close('an API key was created'));
+  log.warn(
+    { auth: 'open' },
+    'AUTHENTICATION IS OFF: no API key and no JWT verifier exist, so every request is let in ' +
+      'as anonymous (development only; production refuses to start like this). Create a key ' +
+      'to turn it on: npm run cli -- keys create --scopes admin --name me',
+  );
+  return async () => {
+    if (open && Date.now() - checkedAt >= OPEN_MODE_RECHECK_MS) {
+      checkedAt = Date.now();
+      try {
+        if (await apiKeys.hasUsable()) close('an API key exists');
+      } catch {
+        // The database is down: the request that asked will fail on its own.
+      }
+    }
+    return open;
+  };
 }
 
 const API_VERSION = '0.1.0';
+/** Browsers may reuse a CORS preflight answer this long. */
+const CORS_PREFLIGHT_MAX_AGE_SECONDS = 600;
+/** Swagger UI's page: its own scripts and styles only, and "Try it out" to this origin. */
+const DOCS_CSP =
+  "default-src 'self'; base-uri 'self'; font-src 'self' data:; frame-ancestors 'none'; " +
+  "img-src 'self' data:; object-src 'none'; script-src 'self'; script-src-attr 'none'; " +
+  "style-src 'self' 'unsafe-inline'; connect-src 'self'";
 /** How long start-up waits for a database that is still coming up (a container starting beside us). */
 const DATABASE_STARTUP_WAIT_MS = 30_000;
 const DATABASE_STARTUP_RETRY_MS = 1_000;
@@ -129,7 +218,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // A user id of 128 characters can take 256 UTF-16 units (and more once percent-encoded).
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 1_024 },
     frameworkErrors,
+    // Larger request heads are refused by Node itself (431) before any of our code runs.
+    http: { maxHeaderSize: config.maxHeaderBytes },
+    keepAliveTimeout: config.keepAliveTimeoutMs,
   }).withTypeProvider<TypeBoxTypeProvider>();
+  // Beyond this many open sockets, new connections are dropped at once rather than queued.
+  if (config.maxConnections > 0) app.server.maxConnections = config.maxConnections;
 
   app.setValidatorCompiler(validatorCompiler);
   // JSON only: anything else, text included, is refused with 415 instead of half-parsed.
@@ -137,6 +231,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   installJsonBodyParser(app);
   installErrorHandling(app);
   installConditionalGets(app);
+  // First of the onRequest hooks: answers refused early (401, 429, shutting down) get them too.
+  await app.register(helmet, {
+    // A JSON API loads nothing; Swagger UI sets its own policy on /docs (below).
+    contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+  });
 
   const ownsDatabase = !deps.database;
   const database =
@@ -181,6 +280,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     cipher,
     defaultCurrency: config.defaultCurrency,
     analyticsTimeZone: config.analyticsTimeZone,
+    pageSizeMax: config.pageSizeMax,
     cache,
     afterCommit: () => worker?.nudge(),
   });
@@ -204,9 +304,62 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     db: database.db,
     cipher,
     ttlHours: config.idempotencyKeyTtlHours,
-    // Until callers authenticate, every caller shares one scope.
-    scopeOf: () => 'anonymous',
+    // Keys of different callers never meet: a replay only ever returns the caller's own answer.
+    scopeOf: (request) => callerIdentity(request.principal),
   });
+
+  const apiKeys = createApiKeysService({ db: database.db });
+  const verifier = createTokenVerifier({
+    secret: config.jwtSecret,
+    jwksUrl: config.jwtJwksUrl,
+    jwks: config.jwtJwks,
+    issuer: config.jwtIssuer,
+    audience: config.jwtAudience,
+    clockToleranceSeconds: config.jwtClockToleranceSeconds,
+  });
+  let isOpen: () => Promise<boolean>;
+  try {
+    isOpen = await openModeGate(config, verifier, apiKeys, app.log);
+  } catch (error) {
+    // Nothing has been handed to onClose yet: give back what was opened before refusing.
+    await cache.close();
+    if (ownsDatabase) await database.close();
+    throw error;
+  }
+  const rateLimiter = createRateLimiter({
+    store:
+      deps.rateLimitStore ??
+      (config.redisUrl
+        ? redisRateLimitStore({
+            url: config.redisUrl,
+            prefix: config.cachePrefix,
+            timeoutMs: config.cacheTimeoutMs,
+          })
+        : memoryRateLimitStore()),
+    windowSeconds: config.rateLimitWindowSeconds,
+    logger: app.log,
+    registry: metrics.registry,
+  });
+  await rateLimiter.ready(CACHE_STARTUP_WAIT_MS);
+  async function authenticate(credential: string): Promise<Authentication> {
+    if (looksLikeApiKey(credential)) {
+      const found = await apiKeys.check(credential);
+      if (!found.ok) return { ok: false, reason: 'invalid', detail: `${found.reason} API key` };
+      return {
+        ok: true,
+        principal: {
+          kind: 'key',
+          keyId: found.row.id,
+          scopes: new Set(found.row.scopes as Scope[]),
+        },
+      };
+    }
+    if (!verifier) return { ok: false, reason: 'invalid', detail: 'token, and no JWT verifier' };
+    const token = await verifier.verify(credential);
+    return token.ok
+      ? { ok: true, principal: { kind: 'user', userId: token.userId } }
+      : { ok: false, reason: token.reason, detail: `user token: ${token.detail}` };
+  }
 
   let closing = false;
   let inFlight = 0;
@@ -227,6 +380,40 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       if (inFlight === 0) drained?.();
     });
   });
+  // Before any route: a route registered from here on without config.access stops the build.
+  installAccessControl(app, {
+    authenticate,
+    isOpen,
+    limiter: rateLimiter,
+    rateLimitMax: config.rateLimitMax,
+    rateLimitIpMax: config.rateLimitIpMax,
+  });
+  if (config.corsOrigins.length > 0) {
+    await app.register(cors, {
+      origin: [...config.corsOrigins],
+      methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
+      allowedHeaders: [
+        'authorization',
+        'content-type',
+        'idempotency-key',
+        'if-match',
+        'if-none-match',
+        'x-request-id',
+      ],
+      exposedHeaders: [
+        'etag',
+        'location',
+        'retry-after',
+        'idempotent-replayed',
+        'x-request-id',
+        'ratelimit-limit',
+        'ratelimit-remaining',
+        'ratelimit-reset',
+        'ratelimit-policy',
+      ],
+      maxAge: CORS_PREFLIGHT_MAX_AGE_SECONDS,
+    });
+  }
   // Requests still running when the server stops (a create committing, say) must find the cache
   // and the database open: their invalidations and queries would fail otherwise. So both close
   // only once the last request is done, or after the shutdown bound.
@@ -241,6 +428,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       });
     }
     await cache.close();
+    await rateLimiter.close();
     if (ownsDatabase) await database.close();
   });
   app.addHook('onResponse', async (request, reply) => {
@@ -283,11 +471,30 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
           name: 'webhooks',
           description: 'Signed, retried, inspectable push delivery of every committed change',
         },
+        { name: 'api-keys', description: 'Service API keys (admin scope)' },
         { name: 'operations', description: 'Health, readiness and documentation' },
       ],
+      components: {
+        securitySchemes: {
+          bearerAuth: {
+            type: 'http',
+            scheme: 'bearer',
+            description:
+              'A service API key (`fido_<id>_<secret>`, with scopes) or an end-user token (a JWT ' +
+              "whose `sub` is a user_id: only that user's data). Each operation names the scope " +
+              'it requires; `admin` holds every scope.',
+          },
+        },
+      },
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    // Swagger UI needs its own scripts and styles (same origin, nothing inline); "Authorize"
+    // keeps the token for the page's lifetime only.
+    staticCSP: DOCS_CSP,
+    uiConfig: { persistAuthorization: false },
+  });
 
   app.get(
     '/',
@@ -297,14 +504,26 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         summary: 'Welcome',
         response: { 200: Type.Object({ message: Type.String() }) },
       },
+      config: { access: 'public' },
     },
     async () => ({ message: 'Welcome to Fido Transactions API' }),
   );
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/openapi.json', { schema: { hide: true }, config: { access: 'public' } }, async () =>
+    app.swagger(),
+  );
 
-  await app.register(healthRoutes, { database, cache });
-  await app.register(metricsRoutes, { metrics });
+  await app.register(healthRoutes, {
+    database,
+    cache,
+    auth: async () => ((await isOpen()) ? 'open' : 'required'),
+    announceOpen: config.nodeEnv === 'development',
+  });
+  await app.register(metricsRoutes, {
+    metrics,
+    access: config.metricsAccess === 'admin' ? { scope: 'admin' } : 'public',
+  });
   await app.register(transactionsRoutes, { transactions, idempotency });
+  await app.register(apiKeysRoutes, { apiKeys });
   await app.register(analyticsRoutes, { analytics });
   await app.register(eventsRoutes, { db: database.db });
   await app.register(webhooksRoutes, { webhooks });

@@ -12,6 +12,104 @@ import {
   rotateKeys,
 } from './platform/key-rotation.js';
 import { createLogger } from './platform/logging.js';
+import { SCOPES, type Scope } from './platform/auth.js';
+import {
+  API_KEY_LIFETIME_DAYS_MAX,
+  API_KEY_NAME_LENGTH_MAX,
+  createApiKeysService,
+} from './modules/api-keys/api-keys.service.js';
+import type { Db } from './platform/db.js';
+
+const DAY_MS = 86_400_000;
+/** Keys `keys list` prints at most: a list longer than this wants the HTTP API's pages. */
+const KEYS_LIST_MAX = 10_000;
+
+type KeysOptions = { name?: string; scopes?: string; 'expires-in-days'?: string };
+
+/** `keys create|list|revoke`: how the first key is made, before any key can call the API. */
+async function keysCommand(db: Db, args: string[], options: KeysOptions): Promise<number> {
+  const apiKeys = createApiKeysService({ db });
+  const [action, id] = args;
+  switch (action) {
+    case 'create': {
+      const name = options.name?.trim() ?? '';
+      const scopes = (options.scopes ?? '').split(',').map((scope) => scope.trim());
+      const days = options['expires-in-days'];
+      const problems: string[] = [];
+      if (name.length < 1 || name.length > API_KEY_NAME_LENGTH_MAX || /\p{Cc}/u.test(name)) {
+        problems.push(`--name must be 1-${API_KEY_NAME_LENGTH_MAX} characters`);
+      }
+      const unknown = scopes.filter((scope) => !(SCOPES as readonly string[]).includes(scope));
+      if (scopes.length === 0 || unknown.length > 0) {
+        problems.push(`--scopes must be a comma-separated list of: ${SCOPES.join(', ')}`);
+      }
+      const lifetime = days === undefined ? undefined : Number(days);
+      if (
+        lifetime !== undefined &&
+        (!Number.isInteger(lifetime) || lifetime < 1 || lifetime > API_KEY_LIFETIME_DAYS_MAX)
+      ) {
+        problems.push(
+          `--expires-in-days must be a whole number from 1 to ${API_KEY_LIFETIME_DAYS_MAX}`,
+        );
+      }
+      if (problems.length > 0) {
+        process.stderr.write(`${problems.join('\n')}\n`);
+        return 2;
+      }
+      const { row, key } = await apiKeys.create({
+        name,
+        scopes: scopes as Scope[],
+        expiresAt: lifetime === undefined ? null : new Date(Date.now() + lifetime * DAY_MS),
+      });
+      // The key alone on stdout, so `KEY=$(… keys create …)` captures exactly it.
+      process.stdout.write(`${key}\n`);
+      process.stderr.write(
+        `Created API key ${row.id} (${row.name}; scopes ${row.scopes.join(', ')}; ` +
+          `expires ${row.expiresAt?.toISOString() ?? 'never'}). ` +
+          'It is shown this once and stored only as a hash: keep it somewhere safe.\n',
+      );
+      return 0;
+    }
+    case 'list': {
+      const rows = await apiKeys.list(undefined, KEYS_LIST_MAX);
+      const lines = rows.map((row) =>
+        [
+          row.id,
+          apiKeys.statusOf(row).padEnd(7),
+          row.createdAt.toISOString(),
+          (row.expiresAt?.toISOString() ?? 'never').padEnd(24),
+          (row.lastUsedAt?.toISOString() ?? 'never').padEnd(24),
+          row.scopes.join(','),
+          row.name,
+        ].join('  '),
+      );
+      process.stdout.write(
+        `${['id              ', 'status ', 'created                 ', 'expires                 ', 'last used               ', 'scopes', 'name'].join('  ')}\n` +
+          lines.map((line) => `${line}\n`).join(''),
+      );
+      return 0;
+    }
+    case 'revoke': {
+      if (!id) {
+        process.stderr.write('Usage: keys revoke ID\n');
+        return 2;
+      }
+      try {
+        const row = await apiKeys.revoke(id);
+        process.stderr.write(
+          `Revoked API key ${row.id} (${row.name}) at ${row.revokedAt?.toISOString() ?? ''}\n`,
+        );
+        return 0;
+      } catch (error) {
+        process.stderr.write(`${(error as Error).message}\n`);
+        return 1;
+      }
+    }
+    default:
+      process.stderr.write(`Unknown keys command: ${action ?? '(none)'}\n\n${USAGE}`);
+      return 2;
+  }
+}
 
 const USAGE = `Usage: fido <command> [options]
 
@@ -24,6 +122,11 @@ Commands:
                               for one user or for all (needed after changing ANALYTICS_TIMEZONE)
   retire-handler NAME         stop owing events to an in-process event handler that no worker
                               runs any more, and drop the deliveries still pending for it
+  keys create --name NAME --scopes S1,S2 [--expires-in-days N]
+                              create a service API key and print it (once: only its hash
+                              is stored). Scopes: ${SCOPES.join(', ')}
+  keys list                   list API keys (ids, names, scopes, status; never secrets)
+  keys revoke ID              revoke an API key
   generate-key                print a new random encryption key (base64, 32 bytes)
   openapi                     print the OpenAPI document as JSON
 `;
@@ -35,6 +138,9 @@ async function main(argv: string[]): Promise<number> {
     options: {
       'batch-size': { type: 'string' },
       user: { type: 'string' },
+      name: { type: 'string' },
+      scopes: { type: 'string' },
+      'expires-in-days': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -53,9 +159,11 @@ async function main(argv: string[]): Promise<number> {
 
   if (command === 'openapi') {
     // The document depends on the routes only: an in-memory database and a throwaway key do.
+    // Nor does it need credentials: a fresh database has no key, which only production minds.
     const app = await buildApp(
-      { ...config, logLevel: 'silent' },
+      { ...config, logLevel: 'silent', nodeEnv: 'test', authMode: 'auto' },
       {
+        migrate: true,
         database: await openDatabase({
           dataDir: 'memory://',
           poolSize: 1,
@@ -86,6 +194,9 @@ async function main(argv: string[]): Promise<number> {
         await database.migrate();
         logger.info({ database: database.kind }, 'migrations applied');
         return 0;
+      case 'keys':
+        await database.migrate();
+        return await keysCommand(database.db, positionals.slice(1), values);
       case 'rotate-keys': {
         const batchSize = Number(values['batch-size'] ?? ROTATION_BATCH_SIZE_DEFAULT);
         if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > ROTATION_BATCH_SIZE_MAX) {

@@ -1,5 +1,6 @@
 import { Cron } from 'croner';
 import { isCurrencyCode } from './modules/transactions/money.js';
+import { PAGE_SIZE_MAX } from './modules/transactions/transactions.schemas.js';
 import { KeyConfigError, parseKeyRing } from './platform/crypto.js';
 
 /**
@@ -64,6 +65,38 @@ export interface Config {
   readonly pruneSchedule: string;
   /** Cron pattern for re-encrypting values still on a retired key (resumes an interrupted rotation). */
   readonly keyRotationSchedule: string;
+  /**
+   * `required`: every non-public route needs credentials. `auto`: required in production, and
+   * elsewhere as soon as a JWT verifier or an API key exists; open (anonymous) until then.
+   */
+  readonly authMode: 'auto' | 'required';
+  /** HS256 secret for end-user tokens (at least 32 bytes). */
+  readonly jwtSecret: string | undefined;
+  /** Where the JWKS that verifies RS256/ES256 end-user tokens is fetched from. */
+  readonly jwtJwksUrl: string | undefined;
+  /** The JWKS itself, inline (JSON), for deployments that pin their keys. */
+  readonly jwtJwks: string | undefined;
+  readonly jwtIssuer: string | undefined;
+  readonly jwtAudience: string | undefined;
+  /** Seconds of clock skew tolerated on `exp` and `nbf`. */
+  readonly jwtClockToleranceSeconds: number;
+  /** Requests per window for one API key or user token; 0 turns rate limiting off. */
+  readonly rateLimitMax: number;
+  /** Requests per window from one IP address without valid credentials; 0 turns it off. */
+  readonly rateLimitIpMax: number;
+  readonly rateLimitWindowSeconds: number;
+  /** Origins allowed to call from a browser; empty means CORS stays off. */
+  readonly corsOrigins: readonly string[];
+  /** Largest request head (request line and headers) Node accepts; larger answers 431. */
+  readonly maxHeaderBytes: number;
+  /** Open connections per process; 0 means unbounded. */
+  readonly maxConnections: number;
+  /** Milliseconds a kept-alive idle connection stays open. */
+  readonly keepAliveTimeoutMs: number;
+  /** Largest history page a client may ask for (the v1 contract's 500 is the ceiling). */
+  readonly pageSizeMax: number;
+  /** `public`, or `admin` to require an admin key for Prometheus metrics. */
+  readonly metricsAccess: 'public' | 'admin';
 }
 
 export class ConfigError extends Error {
@@ -77,6 +110,8 @@ type Env = Readonly<Record<string, string | undefined>>;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const NODE_ENVS = ['development', 'production', 'test'] as const;
+/** HS256 keys shorter than the hash output are weaker than the algorithm (RFC 7518 3.2). */
+const JWT_SECRET_BYTES_MIN = 32;
 const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
 const FALSE_WORDS = new Set(['0', 'false', 'no', 'off', '']);
 
@@ -84,6 +119,24 @@ function isTimeZone(zone: string): boolean {
   try {
     new Intl.DateTimeFormat('en', { timeZone: zone });
     return true;
+  } catch {
+    return false;
+  }
+}
+
+function isOrigin(origin: string): boolean {
+  try {
+    const url = new URL(origin);
+    return /^https?:$/.test(url.protocol) && url.origin === origin;
+  } catch {
+    return false;
+  }
+}
+
+function isJwks(text: string): boolean {
+  try {
+    const parsed = JSON.parse(text) as { keys?: unknown };
+    return Array.isArray(parsed.keys) && parsed.keys.length > 0;
   } catch {
     return false;
   }
@@ -190,6 +243,34 @@ export function loadConfig(env: Env = process.env): Config {
     return pattern;
   }
 
+  const jwtSecret = read('JWT_SECRET');
+  if (jwtSecret !== undefined && Buffer.byteLength(jwtSecret) < JWT_SECRET_BYTES_MIN) {
+    // Never echo the secret, even a bad one.
+    problems.push(`JWT_SECRET must be at least ${JWT_SECRET_BYTES_MIN} bytes (HS256 key)`);
+  }
+  const jwtJwksUrl = read('JWT_JWKS_URL');
+  if (jwtJwksUrl !== undefined && !/^https?:\/\/\S+$/.test(jwtJwksUrl)) {
+    problems.push('JWT_JWKS_URL must be an http:// or https:// URL');
+  }
+  const jwtJwks = read('JWT_JWKS');
+  if (jwtJwks !== undefined && !isJwks(jwtJwks)) {
+    problems.push('JWT_JWKS must be a JSON Web Key Set: {"keys":[…]}');
+  }
+  if (jwtJwks !== undefined && jwtJwksUrl !== undefined) {
+    problems.push('JWT_JWKS and JWT_JWKS_URL are alternatives: set one');
+  }
+  const corsOrigins = (read('CORS_ORIGINS') ?? '')
+    .split(',')
+    .map((origin) => origin.trim())
+    .filter(Boolean);
+  for (const origin of corsOrigins) {
+    if (!isOrigin(origin)) {
+      problems.push(
+        `CORS_ORIGINS must list origins such as https://app.example.com, comma-separated (got "${origin}")`,
+      );
+    }
+  }
+
   const config: Config = {
     nodeEnv,
     port: integer('PORT', 8000, 0, 65_535),
@@ -233,6 +314,22 @@ export function loadConfig(env: Env = process.env): Config {
     eventRetentionDays: integer('EVENT_RETENTION_DAYS', 90, 1, 3_650),
     pruneSchedule: cron('PRUNE_SCHEDULE', '17 * * * *'),
     keyRotationSchedule: cron('KEY_ROTATION_SCHEDULE', '41 3 * * *'),
+    authMode: oneOf('AUTH_MODE', ['auto', 'required'] as const, 'auto'),
+    jwtSecret,
+    jwtJwksUrl,
+    jwtJwks,
+    jwtIssuer: read('JWT_ISSUER'),
+    jwtAudience: read('JWT_AUDIENCE'),
+    jwtClockToleranceSeconds: integer('JWT_CLOCK_TOLERANCE_SECONDS', 30, 0, 300),
+    rateLimitMax: integer('RATE_LIMIT_MAX', 1_200, 0, 1_000_000),
+    rateLimitIpMax: integer('RATE_LIMIT_IP_MAX', 300, 0, 1_000_000),
+    rateLimitWindowSeconds: integer('RATE_LIMIT_WINDOW_SECONDS', 60, 1, 86_400),
+    corsOrigins,
+    maxHeaderBytes: integer('MAX_HEADER_BYTES', 16 * 1024, 1_024, 1024 * 1024),
+    maxConnections: integer('MAX_CONNECTIONS', 1_000, 0, 1_000_000),
+    keepAliveTimeoutMs: integer('KEEP_ALIVE_TIMEOUT_MS', 72_000, 1_000, 600_000),
+    pageSizeMax: integer('PAGE_SIZE_MAX', PAGE_SIZE_MAX, 1, PAGE_SIZE_MAX),
+    metricsAccess: oneOf('METRICS_ACCESS', ['public', 'admin'] as const, 'public'),
   };
 
   try {

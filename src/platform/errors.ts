@@ -14,6 +14,14 @@ export const ERROR_STATUS = {
   DELIVERY_NOT_FOUND: 404,
   WEBHOOK_LIMIT_REACHED: 409,
   EVENT_EXPIRED: 410,
+  API_KEY_NOT_FOUND: 404,
+  /** A user token naming another user (as if that user did not exist). */
+  USER_NOT_FOUND: 404,
+  /** No credentials, or credentials that are malformed, unknown, revoked or expired. */
+  UNAUTHENTICATED: 401,
+  /** A valid API key without the scope the route requires. */
+  INSUFFICIENT_SCOPE: 403,
+  RATE_LIMITED: 429,
   METHOD_NOT_ALLOWED: 405,
   PRECONDITION_FAILED: 412,
   PAYLOAD_TOO_LARGE: 413,

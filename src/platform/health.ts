@@ -14,10 +14,24 @@ const READINESS_TIMEOUT_MS = 2_000;
 
 const Checks = Type.Record(Type.String(), Type.String());
 
+const Auth = Type.Union([Type.Literal('required'), Type.Literal('open')], {
+  description: '`open`: no credentials exist yet and every request is let in (development only).',
+});
+const OPEN_WARNING =
+  'Authentication is off: no API key or JWT verifier exists. Create a key: ' +
+  'npm run cli -- keys create --scopes admin --name me';
+
 export const healthRoutes: FastifyPluginAsync<{
   database: DatabaseHandle;
   cache: Pick<Cache, 'check'>;
-}> = async (app, { database, cache }) => {
+  /** Whether requests need credentials right now (reported, never a reason to be unready). */
+  auth: () => Promise<'open' | 'required'>;
+  /**
+   * Say so in the body too when open (development). Test suites run open on purpose and keep
+   * the plain body; the header is always there.
+   */
+  announceOpen: boolean;
+}> = async (app, { database, cache, auth, announceOpen }) => {
   app.get(
     '/healthz',
     {
@@ -26,6 +40,7 @@ export const healthRoutes: FastifyPluginAsync<{
         summary: 'Liveness: the process is up',
         response: { 200: Type.Object({ status: Type.Literal('ok') }) },
       },
+      config: { access: 'public' },
     },
     async () => ({ status: 'ok' as const }),
   );
@@ -37,10 +52,16 @@ export const healthRoutes: FastifyPluginAsync<{
         tags: ['operations'],
         summary: 'Readiness: the database answers (a degraded cache is reported, not fatal)',
         response: {
-          200: Type.Object({ status: Type.Literal('ready'), checks: Checks }),
+          200: Type.Object({
+            status: Type.Literal('ready'),
+            checks: Checks,
+            auth: Type.Optional(Auth),
+            warning: Type.Optional(Type.String()),
+          }),
           503: Type.Object({ ...ErrorBody.properties, checks: Checks }),
         },
       },
+      config: { access: 'public' },
     },
     async (request, reply) => {
       const [databaseStatus, cacheStatus] = await Promise.all([
@@ -49,7 +70,15 @@ export const healthRoutes: FastifyPluginAsync<{
       ]);
       // Without the cache every request is still answered, from the database: ready, degraded.
       const checks = { database: databaseStatus, cache: cacheStatus };
-      if (checks.database === 'ok') return { status: 'ready' as const, checks };
+      const mode = await auth();
+      void reply.header('fido-auth', mode);
+      if (checks.database === 'ok') {
+        return {
+          status: 'ready' as const,
+          checks,
+          ...(mode === 'open' && announceOpen ? { auth: mode, warning: OPEN_WARNING } : {}),
+        };
+      }
       void reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS));
       return {
         ...errorBody(request, 'SERVICE_UNAVAILABLE', DEFAULT_UNAVAILABLE_MESSAGE),

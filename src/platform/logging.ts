@@ -12,9 +12,17 @@ const REDACTED_PATHS = [
   '*.*.full_name',
   'fullName',
   '*.fullName',
+  // Credentials: API keys and user tokens are never logged, whatever carries them.
   'req.headers.authorization',
   'req.headers.cookie',
   'headers.authorization',
+  '*.headers.authorization',
+  'authorization',
+  '*.authorization',
+  'api_key',
+  '*.api_key',
+  'token',
+  '*.token',
 ];
 
 interface SerializedError {

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { RouteAccess } from './auth.js';
 import type { DatabaseHandle } from './db.js';
 
 /** The process's metrics, in one registry per app so tests and processes never share counters. */
@@ -77,10 +78,21 @@ export function createMetrics(database?: Pick<DatabaseHandle, 'poolStats'>) {
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
-export const metricsRoutes: FastifyPluginAsync<{ metrics: Metrics }> = async (app, { metrics }) => {
+/**
+ * Public by default: the series carry route patterns and counts, never ids, names or amounts, and
+ * a scraper holding an admin key would be the most privileged credential in the system.
+ * METRICS_ACCESS=admin closes it for deployments that cannot keep it off the public network.
+ */
+export const metricsRoutes: FastifyPluginAsync<{ metrics: Metrics; access: RouteAccess }> = async (
+  app,
+  { metrics, access },
+) => {
   app.get(
     '/metrics',
-    { schema: { tags: ['operations'], summary: 'Prometheus metrics (text exposition format)' } },
+    {
+      schema: { tags: ['operations'], summary: 'Prometheus metrics (text exposition format)' },
+      config: { access },
+    },
     async (_request, reply) => {
       void reply.type(metrics.registry.contentType);
       return metrics.registry.metrics();

@@ -87,6 +87,9 @@ export function testConfig(env: Record<string, string> = {}): Config {
     DATA_DIR: 'memory://',
     SCHEDULER: 'off',
     WORKER: 'off',
+    // Tests send bursts from one address; the rate-limit tests turn it on.
+    RATE_LIMIT_MAX: '0',
+    RATE_LIMIT_IP_MAX: '0',
     ...(TEST_REDIS_URL
       ? { REDIS_URL: TEST_REDIS_URL, CACHE_PREFIX: `fido-test-${randomBytes(6).toString('hex')}` }
       : {}),

@@ -100,4 +100,72 @@ describe('loadConfig', () => {
       databaseUrl: undefined,
     });
   });
+
+  it('reads the access-control settings, with safe defaults', () => {
+    expect(loadConfig({})).toMatchObject({
+      authMode: 'auto',
+      jwtSecret: undefined,
+      rateLimitMax: 1200,
+      rateLimitIpMax: 300,
+      rateLimitWindowSeconds: 60,
+      corsOrigins: [],
+      maxHeaderBytes: 16384,
+      maxConnections: 1000,
+      pageSizeMax: 500,
+      metricsAccess: 'public',
+    });
+    const config = loadConfig({
+      AUTH_MODE: 'required',
+      JWT_SECRET: 's'.repeat(32),
+      JWT_ISSUER: 'https://issuer.example',
+      JWT_AUDIENCE: 'fido',
+      RATE_LIMIT_MAX: '0',
+      CORS_ORIGINS: 'https://a.example, http://localhost:3000',
+      PAGE_SIZE_MAX: '100',
+      METRICS_ACCESS: 'admin',
+    });
+    expect(config).toMatchObject({
+      authMode: 'required',
+      jwtIssuer: 'https://issuer.example',
+      rateLimitMax: 0,
+      corsOrigins: ['https://a.example', 'http://localhost:3000'],
+      pageSizeMax: 100,
+      metricsAccess: 'admin',
+    });
+  });
+
+  it('names each bad access-control variable, and never echoes a secret', () => {
+    const shortSecret = 'too-short-secret';
+    const problems = problemsOf({
+      AUTH_MODE: 'off',
+      JWT_SECRET: shortSecret,
+      JWT_JWKS_URL: 'ftp://keys',
+      JWT_JWKS: '{"keys":[]}',
+      RATE_LIMIT_WINDOW_SECONDS: '0',
+      CORS_ORIGINS: 'https://ok.example,*',
+      MAX_HEADER_BYTES: '10',
+      PAGE_SIZE_MAX: '501',
+      METRICS_ACCESS: 'everyone',
+    });
+    for (const name of [
+      'AUTH_MODE',
+      'JWT_SECRET',
+      'JWT_JWKS_URL',
+      'JWT_JWKS',
+      'RATE_LIMIT_WINDOW_SECONDS',
+      'CORS_ORIGINS',
+      'MAX_HEADER_BYTES',
+      'PAGE_SIZE_MAX',
+      'METRICS_ACCESS',
+    ]) {
+      expect(
+        problems.some((p) => p.startsWith(name)),
+        name,
+      ).toBe(true);
+    }
+    for (const problem of problems) expect(problem).not.toContain(shortSecret);
+    expect(problemsOf({ JWT_JWKS_URL: 'https://a/jwks', JWT_JWKS: '{"keys":[{}]}' })).toEqual([
+      'JWT_JWKS and JWT_JWKS_URL are alternatives: set one',
+    ]);
+  });
 });

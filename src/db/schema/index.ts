@@ -3,3 +3,4 @@ export * from './events.js';
 export * from './idempotency-keys.js';
 export * from './analytics.js';
 export * from './webhooks.js';
+export * from './access.js';

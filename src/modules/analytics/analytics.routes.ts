@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import { ErrorBody } from '../../platform/http-errors.js';
 import {
   AnalyticsEnvelope,
@@ -7,10 +8,16 @@ import {
   RangeAnalyticsEnvelope,
   RangeQuery,
 } from './analytics.schemas.js';
-import type { AnalyticsService } from './analytics.service.js';
+import { analyticsNotFound, type AnalyticsService } from './analytics.service.js';
 
 const MESSAGE = 'Transaction analytics retrieved successfully';
 const errors = { 404: ErrorBody, 422: ErrorBody, 503: ErrorBody };
+/** Another user's analytics, to a user token, look exactly like a user without any. */
+const config = {
+  access: { scope: 'analytics:read', owner: 'param:user_id' },
+  notFound: (request: FastifyRequest) =>
+    analyticsNotFound((request.params as { user_id: string }).user_id),
+} as const;
 
 export const analyticsRoutes: FastifyPluginAsyncTypebox<{ analytics: AnalyticsService }> = async (
   app,
@@ -29,6 +36,7 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<{ analytics: AnalyticsSe
         querystring: AnalyticsQuery,
         response: { 200: AnalyticsEnvelope, ...errors },
       },
+      config,
     },
     async (request) => ({
       data: await analytics.allTime(request.params.user_id, request.query),
@@ -50,6 +58,7 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<{ analytics: AnalyticsSe
         querystring: RangeQuery,
         response: { 200: RangeAnalyticsEnvelope, ...errors },
       },
+      config,
     },
     async (request) => ({
       data: await analytics.range(request.params.user_id, request.query),

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Db } from '../../platform/db.js';
-import { validationError } from '../../platform/errors.js';
+import { ownerOf } from '../../platform/auth.js';
+import { AppError, validationError } from '../../platform/errors.js';
 import { ErrorBody } from '../../platform/http-errors.js';
 import { EVENT_PAGE_SIZE_DEFAULT, EventsEnvelope, EventsQuery } from './events.schemas.js';
 import { decodeFeedCursor, encodeFeedCursor, readFeed } from './feed.js';
@@ -9,6 +10,8 @@ export const eventsRoutes: FastifyPluginAsyncTypebox<{ db: Db }> = async (app, {
   app.get(
     '/api/v1/events',
     {
+      // User tokens read their own user's events only.
+      config: { access: { scope: 'transactions:read', owner: 'record' } },
       schema: {
         tags: ['events'],
         summary: 'The event feed: every committed change, in commit-safe order',
@@ -17,11 +20,20 @@ export const eventsRoutes: FastifyPluginAsyncTypebox<{ db: Db }> = async (app, {
           'pages: an event is served only once every transaction that started before it has ' +
           'ended, so none can later appear behind your cursor. Payloads never carry names.',
         querystring: EventsQuery,
-        response: { 200: EventsEnvelope, 422: ErrorBody, 503: ErrorBody },
+        response: { 200: EventsEnvelope, 404: ErrorBody, 422: ErrorBody, 503: ErrorBody },
       },
     },
     async (request) => {
-      const { after: cursor, user_id: userId, type } = request.query;
+      const { after: cursor, type } = request.query;
+      const owner = ownerOf(request);
+      if (
+        owner !== undefined &&
+        request.query.user_id !== undefined &&
+        request.query.user_id !== owner
+      ) {
+        throw new AppError('USER_NOT_FOUND', `User ID ${request.query.user_id} not found`);
+      }
+      const userId = owner ?? request.query.user_id;
       const limit = request.query.limit ?? EVENT_PAGE_SIZE_DEFAULT;
       const after = cursor === undefined ? undefined : decodeFeedCursor(cursor);
       if (cursor !== undefined && !after) {

@@ -8,7 +8,9 @@ import {
   type Idempotency,
   type StoredResponse,
 } from '../../platform/idempotency.js';
+import { ownerOf } from '../../platform/auth.js';
 import type { DbTx } from '../../platform/db.js';
+import { historyNotFound } from './transactions.errors.js';
 import type { TransactionRow } from './transactions.repository.js';
 import {
   CreateTransactionBody,
@@ -125,8 +127,11 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
       body: CreateTransactionBody,
       response: { 201: TransactionEnvelope, ...errors(409, 413, 415, 422, 503) },
     },
-    config: { unavailableMessage: 'An error occurred while adding the transaction' },
-  };
+    config: {
+      unavailableMessage: 'An error occurred while adding the transaction',
+      access: { scope: 'transactions:write', owner: 'body:user_id' },
+    },
+  } as const;
   // Old clients post to the path with and without the trailing slash; neither redirects.
   for (const url of ['/api/v1/transaction/', '/api/v1/transaction']) {
     const hide = !url.endsWith('/');
@@ -154,10 +159,13 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
         params: TransactionIdParams,
         response: { 200: TransactionEnvelope, ...errors(404, 503) },
       },
-      config: { unavailableMessage: 'An error occurred while retrieving transaction data' },
+      config: {
+        unavailableMessage: 'An error occurred while retrieving transaction data',
+        access: { scope: 'transactions:read', owner: 'record' },
+      },
     },
     async (request, reply) => {
-      const row = await transactions.get(request.params.id);
+      const row = await transactions.get(request.params.id, ownerOf(request));
       void reply.header('etag', etagOf(row));
       return {
         data: transactions.toView(row),
@@ -179,6 +187,11 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
         params: HistoryParams,
         querystring: HistoryQuery,
         response: { 200: HistoryEnvelope, ...errors(404, 422, 503) },
+      },
+      config: {
+        access: { scope: 'transactions:read', owner: 'param:user_id' },
+        // Another user's history, to a user token, looks exactly like a user without any.
+        notFound: (request) => historyNotFound((request.params as { user_id: string }).user_id),
       },
     },
     async (request) => {
@@ -204,6 +217,7 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
         body: UpdateTransactionBody,
         response: { 200: TransactionEnvelope, ...errors(404, 409, 412, 413, 415, 422, 503) },
       },
+      config: { access: { scope: 'transactions:write', owner: 'record' } },
       handler: async (request, reply) => {
         await writeTransaction(
           request,
@@ -212,6 +226,7 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
             transactions.update(request.params.id, request.body, {
               dbTx,
               ifMatch: readIfMatch(request),
+              owner: ownerOf(request),
             }),
           recordAnswer(reply, 200, 'Transaction updated successfully'),
         );
@@ -229,13 +244,15 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
         headers: WriteHeaders,
         response: { 200: DeleteEnvelope, ...errors(404, 409, 412, 422, 503) },
       },
+      config: { access: { scope: 'transactions:write', owner: 'record' } },
     },
     async (request, reply) => {
       const { id } = request.params;
       await writeTransaction(
         request,
         reply,
-        (dbTx) => transactions.remove(id, { dbTx, ifMatch: readIfMatch(request) }),
+        (dbTx) =>
+          transactions.remove(id, { dbTx, ifMatch: readIfMatch(request), owner: ownerOf(request) }),
         () =>
           respond(reply, 200, {
             data: `Transaction with ID: ${id} removed`,

@@ -30,6 +30,7 @@ import {
 import {
   FULL_NAME_LENGTH_MAX,
   PAGE_SIZE_DEFAULT,
+  PAGE_SIZE_MAX,
   type CreateTransactionBody,
   type HistoryQuery,
   type Transaction,
@@ -51,6 +52,8 @@ export interface TransactionsServiceDeps {
   cache: Cache;
   /** Told after every committed write (the event worker looks for the new event at once). */
   afterCommit?: () => void;
+  /** Largest history page (PAGE_SIZE_MAX, which may lower the contract's 500). */
+  pageSizeMax?: number;
   now?: () => Date;
 }
 
@@ -61,6 +64,8 @@ export interface WriteOptions {
   /** Run inside this database transaction (the idempotency layer's) instead of a new one. */
   dbTx?: DbTx | undefined;
   ifMatch?: VersionPrecondition | undefined;
+  /** A user token's user: a record of anyone else is answered as not found. */
+  owner?: string | undefined;
 }
 
 /** A new transaction that has passed every rule, ready to store. */
@@ -88,6 +93,7 @@ export type TransactionsService = ReturnType<typeof createTransactionsService>;
 export function createTransactionsService(deps: TransactionsServiceDeps) {
   const { db, cipher } = deps;
   const now = deps.now ?? (() => new Date());
+  const pageSizeMax = deps.pageSizeMax ?? PAGE_SIZE_MAX;
 
   function toView(row: TransactionRow): Transaction {
     return {
@@ -144,15 +150,23 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
     });
   }
 
-  async function get(id: string): Promise<TransactionRow> {
+  /** One transaction; with `owner`, only if that user owns it (else not found, as if absent). */
+  async function get(id: string, owner?: string): Promise<TransactionRow> {
     const row = isUuid(id) ? await findTransactionById(db, id) : undefined;
-    if (!row) throw transactionNotFound(id);
+    if (!row || !ownedBy(row, owner)) throw transactionNotFound(id);
     return row;
   }
 
   async function history(userId: string, query: HistoryQuery): Promise<HistoryPage> {
     const issues: ValidationIssue[] = [];
-    const limit = query.limit ?? PAGE_SIZE_DEFAULT;
+    const limit = query.limit ?? Math.min(PAGE_SIZE_DEFAULT, pageSizeMax);
+    if (limit > pageSizeMax) {
+      issues.push({
+        loc: ['query', 'limit'],
+        msg: `Input should be less than or equal to ${pageSizeMax}`,
+        type: 'less_than_equal',
+      });
+    }
     const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
     if (query.cursor !== undefined && !after) {
       issues.push({ loc: ['query', 'cursor'], msg: 'Invalid cursor', type: 'value_error' });
@@ -214,7 +228,7 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
     if (!isUuid(id)) throw transactionNotFoundForUpdate(id);
     return inTransaction(db, options.dbTx, async (dbTx) => {
       const current = await findTransactionById(dbTx, id, { forUpdate: true });
-      if (!current) throw transactionNotFoundForUpdate(id);
+      if (!current || !ownedBy(current, options.owner)) throw transactionNotFoundForUpdate(id);
       checkPrecondition(current, options.ifMatch);
       const changes = checkChanges(current, body);
       const saved = await updateTransaction(dbTx, current, changes, now());
@@ -230,7 +244,7 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
     if (!isUuid(id)) throw transactionNotFound(id);
     return inTransaction(db, options.dbTx, async (dbTx) => {
       const current = await findTransactionById(dbTx, id, { forUpdate: true });
-      if (!current) throw transactionNotFound(id);
+      if (!current || !ownedBy(current, options.owner)) throw transactionNotFound(id);
       checkPrecondition(current, options.ifMatch);
       await deleteTransaction(dbTx, current);
       await applyRollups(dbTx, { removed: current }, deps.analyticsTimeZone);
@@ -344,6 +358,10 @@ function publicFields(row: TransactionRow): Omit<Transaction, 'full_name'> {
     updated_at: row.updatedAt.toISOString(),
     version: row.version,
   };
+}
+
+function ownedBy(row: TransactionRow, owner: string | undefined): boolean {
+  return owner === undefined || row.userId === owner;
 }
 
 function checkPrecondition(current: TransactionRow, ifMatch: VersionPrecondition | undefined) {

@@ -17,6 +17,8 @@ import {
 import { webhookView, type WebhooksService } from './webhooks.service.js';
 
 const TAGS = ['webhooks'];
+/** Service keys only: a user token gets 404, as if these routes did not exist. */
+const ACCESS = { scope: 'webhooks:manage' } as const;
 const errors = (...statuses: number[]) =>
   Object.fromEntries(statuses.map((status) => [status, ErrorBody]));
 
@@ -27,6 +29,7 @@ export const webhooksRoutes: FastifyPluginAsyncTypebox<{ webhooks: WebhooksServi
   app.post(
     '/api/v1/webhooks',
     {
+      config: { access: ACCESS },
       schema: {
         tags: TAGS,
         summary: 'Register a webhook',
@@ -52,6 +55,7 @@ export const webhooksRoutes: FastifyPluginAsyncTypebox<{ webhooks: WebhooksServi
   app.get(
     '/api/v1/webhooks',
     {
+      config: { access: ACCESS },
       schema: {
         tags: TAGS,
         summary: 'List webhooks',
@@ -69,6 +73,7 @@ export const webhooksRoutes: FastifyPluginAsyncTypebox<{ webhooks: WebhooksServi
   app.get(
     '/api/v1/webhooks/:id',
     {
+      config: { access: ACCESS },
       schema: {
         tags: TAGS,
         summary: 'Read a webhook',
@@ -86,6 +91,7 @@ export const webhooksRoutes: FastifyPluginAsyncTypebox<{ webhooks: WebhooksServi
   app.patch(
     '/api/v1/webhooks/:id',
     {
+      config: { access: ACCESS },
       schema: {
         tags: TAGS,
         summary: 'Change a webhook (url, event types, description, active)',
@@ -104,6 +110,7 @@ export const webhooksRoutes: FastifyPluginAsyncTypebox<{ webhooks: WebhooksServi
   app.delete(
     '/api/v1/webhooks/:id',
     {
+      config: { access: ACCESS },
       schema: {
         tags: TAGS,
         summary: 'Delete a webhook and its delivery log',
@@ -124,6 +131,7 @@ export const webhooksRoutes: FastifyPluginAsyncTypebox<{ webhooks: WebhooksServi
   app.post(
     '/api/v1/webhooks/:id/rotate-secret',
     {
+      config: { access: ACCESS },
       schema: {
         tags: TAGS,
         summary: 'Replace the signing secret',
@@ -151,6 +159,7 @@ export const webhooksRoutes: FastifyPluginAsyncTypebox<{ webhooks: WebhooksServi
   app.get(
     '/api/v1/webhooks/:id/deliveries',
     {
+      config: { access: ACCESS },
       schema: {
         tags: TAGS,
         summary: "A webhook's deliveries, newest first, with every attempt",
@@ -174,6 +183,7 @@ export const webhooksRoutes: FastifyPluginAsyncTypebox<{ webhooks: WebhooksServi
   app.get(
     '/api/v1/webhooks/:id/deliveries/:delivery_id',
     {
+      config: { access: ACCESS },
       schema: {
         tags: TAGS,
         summary: 'One delivery with every attempt',
@@ -191,6 +201,7 @@ export const webhooksRoutes: FastifyPluginAsyncTypebox<{ webhooks: WebhooksServi
   app.post(
     '/api/v1/webhooks/:id/deliveries/:delivery_id/redeliver',
     {
+      config: { access: ACCESS },
       schema: {
         tags: TAGS,
         summary: 'Send a delivery again now',

@@ -1,0 +1,126 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { ErrorBody } from '../../platform/http-errors.js';
+import type { ApiKeyRow } from './api-keys.repository.js';
+import {
+  API_KEYS_PAGE_SIZE_DEFAULT,
+  ApiKeyEnvelope,
+  ApiKeyIdParams,
+  ApiKeyListEnvelope,
+  CreateApiKeyBody,
+  CreatedApiKeyEnvelope,
+  ListApiKeysQuery,
+  type ApiKey,
+} from './api-keys.schemas.js';
+import type { ApiKeysService } from './api-keys.service.js';
+
+const TAGS = ['api-keys'];
+const ACCESS = { access: { scope: 'admin' as const } };
+const DAY_MS = 86_400_000;
+const errors = (...statuses: number[]) =>
+  Object.fromEntries(statuses.map((status) => [status, ErrorBody]));
+
+/** Managing service API keys: admin only; user tokens never see these routes. */
+export const apiKeysRoutes: FastifyPluginAsyncTypebox<{ apiKeys: ApiKeysService }> = async (
+  app,
+  { apiKeys },
+) => {
+  const view = (row: ApiKeyRow): ApiKey => ({
+    id: row.id,
+    name: row.name,
+    scopes: row.scopes as ApiKey['scopes'],
+    status: apiKeys.statusOf(row),
+    created_at: row.createdAt.toISOString(),
+    expires_at: row.expiresAt?.toISOString() ?? null,
+    revoked_at: row.revokedAt?.toISOString() ?? null,
+    last_used_at: row.lastUsedAt?.toISOString() ?? null,
+  });
+
+  app.post(
+    '/api/v1/api-keys',
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'Create an API key (the key is in this answer only)',
+        body: CreateApiKeyBody,
+        response: { 201: CreatedApiKeyEnvelope, ...errors(413, 415, 422, 503) },
+      },
+      config: ACCESS,
+    },
+    async (request, reply) => {
+      const { name, scopes, expires_in_days: days } = request.body;
+      const { row, key } = await apiKeys.create({
+        name,
+        scopes,
+        expiresAt: days === undefined ? null : new Date(Date.now() + days * DAY_MS),
+      });
+      // Never cached by anything between here and the caller.
+      void reply.code(201).header('cache-control', 'no-store');
+      return { data: { ...view(row), key }, code: 201, message: 'API key created' };
+    },
+  );
+
+  app.get(
+    '/api/v1/api-keys',
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'List API keys (never their secrets)',
+        querystring: ListApiKeysQuery,
+        response: { 200: ApiKeyListEnvelope, ...errors(422, 503) },
+      },
+      config: ACCESS,
+    },
+    async (request) => {
+      const limit = request.query.limit ?? API_KEYS_PAGE_SIZE_DEFAULT;
+      const rows = await apiKeys.list(request.query.cursor, limit + 1);
+      const hasMore = rows.length > limit;
+      const page = hasMore ? rows.slice(0, limit) : rows;
+      return {
+        data: page.map(view),
+        code: 200,
+        message: 'API keys retrieved successfully',
+        pagination: {
+          limit,
+          next_cursor: hasMore ? (page.at(-1)?.id ?? null) : null,
+          has_more: hasMore,
+        },
+      };
+    },
+  );
+
+  app.get(
+    '/api/v1/api-keys/:id',
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'Read one API key',
+        params: ApiKeyIdParams,
+        response: { 200: ApiKeyEnvelope, ...errors(404, 503) },
+      },
+      config: ACCESS,
+    },
+    async (request) => ({
+      data: view(await apiKeys.get(request.params.id)),
+      code: 200,
+      message: 'API key retrieved successfully',
+    }),
+  );
+
+  app.delete(
+    '/api/v1/api-keys/:id',
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'Revoke an API key (at once in this process, within 5 s everywhere)',
+        params: ApiKeyIdParams,
+        response: { 200: ApiKeyEnvelope, ...errors(404, 503) },
+      },
+      config: ACCESS,
+    },
+    async (request) => ({
+      data: view(await apiKeys.revoke(request.params.id)),
+      code: 200,
+      message: 'API key revoked',
+    }),
+  );
+};

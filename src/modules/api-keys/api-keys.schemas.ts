@@ -1,0 +1,100 @@
+import { Type, type Static, type TSchema } from 'typebox';
+import { SCOPES } from '../../platform/auth.js';
+import { API_KEY_LIFETIME_DAYS_MAX, API_KEY_NAME_LENGTH_MAX } from './api-keys.service.js';
+
+export const API_KEYS_PAGE_SIZE_DEFAULT = 100;
+export const API_KEYS_PAGE_SIZE_MAX = 500;
+
+const ScopeSchema = Type.Enum([...SCOPES], {
+  description:
+    '`transactions:read`, `transactions:write`, `analytics:read`, `webhooks:manage`, or `admin` ' +
+    '(every scope, and managing API keys).',
+});
+
+export const CreateApiKeyBody = Type.Object({
+  name: Type.String({
+    minLength: 1,
+    maxLength: API_KEY_NAME_LENGTH_MAX,
+    pattern: '^[^\\p{Cc}\\p{Cs}]*$',
+    'x-error-message': 'String should not contain control characters',
+    description: 'What the key is for, e.g. `billing-service`. Not secret, not unique.',
+    examples: ['billing-service'],
+  }),
+  scopes: Type.Array(ScopeSchema, { minItems: 1, maxItems: SCOPES.length, uniqueItems: true }),
+  expires_in_days: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      maximum: API_KEY_LIFETIME_DAYS_MAX,
+      description: `Days until the key stops working (1–${API_KEY_LIFETIME_DAYS_MAX}); omit for no expiry.`,
+    }),
+  ),
+});
+export type CreateApiKeyBody = Static<typeof CreateApiKeyBody>;
+
+export const ApiKey = Type.Object(
+  {
+    id: Type.String({ description: 'The key id: the part after `fido_` in the key itself.' }),
+    name: Type.String(),
+    scopes: Type.Array(ScopeSchema),
+    status: Type.Enum(['active', 'revoked', 'expired']),
+    created_at: Type.String({ format: 'date-time' }),
+    expires_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+    revoked_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+    last_used_at: Type.Union([
+      Type.String({
+        format: 'date-time',
+        description: 'Updated at most once a minute per process.',
+      }),
+      Type.Null(),
+    ]),
+  },
+  { title: 'ApiKey' },
+);
+export type ApiKey = Static<typeof ApiKey>;
+
+export const CreatedApiKey = Type.Object(
+  {
+    ...ApiKey.properties,
+    key: Type.String({
+      description:
+        'The key, `fido_<id>_<secret>`. Shown this once: only its hash is stored. Send it as ' +
+        '`Authorization: Bearer <key>`.',
+    }),
+  },
+  { title: 'CreatedApiKey' },
+);
+
+export const ApiKeyIdParams = Type.Object({ id: Type.String({ maxLength: 64 }) });
+
+export const ListApiKeysQuery = Type.Object({
+  limit: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      maximum: API_KEYS_PAGE_SIZE_MAX,
+      default: API_KEYS_PAGE_SIZE_DEFAULT,
+      description: `Page size, 1–${API_KEYS_PAGE_SIZE_MAX} (default ${API_KEYS_PAGE_SIZE_DEFAULT}).`,
+    }),
+  ),
+  cursor: Type.Optional(
+    Type.String({ maxLength: 64, description: 'The `next_cursor` of the previous page.' }),
+  ),
+});
+
+const envelope = <T extends TSchema>(data: T, title: string) =>
+  Type.Object({ data, code: Type.Integer(), message: Type.String() }, { title });
+
+export const ApiKeyEnvelope = envelope(ApiKey, 'ApiKeyResponse');
+export const CreatedApiKeyEnvelope = envelope(CreatedApiKey, 'CreatedApiKeyResponse');
+export const ApiKeyListEnvelope = Type.Object(
+  {
+    data: Type.Array(ApiKey),
+    code: Type.Integer(),
+    message: Type.String(),
+    pagination: Type.Object({
+      limit: Type.Integer(),
+      next_cursor: Type.Union([Type.String(), Type.Null()]),
+      has_more: Type.Boolean(),
+    }),
+  },
+  { title: 'ApiKeyListResponse' },
+);
