@@ -78,14 +78,46 @@ export function toPublishedEvent(row: EventRow): PublishedEvent {
   };
 }
 
+/** 2^32 and 2^31: a 32-bit xid is widened to the 64-bit one nearest to the snapshot's xmax. */
+const EPOCH = 4_294_967_296;
+const HALF_EPOCH = 2_147_483_648;
+
+/**
+ * The feed's barrier: the oldest transaction still running in this database (the snapshot's
+ * xmax when none is). Any event below it is committed or never will be. Taken in a statement of
+ * its own, before the events are read, so a transaction that ends in between is seen by the
+ * read. Transactions of other databases on the server do not hold it back, as
+ * `pg_snapshot_xmin` would; `pg_stat_activity` gives 32-bit xids, widened here by the epoch.
+ */
+async function feedBarrier(db: Db): Promise<string> {
+  const [row] = await queryRows<{ barrier: string }>(
+    db,
+    sql`with s as (select pg_snapshot_xmax(pg_current_snapshot())::text::numeric as xmax),
+      running as (
+        select floor(s.xmax / ${EPOCH}) * ${EPOCH} + a.backend_xid::text::numeric as xid, s.xmax
+        from pg_stat_activity a, s
+        where a.datname = current_database() and a.backend_xid is not null
+          and a.pid <> pg_backend_pid())
+      select coalesce(
+        (select min(case when xid > xmax + ${HALF_EPOCH} then xid - ${EPOCH}
+                         when xid < xmax - ${HALF_EPOCH} then xid + ${EPOCH} else xid end)
+          from running),
+        (select xmax from s))::text as barrier`,
+  );
+  if (!row) throw new Error('feed barrier query returned no row');
+  return row.barrier;
+}
+
 /**
  * Events in commit-safe order after `after`. Only events written by transactions older than every
- * transaction still running are served: one that is still open may commit later with a smaller
- * transaction id, and it must not land behind a cursor a reader already holds. So each event is
- * served exactly once across pages, at the cost of waiting for the oldest open transaction.
+ * transaction still running in this database are served: one that is still open may commit later
+ * with a smaller transaction id, and it must not land behind a cursor a reader already holds. So
+ * each event is served exactly once across pages, at the cost of waiting for the oldest open
+ * transaction.
  */
 export async function readFeed(db: Db, query: FeedQuery): Promise<FeedEntry[]> {
-  const conditions: SQL[] = [sql`tx_id < pg_snapshot_xmin(pg_current_snapshot())`];
+  const barrier = await feedBarrier(db);
+  const conditions: SQL[] = [sql`tx_id < ${barrier}::xid8`];
   if (query.after) {
     conditions.push(
       sql`(tx_id, sequence) > (${query.after.txId}::xid8, ${query.after.sequence}::bigint)`,

@@ -98,32 +98,33 @@ export async function relayEvents(
         select 'webhook:' || id, id, event_types from webhooks where active
         order by consumer`,
     );
-    const rows: SQL[] = [];
-    const queued = new Set<string>();
+    const planned: { event: PublishedEvent; subscriber: Subscriber; first: boolean }[] = [];
+    const streams = new Map<string, { consumer: string; userId: string }>();
     for (const { event } of entries) {
-      for (const s of subscribers) {
-        if (s.event_types.length > 0 && !s.event_types.includes(event.type)) continue;
-        const stream = `${s.consumer}\n${event.user_id}`;
+      for (const subscriber of subscribers) {
+        const types = subscriber.event_types;
+        if (types.length > 0 && !types.includes(event.type)) continue;
+        const key = streamKey(subscriber.consumer, event.user_id);
         // Only the first of a stream in this batch can be due; the database knows about earlier ones.
-        const first = !queued.has(stream);
-        queued.add(stream);
-        rows.push(
-          sql`(${uuidv7()}::uuid, ${s.consumer}, ${s.webhook_id}::uuid, ${event.id}::uuid, ${event.type}, ${event.user_id}, ${first}::boolean)`,
-        );
+        planned.push({ event, subscriber, first: !streams.has(key) });
+        streams.set(key, { consumer: subscriber.consumer, userId: event.user_id });
       }
     }
+    const waiting = await lockPendingHeads(dbTx, [...streams.values()]);
+    const rows = planned.map(({ event, subscriber, first }) => {
+      const due = first && !waiting.has(streamKey(subscriber.consumer, event.user_id));
+      return sql`(${uuidv7()}::uuid, ${subscriber.consumer}, ${subscriber.webhook_id}::uuid,
+        ${event.id}::uuid, ${event.type}, ${event.user_id}, ${due}::boolean)`;
+    });
     for (let i = 0; i < rows.length; i += INSERT_CHUNK_ROWS) {
       await dbTx.execute(
         sql`insert into deliveries
             (id, consumer, webhook_id, event_id, event_type, user_id, retry_until, next_attempt_at)
           select v.id, v.consumer, v.webhook_id, v.event_id, v.event_type, v.user_id,
             now() + ${options.retryWindowMs} * interval '1 millisecond',
-            case when v.first and not exists (
-                select 1 from deliveries p
-                where p.state = 'pending' and p.consumer = v.consumer and p.user_id = v.user_id)
-              then now() else ${PARKED} end
+            case when v.due then now() else ${PARKED} end
           from (values ${sql.join(rows.slice(i, i + INSERT_CHUNK_ROWS), sql`, `)})
-            as v(id, consumer, webhook_id, event_id, event_type, user_id, first)
+            as v(id, consumer, webhook_id, event_id, event_type, user_id, due)
           on conflict (consumer, event_id) do nothing`,
       );
     }
@@ -134,6 +135,37 @@ export async function relayEvents(
     );
     return entries.length;
   });
+}
+
+const streamKey = (consumer: string, userId: string) => `${consumer}\n${userId}`;
+
+/**
+ * The streams (consumer, user) that have a pending delivery, with each one's earliest locked
+ * (FOR SHARE) until the relay commits. The lock is what keeps a parked delivery from being
+ * stranded: the head cannot complete, and release its successor, before the successor exists.
+ * A head completed while we waited is re-checked out, and its stream counts as free.
+ */
+async function lockPendingHeads(
+  dbTx: Db,
+  streams: readonly { consumer: string; userId: string }[],
+): Promise<Set<string>> {
+  const waiting = new Set<string>();
+  for (let i = 0; i < streams.length; i += INSERT_CHUNK_ROWS) {
+    const pairs = streams
+      .slice(i, i + INSERT_CHUNK_ROWS)
+      .map((s) => sql`(${s.consumer}, ${s.userId})`);
+    const heads = await queryRows<{ consumer: string; user_id: string }>(
+      dbTx,
+      sql`select consumer, user_id from deliveries
+        where state = 'pending' and id in (
+          select distinct on (consumer, user_id) id from deliveries
+          where state = 'pending' and (consumer, user_id) in (${sql.join(pairs, sql`, `)})
+          order by consumer, user_id, position)
+        for share`,
+    );
+    for (const head of heads) waiting.add(streamKey(head.consumer, head.user_id));
+  }
+  return waiting;
 }
 
 export interface ClaimedDelivery {
