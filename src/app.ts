@@ -15,7 +15,7 @@ import {
   HandlerRegistry,
   type EventHandler,
 } from './modules/events/handlers.js';
-import { loadEvent, recordManualAttempt } from './modules/events/outbox.js';
+import { loadEvent, recordManualAttempt, registerHandlers } from './modules/events/outbox.js';
 import { startWorker, type Worker } from './modules/events/worker.js';
 import { webhooksRoutes } from './modules/webhooks/webhooks.routes.js';
 import { createWebhooksService } from './modules/webhooks/webhooks.service.js';
@@ -90,6 +90,12 @@ export interface AppDeps {
   eventHandlers?: readonly EventHandler[];
   /** Where rate-limit counts live; otherwise Redis (REDIS_URL) or process memory. */
   rateLimitStore?: RateLimitStore;
+  /**
+   * `api` (default): the HTTP API. `worker`: the background process (`npm run worker`): the event
+   * worker and the scheduler, serving only /healthz, /readyz and /metrics. It checks no
+   * credentials, so it neither needs nor refuses for want of a way to authenticate.
+   */
+  role?: 'api' | 'worker';
 }
 
 /** The service cannot start: nobody could ever authenticate. */
@@ -196,6 +202,69 @@ export async function loadKeyRing(config: Config): Promise<KeyRing> {
   if (ring) return ring;
   // config.ts already refuses production without a key.
   return loadOrCreateDevKeyRing(config.dataDir);
+}
+
+/** The OpenAPI document, Swagger UI at /docs, the welcome route and /openapi.json. */
+async function registerDocs(app: FastifyInstance): Promise<void> {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Fido Transactions API',
+        version: API_VERSION,
+        description:
+          "Record users' financial transactions and answer questions about them. Money is " +
+          'exact (integer minor units), names are encrypted at rest, and writes are safe to retry ' +
+          'with `Idempotency-Key`.',
+      },
+      tags: [
+        { name: 'transactions', description: 'Create, read, update and delete transactions' },
+        { name: 'analytics', description: 'Per-user figures, exact the moment a write commits' },
+        { name: 'events', description: 'The audit trail and pull-based change feed' },
+        {
+          name: 'webhooks',
+          description: 'Signed, retried, inspectable push delivery of every committed change',
+        },
+        { name: 'api-keys', description: 'Service API keys (admin scope)' },
+        { name: 'operations', description: 'Health, readiness and documentation' },
+      ],
+      components: {
+        securitySchemes: {
+          bearerAuth: {
+            type: 'http',
+            scheme: 'bearer',
+            description:
+              'A service API key (`fido_<id>_<secret>`, with scopes) or an end-user token (a JWT ' +
+              "whose `sub` is a user_id: only that user's data). Each operation names the scope " +
+              'it requires; `admin` holds every scope.',
+          },
+        },
+      },
+    },
+  });
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    // Swagger UI needs its own scripts and styles (same origin, nothing inline); "Authorize"
+    // keeps the token for the page's lifetime only.
+    staticCSP: DOCS_CSP,
+    uiConfig: { persistAuthorization: false },
+  });
+
+  app.get(
+    '/',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Welcome',
+        response: { 200: Type.Object({ message: Type.String() }) },
+      },
+      config: { access: 'public' },
+    },
+    async () => ({ message: 'Welcome to Fido Transactions API' }),
+  );
+  app.get('/openapi.json', { schema: { hide: true }, config: { access: 'public' } }, async () =>
+    app.swagger(),
+  );
 }
 
 /** The one composition root: config and dependencies in, a ready Fastify instance out. */
@@ -317,9 +386,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     audience: config.jwtAudience,
     clockToleranceSeconds: config.jwtClockToleranceSeconds,
   });
-  let isOpen: () => Promise<boolean>;
+  const serving = (deps.role ?? 'api') === 'api';
+  let isOpen: () => Promise<boolean> = async () => false;
   try {
-    isOpen = await openModeGate(config, verifier, apiKeys, app.log);
+    if (serving) isOpen = await openModeGate(config, verifier, apiKeys, app.log);
   } catch (error) {
     // Nothing has been handed to onClose yet: give back what was opened before refusing.
     await cache.close();
@@ -329,13 +399,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const rateLimiter = createRateLimiter({
     store:
       deps.rateLimitStore ??
-      (config.redisUrl
-        ? redisRateLimitStore({
-            url: config.redisUrl,
-            prefix: config.cachePrefix,
-            timeoutMs: config.cacheTimeoutMs,
-          })
-        : memoryRateLimitStore()),
+      (!serving
+        ? memoryRateLimitStore()
+        : config.redisUrl
+          ? redisRateLimitStore({
+              url: config.redisUrl,
+              prefix: config.cachePrefix,
+              timeoutMs: config.cacheTimeoutMs,
+            })
+          : memoryRateLimitStore()),
     windowSeconds: config.rateLimitWindowSeconds,
     logger: app.log,
     registry: metrics.registry,
@@ -381,14 +453,16 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     });
   });
   // Before any route: a route registered from here on without config.access stops the build.
-  installAccessControl(app, {
-    authenticate,
-    isOpen,
-    limiter: rateLimiter,
-    rateLimitMax: config.rateLimitMax,
-    rateLimitIpMax: config.rateLimitIpMax,
-  });
-  if (config.corsOrigins.length > 0) {
+  if (serving) {
+    installAccessControl(app, {
+      authenticate,
+      isOpen,
+      limiter: rateLimiter,
+      rateLimitMax: config.rateLimitMax,
+      rateLimitIpMax: config.rateLimitIpMax,
+    });
+  }
+  if (serving && config.corsOrigins.length > 0) {
     await app.register(cors, {
       origin: [...config.corsOrigins],
       methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
@@ -452,83 +526,27 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     );
   });
 
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'Fido Transactions API',
-        version: API_VERSION,
-        description:
-          "Record users' financial transactions and answer questions about them. Money is " +
-          'exact (integer minor units), names are encrypted at rest, and writes are safe to retry ' +
-          'with `Idempotency-Key`.',
-      },
-      tags: [
-        { name: 'transactions', description: 'Create, read, update and delete transactions' },
-        { name: 'analytics', description: 'Per-user figures, exact the moment a write commits' },
-        { name: 'events', description: 'The audit trail and pull-based change feed' },
-        {
-          name: 'webhooks',
-          description: 'Signed, retried, inspectable push delivery of every committed change',
-        },
-        { name: 'api-keys', description: 'Service API keys (admin scope)' },
-        { name: 'operations', description: 'Health, readiness and documentation' },
-      ],
-      components: {
-        securitySchemes: {
-          bearerAuth: {
-            type: 'http',
-            scheme: 'bearer',
-            description:
-              'A service API key (`fido_<id>_<secret>`, with scopes) or an end-user token (a JWT ' +
-              "whose `sub` is a user_id: only that user's data). Each operation names the scope " +
-              'it requires; `admin` holds every scope.',
-          },
-        },
-      },
-    },
-  });
-  await app.register(swaggerUi, {
-    routePrefix: '/docs',
-    // Swagger UI needs its own scripts and styles (same origin, nothing inline); "Authorize"
-    // keeps the token for the page's lifetime only.
-    staticCSP: DOCS_CSP,
-    uiConfig: { persistAuthorization: false },
-  });
-
-  app.get(
-    '/',
-    {
-      schema: {
-        tags: ['operations'],
-        summary: 'Welcome',
-        response: { 200: Type.Object({ message: Type.String() }) },
-      },
-      config: { access: 'public' },
-    },
-    async () => ({ message: 'Welcome to Fido Transactions API' }),
-  );
-  app.get('/openapi.json', { schema: { hide: true }, config: { access: 'public' } }, async () =>
-    app.swagger(),
-  );
+  if (serving) await registerDocs(app);
 
   await app.register(healthRoutes, {
     database,
     cache,
     auth: async () => ((await isOpen()) ? 'open' : 'required'),
-    announceOpen: config.nodeEnv === 'development',
+    announceOpen: serving && config.nodeEnv === 'development',
   });
   await app.register(metricsRoutes, {
     metrics,
     access: config.metricsAccess === 'admin' ? { scope: 'admin' } : 'public',
   });
-  await app.register(transactionsRoutes, { transactions, idempotency });
-  await app.register(apiKeysRoutes, { apiKeys });
-  await app.register(analyticsRoutes, { analytics });
-  await app.register(eventsRoutes, { db: database.db });
-  await app.register(webhooksRoutes, { webhooks });
+  if (serving) {
+    await app.register(transactionsRoutes, { transactions, idempotency });
+    await app.register(apiKeysRoutes, { apiKeys });
+    await app.register(analyticsRoutes, { analytics });
+    await app.register(eventsRoutes, { db: database.db });
+    await app.register(webhooksRoutes, { webhooks });
+  }
 
-  if (config.worker === 'inline') {
+  if (config.worker === 'inline' || !serving) {
     const handlers = new HandlerRegistry([
       cacheWarmupHandler({
         history: (userId) => transactions.history(userId, {}).catch(ignoreNotFound),
@@ -538,6 +556,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       ...(deps.eventHandlers ?? []),
     ]);
     app.addHook('onReady', async () => {
+      // Recorded before the app is ready, so every event written from then on is owed to them.
+      // If the database is not there yet, the worker records them at its first step instead.
+      await registerHandlers(
+        database.db,
+        handlers.all().map((h) => ({ name: h.name, types: h.types ?? [] })),
+      ).catch((error: unknown) => {
+        app.log.warn({ err: error }, 'event handlers not recorded yet; the worker will retry');
+      });
       worker = startWorker({
         db: database.db,
         handlers,

@@ -48,9 +48,11 @@ export interface Config {
   readonly worker: 'inline' | 'off';
   /** How often the worker looks for new events and due retries when nothing wakes it sooner. */
   readonly workerPollMs: number;
+  /** Port of the standalone worker's /healthz, /readyz and /metrics. */
+  readonly workerPort: number;
   /** Deliveries (webhook calls and handler runs) one worker process runs at once. */
   readonly workerConcurrency: number;
-  /** A delivery that still fails this long after its first attempt is marked dead. */
+  /** A delivery that still fails this long after it was queued is marked dead. */
   readonly webhookRetryHours: number;
   /** First retry delay; each later one doubles, up to the maximum, with jitter. */
   readonly webhookBackoffBaseMs: number;
@@ -303,6 +305,7 @@ export function loadConfig(env: Env = process.env): Config {
     trustProxy: boolean('TRUST_PROXY', false),
     worker: oneOf('WORKER', ['inline', 'off'] as const, 'inline'),
     workerPollMs: integer('WORKER_POLL_MS', 1_000, 10, 60_000),
+    workerPort: integer('WORKER_PORT', 8001, 0, 65_535),
     workerConcurrency: integer('WORKER_CONCURRENCY', 8, 1, 256),
     webhookRetryHours: decimal('WEBHOOK_RETRY_HOURS', 72, 0.0001, 24 * 30),
     webhookBackoffBaseMs: integer('WEBHOOK_BACKOFF_BASE_MS', 10_000, 1, 3_600_000),

@@ -4,9 +4,10 @@ import { eventHandlers } from './event-handlers.js';
 import { closeOnSignals, failedToStart } from './platform/process.js';
 
 /**
- * Process entry for background work (`npm run worker`): the event worker and the scheduler,
- * without serving HTTP. Run it beside API replicas started with WORKER=off. The same app is
- * built as for the API, so the worker has the very services, cache and handlers it does.
+ * Process entry for background work (`npm run worker`): the event worker and the scheduler. Run
+ * it beside API replicas started with WORKER=off. The same composition root builds it, so it has
+ * the very services, cache and handlers the API does; over HTTP it serves only /healthz, /readyz
+ * and /metrics, on WORKER_PORT.
  */
 async function main(): Promise<void> {
   readDotEnv();
@@ -18,10 +19,9 @@ async function main(): Promise<void> {
         'runs the worker itself (WORKER=inline, the default)',
     ]);
   }
-  const app = await buildApp(config, { eventHandlers });
-  // Nothing here listens on a socket, and the worker's own timers do not hold the process open.
-  setInterval(() => undefined, 60_000);
+  const app = await buildApp(config, { eventHandlers, role: 'worker' });
   closeOnSignals(app, config.shutdownTimeoutMs);
+  await app.listen({ port: config.workerPort, host: config.host });
   app.log.info('worker running; SIGTERM or SIGINT stops it');
 }
 

@@ -87,6 +87,42 @@ describe('scheduled upkeep of events and webhooks', () => {
     }
   });
 
+  it('relays a backlog larger than a batch to several webhooks, and no history to a new one', async () => {
+    const database = await createTestDatabase();
+    const db = database.handle.db;
+    const app = await buildTestApp(database, { env: { WORKER: 'off' } });
+    try {
+      const hook = async (path: string) =>
+        (
+          await app.inject({
+            method: 'POST',
+            url: '/api/v1/webhooks',
+            payload: { url: receiver.url(path) },
+          })
+        ).json<{ data: { id: string } }>().data.id;
+      const first = await hook('/backlog-1');
+      const second = await hook('/backlog-2');
+      for (let i = 0; i < 250; i += 1) await postTransaction(app);
+      const late = await hook('/backlog-late');
+      let relayed = 0;
+      for (let n = -1; n !== 0; relayed += n) {
+        n = await relayEvents(db, { batchSize: 200, retryWindowMs: 3_600_000 });
+      }
+      expect(relayed).toBe(250);
+      const counts = await queryRows<{ webhook_id: string; n: number | string }>(
+        db,
+        sql`select webhook_id, count(*) as n from deliveries group by webhook_id`,
+      );
+      const byHook = new Map(counts.map((c) => [c.webhook_id, Number(c.n)]));
+      expect(byHook.get(first)).toBe(250);
+      expect(byHook.get(second)).toBe(250);
+      expect(byHook.get(late)).toBeUndefined();
+    } finally {
+      await app.close();
+      await database.drop();
+    }
+  }, 120_000);
+
   it('rotate-keys re-encrypts webhook secrets, and deliveries stay signed with the same secret', async () => {
     // A database of its own: every value in it is under the keys below.
     const database = await createTestDatabase();

@@ -1,7 +1,6 @@
 import { sql } from 'drizzle-orm';
 import {
   bigint,
-  customType,
   index,
   jsonb,
   pgTable,
@@ -20,12 +19,6 @@ export const EVENT_TYPES = [
 export type EventType = (typeof EVENT_TYPES)[number];
 
 /**
- * A 64-bit transaction id (`xid8`), read as text: it only ever travels inside cursors and is
- * compared by the database, never by JavaScript.
- */
-const xid8 = customType<{ data: string; driverData: string }>({ dataType: () => 'xid8' });
-
-/**
  * The transactional outbox and the audit trail: one row per committed create, update and delete,
  * written in the same database transaction as the change. Payloads never hold plaintext names.
  */
@@ -38,9 +31,11 @@ export const events = pgTable(
      * transaction still running, so an event that commits late can never appear behind a cursor
      * that has already passed it (a plain sequence is taken at insert, not at commit).
      */
-    txId: xid8('tx_id')
+    // Kept as bigint rather than xid8: it compares, sorts and travels like any number in SQL and
+    // in both drivers, and an xid8 stays below 2^63 for the life of any real server.
+    txId: bigint('tx_id', { mode: 'bigint' })
       .notNull()
-      .default(sql`pg_current_xact_id()`),
+      .default(sql`(pg_current_xact_id()::text::bigint)`),
     id: uuid('id').notNull(),
     userId: text('user_id').notNull(),
     type: text('type', { enum: EVENT_TYPES }).notNull(),

@@ -42,8 +42,8 @@ export function decodeFeedCursor(cursor: string): FeedPosition | undefined {
   if (rest.length > 0 || !txId || !sequence || !DIGITS.test(txId) || !DIGITS.test(sequence)) {
     return undefined;
   }
-  // Both are unsigned 64-bit in the database; a larger number would fail there, not here.
-  if (BigInt(txId) >= 2n ** 64n || BigInt(sequence) >= 2n ** 63n) return undefined;
+  // Both are bigint columns: a larger number would fail there (a 500), not here (a 422).
+  if (BigInt(txId) >= 2n ** 63n || BigInt(sequence) >= 2n ** 63n) return undefined;
   return { txId, sequence };
 }
 
@@ -117,22 +117,24 @@ async function feedBarrier(db: Db): Promise<string> {
  */
 export async function readFeed(db: Db, query: FeedQuery): Promise<FeedEntry[]> {
   const barrier = await feedBarrier(db);
-  const conditions: SQL[] = [sql`tx_id < ${barrier}::xid8`];
+  const conditions: SQL[] = [sql`tx_id < ${barrier}::bigint`];
   if (query.after) {
     conditions.push(
-      sql`(tx_id, sequence) > (${query.after.txId}::xid8, ${query.after.sequence}::bigint)`,
+      sql`(tx_id, sequence) > (${query.after.txId}::bigint, ${query.after.sequence}::bigint)`,
     );
   }
   if (query.userId !== undefined) conditions.push(sql`user_id = ${query.userId}`);
   if (query.type !== undefined) conditions.push(sql`type = ${query.type}`);
-  const rows = await queryRows<EventRow & { tx_id: string; sequence: string | number | bigint }>(
+  // The text forms get names of their own: ORDER BY a bare name would pick an output column
+  // over the table's, and sort the ids as text ('1000' before '999').
+  const rows = await queryRows<EventRow & { position_tx: string; position_sequence: string }>(
     db,
-    sql`select tx_id::text as tx_id, sequence, ${EVENT_COLUMNS}
+    sql`select tx_id::text as position_tx, sequence::text as position_sequence, ${EVENT_COLUMNS}
       from events where ${sql.join(conditions, sql` and `)}
-      order by tx_id, sequence limit ${query.limit}`,
+      order by events.tx_id, events.sequence limit ${query.limit}`,
   );
   return rows.map((row) => ({
-    position: { txId: row.tx_id, sequence: String(row.sequence) },
+    position: { txId: row.position_tx, sequence: row.position_sequence },
     event: toPublishedEvent(row),
   }));
 }

@@ -15,8 +15,12 @@ import {
 /** First key of the relay's advisory lock: one relay at a time, across every process. */
 const RELAY_LOCK_CLASS = 0x46_49_44_52; // "FIDR"
 const RELAY_STATE_NAME = 'outbox-relay';
-/** Delivery rows per INSERT: far below PostgreSQL's bind-parameter limit. */
-const INSERT_CHUNK_ROWS = 1_000;
+/**
+ * Rows per statement when the relay inserts deliveries or locks streams: far below PostgreSQL's
+ * bind-parameter limit. PGlite 0.5 failed ("ReleaseBuffer") on a share-lock of a few hundred
+ * streams followed by an insert of a few hundred rows in one transaction, and not at this size.
+ */
+const INSERT_CHUNK_ROWS = 100;
 /** `next_attempt_at` of a delivery waiting behind an earlier one of its (consumer, user). */
 export const PARKED_UNTIL = new Date('9999-12-31T00:00:00.000Z');
 const PARKED = sql`${PARKED_UNTIL.toISOString()}::timestamptz`;
@@ -61,6 +65,8 @@ interface Subscriber {
   consumer: string;
   webhook_id: string | null;
   event_types: string[];
+  /** Events written before this are not its business: history is not replayed to it. */
+  since: string | Date;
 }
 
 /**
@@ -93,17 +99,21 @@ export async function relayEvents(
 
     const subscribers = await queryRows<Subscriber>(
       dbTx,
-      sql`select name as consumer, null::uuid as webhook_id, event_types from event_consumers
+      sql`select name as consumer, null::uuid as webhook_id, event_types, registered_at as since
+        from event_consumers
         union all
-        select 'webhook:' || id, id, event_types from webhooks where active
+        select 'webhook:' || id, id, event_types, created_at from webhooks where active
         order by consumer`,
     );
     const planned: { event: PublishedEvent; subscriber: Subscriber; first: boolean }[] = [];
     const streams = new Map<string, { consumer: string; userId: string }>();
+    const since = new Map(subscribers.map((s) => [s.consumer, new Date(s.since).getTime()]));
     for (const { event } of entries) {
+      const written = Date.parse(event.created_at);
       for (const subscriber of subscribers) {
         const types = subscriber.event_types;
         if (types.length > 0 && !types.includes(event.type)) continue;
+        if (written < (since.get(subscriber.consumer) ?? 0)) continue;
         const key = streamKey(subscriber.consumer, event.user_id);
         // Only the first of a stream in this batch can be due; the database knows about earlier ones.
         planned.push({ event, subscriber, first: !streams.has(key) });
@@ -418,7 +428,7 @@ export async function pruneEvents(
           delete from events where (user_id, sequence) in (
             select e.user_id, e.sequence from events e
             where e.created_at < ${cutoff}
-              and (e.tx_id, e.sequence) <= (${relayed.txId}::xid8, ${relayed.sequence}::bigint)
+              and (e.tx_id, e.sequence) <= (${relayed.txId}::bigint, ${relayed.sequence}::bigint)
               and not exists (
                 select 1 from deliveries d where d.state = 'pending' and d.event_id = e.id)
             limit ${options.batchSize})
