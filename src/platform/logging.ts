@@ -23,6 +23,10 @@ const REDACTED_PATHS = [
   '*.api_key',
   'token',
   '*.token',
+  // Webhook signing secrets (shown once in the create and rotate answers).
+  'secret',
+  '*.secret',
+  '*.*.secret',
 ];
 
 interface SerializedError {

@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Db } from '../../platform/db.js';
 import { isDatabaseUnavailable } from '../../platform/errors.js';
+import { serializeError } from '../../platform/logging.js';
 import type { Metrics } from '../../platform/metrics.js';
 import type { WebhookRow } from '../webhooks/webhooks.repository.js';
 import type { SendResult } from '../webhooks/sender.js';
@@ -227,7 +228,8 @@ export function startWorker(options: WorkerOptions): Worker {
         ok: false,
         status: null,
         latencyMs: elapsed(),
-        error: error instanceof Error ? error.message : String(error),
+        // Scrubbed like a log line: a failed query's message would carry its parameters.
+        error: serializeError(error).message,
       };
     }
   }
