@@ -44,6 +44,8 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   readonly idempotencyKeyTtlHours: number;
   readonly trustProxy: boolean;
+  /** HTTP processes `npm start` runs (Node cluster, one shared port). */
+  readonly webConcurrency: number;
   /** `inline`: this process also delivers events; `off`: another process (`npm run worker`) does. */
   readonly worker: 'inline' | 'off';
   /** How often the worker looks for new events and due retries when nothing wakes it sooner. */
@@ -303,6 +305,7 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownTimeoutMs: integer('SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     idempotencyKeyTtlHours: integer('IDEMPOTENCY_KEY_TTL_HOURS', 24, 1, 24 * 30),
     trustProxy: boolean('TRUST_PROXY', false),
+    webConcurrency: integer('WEB_CONCURRENCY', 1, 1, 64),
     worker: oneOf('WORKER', ['inline', 'off'] as const, 'inline'),
     workerPollMs: integer('WORKER_POLL_MS', 1_000, 10, 60_000),
     workerPort: integer('WORKER_PORT', 8001, 0, 65_535),
@@ -344,6 +347,13 @@ export function loadConfig(env: Env = process.env): Config {
   if (nodeEnv === 'production' && !config.secretKey && !config.encryptionKeys) {
     // A generated key would live on one machine's disk; in production that loses data.
     problems.push('SECRET_KEY or ENCRYPTION_KEYS is required when NODE_ENV=production');
+  }
+
+  if (config.webConcurrency > 1) {
+    // Embedded PGlite belongs to one process, and an in-process cache per process could serve a
+    // read from before another process's write.
+    if (!config.databaseUrl) problems.push('WEB_CONCURRENCY above 1 needs DATABASE_URL');
+    if (!config.redisUrl) problems.push('WEB_CONCURRENCY above 1 needs REDIS_URL');
   }
 
   if (problems.length > 0) throw new ConfigError(problems);

@@ -54,6 +54,22 @@ describe('loadConfig', () => {
     }
   });
 
+  it('runs several HTTP processes only on PostgreSQL and Redis', () => {
+    expect(loadConfig({}).webConcurrency).toBe(1);
+    const problems = problemsOf({ WEB_CONCURRENCY: '2' });
+    expect(problems).toEqual([
+      'WEB_CONCURRENCY above 1 needs DATABASE_URL',
+      'WEB_CONCURRENCY above 1 needs REDIS_URL',
+    ]);
+    expect(
+      loadConfig({
+        WEB_CONCURRENCY: '2',
+        DATABASE_URL: 'postgres://x@localhost/db',
+        REDIS_URL: 'redis://localhost:6379',
+      }).webConcurrency,
+    ).toBe(2);
+  });
+
   it('reads the old service names and their meaning', () => {
     expect(loadConfig({ DEBUG: 'true' }).logLevel).toBe('debug');
     expect(loadConfig({ DEBUG: 'true', LOG_LEVEL: 'warn' }).logLevel).toBe('warn');

@@ -80,21 +80,7 @@ export const ListApiKeysQuery = Type.Object({
   ),
 });
 
-const envelope = <T extends TSchema>(data: T, title: string) =>
-  Type.Object({ data, code: Type.Integer(), message: Type.String() }, { title });
 
 export const ApiKeyEnvelope = envelope(ApiKey, 'ApiKeyResponse');
 export const CreatedApiKeyEnvelope = envelope(CreatedApiKey, 'CreatedApiKeyResponse');
-export const ApiKeyListEnvelope = Type.Object(
-  {
-    data: Type.Array(ApiKey),
-    code: Type.Integer(),
-    message: Type.String(),
-    pagination: Type.Object({
-      limit: Type.Integer(),
-      next_cursor: Type.Union([Type.String(), Type.Null()]),
-      has_more: Type.Boolean(),
-    }),
-  },
-  { title: 'ApiKeyListResponse' },
-);
+export const ApiKeyListEnvelope = pageEnvelope(ApiKey, 'ApiKeyListResponse');

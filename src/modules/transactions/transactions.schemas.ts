@@ -1,4 +1,5 @@
-import { Type, type Static, type TSchema } from 'typebox';
+import { Type, type Static } from 'typebox';
+import { envelope, pageEnvelope } from '../../platform/envelopes.js';
 
 /** Limits of the v1 contract (DESIGN.md 2.3, 2.4), each named with its unit. */
 export const USER_ID_LENGTH_MAX = 128;
@@ -186,24 +187,10 @@ export const HistoryQuery = Type.Object({
 });
 export type HistoryQuery = Static<typeof HistoryQuery>;
 
-export const envelope = <T extends TSchema>(data: T, title: string) =>
-  Type.Object({ data, code: Type.Integer(), message: Type.String() }, { title });
 
 export const TransactionEnvelope = envelope(Transaction, 'TransactionResponse');
 export const DeleteEnvelope = envelope(
   Type.String({ examples: ['Transaction with ID: 0192… removed'] }),
   'TransactionDeletedResponse',
 );
-export const HistoryEnvelope = Type.Object(
-  {
-    data: Type.Array(Transaction),
-    code: Type.Integer(),
-    message: Type.String(),
-    pagination: Type.Object({
-      limit: Type.Integer(),
-      next_cursor: Type.Union([Type.String(), Type.Null()]),
-      has_more: Type.Boolean(),
-    }),
-  },
-  { title: 'TransactionHistoryResponse' },
-);
+export const HistoryEnvelope = pageEnvelope(Transaction, 'TransactionHistoryResponse');

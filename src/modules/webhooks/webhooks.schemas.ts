@@ -1,6 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { DELIVERY_STATES, EVENT_TYPES } from '../../db/schema/index.js';
-import { envelope } from '../transactions/transactions.schemas.js';
+import { envelope, pageEnvelope } from '../../platform/envelopes.js';
 import { DELIVERY_PAGE_SIZE_MAX } from './webhooks.limits.js';
 
 /** Limits of the webhook API, each named with its unit. */
@@ -133,16 +133,4 @@ export const WebhookWithSecretEnvelope = envelope(WebhookWithSecret, 'WebhookCre
 export const WebhookListEnvelope = envelope(Type.Array(Webhook), 'WebhookListResponse');
 export const WebhookDeletedEnvelope = envelope(Type.String(), 'WebhookDeletedResponse');
 export const DeliveryEnvelope = envelope(Delivery, 'DeliveryResponse');
-export const DeliveryListEnvelope = Type.Object(
-  {
-    data: Type.Array(Delivery),
-    code: Type.Integer(),
-    message: Type.String(),
-    pagination: Type.Object({
-      limit: Type.Integer(),
-      next_cursor: Type.Union([Type.String(), Type.Null()]),
-      has_more: Type.Boolean(),
-    }),
-  },
-  { title: 'DeliveryListResponse' },
-);
+export const DeliveryListEnvelope = pageEnvelope(Delivery, 'DeliveryListResponse');

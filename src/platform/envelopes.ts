@@ -1,0 +1,21 @@
+import { Type, type TSchema } from 'typebox';
+
+/** The v1 envelope every successful answer comes in: `{ data, code, message }`. */
+export const envelope = <T extends TSchema>(data: T, title: string) =>
+  Type.Object({ data, code: Type.Integer(), message: Type.String() }, { title });
+
+/** A page of a keyset-paginated list: the envelope plus `pagination`. */
+export const pageEnvelope = <T extends TSchema>(item: T, title: string) =>
+  Type.Object(
+    {
+      data: Type.Array(item),
+      code: Type.Integer(),
+      message: Type.String(),
+      pagination: Type.Object({
+        limit: Type.Integer(),
+        next_cursor: Type.Union([Type.String(), Type.Null()]),
+        has_more: Type.Boolean(),
+      }),
+    },
+    { title },
+  );
