@@ -1,4 +1,5 @@
-import { Type, type Static, type TSchema } from 'typebox';
+import { Type, type Static } from 'typebox';
+import { envelope, pageEnvelope } from '../../platform/envelopes.js';
 import { SCOPES } from '../../platform/auth.js';
 import { API_KEY_LIFETIME_DAYS_MAX, API_KEY_NAME_LENGTH_MAX } from './api-keys.service.js';
 
@@ -79,7 +80,6 @@ export const ListApiKeysQuery = Type.Object({
     Type.String({ maxLength: 64, description: 'The `next_cursor` of the previous page.' }),
   ),
 });
-
 
 export const ApiKeyEnvelope = envelope(ApiKey, 'ApiKeyResponse');
 export const CreatedApiKeyEnvelope = envelope(CreatedApiKey, 'CreatedApiKeyResponse');

@@ -187,7 +187,6 @@ export const HistoryQuery = Type.Object({
 });
 export type HistoryQuery = Static<typeof HistoryQuery>;
 
-
 export const TransactionEnvelope = envelope(Transaction, 'TransactionResponse');
 export const DeleteEnvelope = envelope(
   Type.String({ examples: ['Transaction with ID: 0192… removed'] }),
