@@ -8,9 +8,8 @@
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { buildApp } from '../src/app.js';
-import { loadConfig } from '../src/config.js';
 import { FieldCipher } from '../src/platform/crypto.js';
-import { openBenchDatabase, uncachedStore } from './http.js';
+import { inProcessConfig, openBenchDatabase, uncachedStore } from './http.js';
 import { seedUser } from './seed.js';
 
 const SMALL = 100;
@@ -62,16 +61,7 @@ export async function analyticsScaling(): Promise<void> {
       `seeded ${SMALL} + ${LARGE} rows in ${((Date.now() - seeded) / 1000).toFixed(1)} s (${database.handle.kind})`,
     );
 
-    const config = loadConfig({
-      ...process.env,
-      LOG_LEVEL: 'warn',
-      SCHEDULER: 'off',
-      // The API's own figures: in production the worker is its own process (npm run worker).
-      WORKER: 'off',
-      DATA_DIR: 'memory://',
-      // One address sends the whole load: measure the route, not the per-IP limit.
-      RATE_LIMIT_IP_MAX: '0',
-    });
+    const config = inProcessConfig();
     // The same URL is requested hundreds of times: with the read cache, every request after the
     // first would measure the cache, not the query whose scaling this is about.
     const app = await buildApp(config, {

@@ -7,11 +7,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { buildApp } from '../src/app.js';
-import { loadConfig } from '../src/config.js';
 import { memoryStore, redisStore, type CacheStore } from '../src/platform/cache.js';
 import { FieldCipher } from '../src/platform/crypto.js';
 import { createLogger } from '../src/platform/logging.js';
-import { listen, load, openBenchDatabase, uncachedStore } from './http.js';
+import { inProcessConfig, listen, load, openBenchDatabase, uncachedStore } from './http.js';
 import { seedUser } from './seed.js';
 
 const ROWS = 1_000;
@@ -46,16 +45,7 @@ export async function cacheScenario(): Promise<void> {
     const rows: Record<string, string | number>[] = [];
     const baseline: Record<string, number> = {};
     for (const [label, cacheStore] of variants) {
-      const config = loadConfig({
-        ...process.env,
-        LOG_LEVEL: 'warn',
-        SCHEDULER: 'off',
-        // The API's own figures: in production the worker is its own process (npm run worker).
-        WORKER: 'off',
-        DATA_DIR: 'memory://',
-        // One address sends the whole load: measure the route, not the per-IP limit.
-        RATE_LIMIT_IP_MAX: '0',
-      });
+      const config = inProcessConfig();
       const app = await buildApp(config, { database: database.handle, keyRing, cacheStore });
       const base = await listen(app);
       for (const [route, path] of [

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import autocannon from 'autocannon';
 import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
+import { loadConfig, type Config } from '../src/config.js';
 import { memoryStore, type CacheStore } from '../src/platform/cache.js';
 import { openDatabase, type DatabaseHandle } from '../src/platform/db.js';
 import { createLogger } from '../src/platform/logging.js';
@@ -64,6 +65,22 @@ export async function openBenchDatabase(
 }
 
 /** A cache that keeps nothing: every read is computed from the database. */
+/**
+ * Config for an app built inside the benchmark process: the route's own cost, without background
+ * work (in production the worker is its own process) or the per-IP limit (one address sends the
+ * whole load).
+ */
+export function inProcessConfig(): Config {
+  return loadConfig({
+    ...process.env,
+    LOG_LEVEL: 'warn',
+    SCHEDULER: 'off',
+    WORKER: 'off',
+    DATA_DIR: 'memory://',
+    RATE_LIMIT_IP_MAX: '0',
+  });
+}
+
 export function uncachedStore(): CacheStore {
   const inner = memoryStore(1);
   return { ...inner, kind: 'memory', async write() {} };

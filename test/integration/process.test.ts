@@ -1,14 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/app.js';
+import { spawnEntry } from '../helpers/entry.js';
 import { transactionBody } from '../helpers/factories.js';
 
 /*
@@ -17,10 +16,6 @@ import { transactionBody } from '../helpers/factories.js';
  * PostgreSQL database; otherwise the embedded PGlite under DATA_DIR.
  */
 
-const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const SERVER_ENTRY = path.join(REPO_ROOT, 'src', 'server.ts');
-/** `node --import tsx`, resolved here so the server can run from any working directory. */
-const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 /** Start-up compiles TypeScript and may create a PGlite database: generous, but bounded. */
 const START_TIMEOUT_MS = 60_000;
 const EXIT_TIMEOUT_MS = 20_000;
@@ -43,11 +38,7 @@ class ServerProcess {
 
   constructor(env: Record<string, string>) {
     // The working directory is an empty one, so a developer's .env cannot leak in.
-    this.child = spawn(process.execPath, ['--import', TSX_LOADER, SERVER_ENTRY], {
-      cwd: workDir,
-      env: { PATH: process.env.PATH ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    this.child = spawnEntry('server', env, { cwd: workDir, stdio: ['ignore', 'pipe', 'pipe'] });
     this.exited = new Promise((resolve) => {
       this.child.once('exit', (code, signal) => {
         this.exit = { code, signal };

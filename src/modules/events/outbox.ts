@@ -232,12 +232,10 @@ export async function claimDeliveries(
           next_attempt_at = now() + ${options.leaseMs} * interval '1 millisecond',
           updated_at = now()
         from due where d.id = due.id
-        returning d.id, d.consumer, d.webhook_id, d.attempts, d.event_id
+        returning d.id as delivery_id, d.consumer, d.webhook_id, d.attempts, d.event_id
       )
-      select c.id as delivery_id, c.consumer, c.webhook_id, c.attempts, ${sql.raw(
-        'ev.id, ev.type, ev.user_id, ev.transaction_id, ev.created_at, ev.payload',
-      )}
-      from claimed c join events ev on ev.id = c.event_id`,
+      select c.delivery_id, c.consumer, c.webhook_id, c.attempts, ${EVENT_COLUMNS}
+      from claimed c join events on events.id = c.event_id`,
   );
   return rows.map((row) => ({
     id: row.delivery_id,

@@ -1,9 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +8,7 @@ import { parseKeyRing, type KeyRing } from '../../../src/platform/crypto.js';
 import { queryRows } from '../../../src/platform/db.js';
 import { buildTestApp, createTestDatabase, type TestDatabase } from '../../helpers/app.js';
 import { transactionBody, uniqueUserId } from '../../helpers/factories.js';
+import { spawnEntry } from '../../helpers/entry.js';
 import { eventually, WebhookReceiver } from '../../helpers/webhook-receiver.js';
 
 /*
@@ -18,8 +16,6 @@ import { eventually, WebhookReceiver } from '../../helpers/webhook-receiver.js';
  * database, and a worker process killed with SIGKILL in the middle of a delivery.
  */
 
-const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
-const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 const FAST_WORKER = {
   WORKER: 'inline',
   WORKER_POLL_MS: '50',
@@ -190,23 +186,14 @@ describe('event worker on PostgreSQL', () => {
 
 /** `npm run worker`, as an operator starts it (from source, in an otherwise empty environment). */
 function startWorkerProcess(env: Record<string, string>): ChildProcess {
-  return spawn(
-    process.execPath,
-    ['--import', TSX_LOADER, path.join(REPO_ROOT, 'src', 'worker.ts')],
-    {
-      cwd: REPO_ROOT,
-      env: {
-        PATH: process.env.PATH ?? '',
-        // Production, with no API key anywhere: the worker checks no credentials, so it starts.
-        NODE_ENV: 'production',
-        WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
-        LOG_LEVEL: 'warn',
-        SCHEDULER: 'off',
-        WORKER_PORT: '0',
-        ...FAST_WORKER,
-        ...env,
-      },
-      stdio: 'ignore',
-    },
-  );
+  return spawnEntry('worker', {
+    // Production, with no API key anywhere: the worker checks no credentials, so it starts.
+    NODE_ENV: 'production',
+    WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
+    LOG_LEVEL: 'warn',
+    SCHEDULER: 'off',
+    WORKER_PORT: '0',
+    ...FAST_WORKER,
+    ...env,
+  });
 }

@@ -1,9 +1,6 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createTestDatabase,
@@ -11,6 +8,7 @@ import {
   TEST_REDIS_URL,
   type TestDatabase,
 } from '../../helpers/app.js';
+import { spawnEntry } from '../../helpers/entry.js';
 import { transactionBody, uniqueUserId } from '../../helpers/factories.js';
 import { eventually } from '../../helpers/webhook-receiver.js';
 
@@ -18,9 +16,6 @@ import { eventually } from '../../helpers/webhook-receiver.js';
  * WEB_CONCURRENCY=2 as an operator runs it: a supervising process and two HTTP processes on one
  * port, sharing PostgreSQL and Redis. Needs both (CI runs this folder with both set).
  */
-
-const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
-const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 
 describe('WEB_CONCURRENCY', () => {
   let database: TestDatabase;
@@ -35,31 +30,26 @@ describe('WEB_CONCURRENCY', () => {
   });
 
   it('serves from two processes on one port, coherently, and stops them all on SIGTERM', async () => {
-    const primary = spawn(
-      process.execPath,
-      ['--import', TSX_LOADER, path.join(REPO_ROOT, 'src', 'server.ts')],
+    const primary = spawnEntry(
+      'server',
       {
-        cwd: REPO_ROOT,
-        env: {
-          PATH: process.env.PATH ?? '',
-          NODE_ENV: 'test',
-          LOG_LEVEL: 'info',
-          PORT: '0',
-          HOST: '127.0.0.1',
-          WEB_CONCURRENCY: '2',
-          DATABASE_URL: database.url!,
-          REDIS_URL: TEST_REDIS_URL!,
-          CACHE_PREFIX: `fido-cluster-${randomBytes(4).toString('hex')}`,
-          SECRET_KEY: randomBytes(32).toString('base64'),
-          SCHEDULER: 'off',
-          WORKER: 'off',
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
+        NODE_ENV: 'test',
+        LOG_LEVEL: 'info',
+        PORT: '0',
+        HOST: '127.0.0.1',
+        WEB_CONCURRENCY: '2',
+        DATABASE_URL: database.url!,
+        REDIS_URL: TEST_REDIS_URL!,
+        CACHE_PREFIX: `fido-cluster-${randomBytes(4).toString('hex')}`,
+        SECRET_KEY: randomBytes(32).toString('base64'),
+        SCHEDULER: 'off',
+        WORKER: 'off',
       },
+      { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let output = '';
-    primary.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-    primary.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    primary.stdout!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    primary.stderr!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
     try {
       const ports = await eventually(
         () => {
