@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
-import { sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
@@ -180,4 +180,52 @@ export async function inTransaction<T>(
   work: (dbTx: DbTx) => Promise<T>,
 ): Promise<T> {
   return dbTx ? work(dbTx) : db.transaction(work);
+}
+
+/**
+ * A statement fixed when the code is written, with `$1…` placeholders. Run by `runStatement`, it
+ * skips the query builder; on PostgreSQL it is a named prepared statement, so each pooled
+ * connection parses and plans it once.
+ */
+export interface Statement {
+  /** Unique per statement text: change it when the text changes. */
+  readonly name: string;
+  readonly text: string;
+}
+
+/**
+ * Runs `statement` with `values` in one round trip and returns its rows: straight on the driver
+ * outside a database transaction (pg's pool, or PGlite), and through `dbTx` inside one. Values
+ * travel as text (or null): pass bigints, dates and JSON already formatted, and cast in the SQL.
+ */
+export async function runStatement<T>(
+  db: Db,
+  dbTx: DbTx | undefined,
+  statement: Statement,
+  values: readonly (string | number | null)[],
+): Promise<T[]> {
+  if (!dbTx) {
+    const client: unknown = (db as { $client?: unknown }).$client;
+    if (client instanceof pg.Pool) {
+      const result = await client.query<pg.QueryResultRow>({
+        name: statement.name,
+        text: statement.text,
+        values: [...values],
+      });
+      return result.rows as T[];
+    }
+    if (client instanceof PGlite) {
+      return (await client.query<T>(statement.text, [...values])).rows;
+    }
+  }
+  return queryRows<T>(dbTx ?? db, statementSql(statement.text, values));
+}
+
+/** The statement as a drizzle query: the same text, its placeholders bound to `values`. */
+function statementSql(text: string, values: readonly (string | number | null)[]): SQL {
+  // Split on placeholders: even entries are SQL text, odd ones the 1-based index of a value.
+  const parts = text.split(/\$(\d+)/);
+  return sql.join(
+    parts.map((part, i) => (i % 2 === 0 ? sql.raw(part) : sql`${values[Number(part) - 1]}`)),
+  );
 }

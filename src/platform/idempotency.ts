@@ -33,16 +33,24 @@ export interface IdempotencyOptions {
  * than queued, so a client never waits on a lock it cannot see.
  */
 export function createIdempotency({ db, cipher, ttlHours, scopeOf }: IdempotencyOptions) {
-  /** Runs `effect` (or finds its stored outcome); the caller sends it with `sendOutcome`. */
+  /**
+   * Runs `effect` (or finds its stored outcome); the caller sends it with `sendOutcome`.
+   * `atomic`: the effect is a single statement whose response was built before it runs, so
+   * without a key it needs no transaction around it (and saves the BEGIN and COMMIT round trips).
+   */
   async function execute(
     request: FastifyRequest,
-    effect: (dbTx: DbTx) => Promise<StoredResponse>,
+    effect: (dbTx: DbTx | undefined) => Promise<StoredResponse>,
+    { atomic = false }: { atomic?: boolean } = {},
   ): Promise<Outcome> {
     const key = readKey(request);
     if (key === undefined) {
-      // Still one transaction around the effect and its response: if building the response
+      // Otherwise one transaction around the effect and its response: if building the response
       // fails, the write is rolled back rather than committed behind a 500.
-      return { stored: await db.transaction((dbTx) => effect(dbTx)), replayed: false };
+      const stored = atomic
+        ? await effect(undefined)
+        : await db.transaction((dbTx) => effect(dbTx));
+      return { stored, replayed: false };
     }
 
     const scope = scopeOf(request);

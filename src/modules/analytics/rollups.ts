@@ -11,7 +11,35 @@ export interface Contribution {
 }
 
 /** First key of the per-user rollup lock: writers take it shared, reconciliation exclusive. */
-const ROLLUP_LOCK_CLASS = 0x46_49_44_4f; // "FIDO"
+export const ROLLUP_LOCK_CLASS = 0x46_49_44_4f; // "FIDO"
+
+/**
+ * The two ends of the rollup upserts, shared by every statement that moves the rollups (here, and
+ * the single-statement create): the rows given are deltas, added to what the rows already hold.
+ * Both tables alias as `s`; the select between the ends yields the columns in this order.
+ */
+export const TOTALS_UPSERT = {
+  insert: `insert into user_stats as s (user_id, currency, transaction_count, credit_count,
+      debit_count, credit_total_minor, debit_total_minor, updated_at)`,
+  onConflict: `on conflict (user_id, currency) do update set
+      transaction_count = s.transaction_count + excluded.transaction_count,
+      credit_count = s.credit_count + excluded.credit_count,
+      debit_count = s.debit_count + excluded.debit_count,
+      credit_total_minor = s.credit_total_minor + excluded.credit_total_minor,
+      debit_total_minor = s.debit_total_minor + excluded.debit_total_minor,
+      updated_at = excluded.updated_at`,
+} as const;
+
+export const DAYS_UPSERT = {
+  insert: `insert into user_daily_stats as s (user_id, currency, day, transaction_count,
+      credit_count, debit_count, credit_total_minor, debit_total_minor)`,
+  onConflict: `on conflict (user_id, currency, day) do update set
+      transaction_count = s.transaction_count + excluded.transaction_count,
+      credit_count = s.credit_count + excluded.credit_count,
+      debit_count = s.debit_count + excluded.debit_count,
+      credit_total_minor = s.credit_total_minor + excluded.credit_total_minor,
+      debit_total_minor = s.debit_total_minor + excluded.debit_total_minor`,
+} as const;
 
 /**
  * Takes the user's rollup lock for the rest of the database transaction: shared for writers (they
@@ -48,19 +76,12 @@ export async function applyRollups(
   const totals = await queryRows<{ user_id: string; currency: string; transaction_count: number }>(
     dbTx,
     sql`
-    insert into user_stats as s (user_id, currency, transaction_count, credit_count, debit_count,
-      credit_total_minor, debit_total_minor, updated_at)
+    ${sql.raw(TOTALS_UPSERT.insert)}
     select user_id, currency, sum(n), sum(cn), sum(dn), sum(ct), sum(dt), now()
     from (values ${values}) as v(user_id, currency, ts, n, cn, dn, ct, dt)
     group by user_id, currency
     order by user_id, currency
-    on conflict (user_id, currency) do update set
-      transaction_count = s.transaction_count + excluded.transaction_count,
-      credit_count = s.credit_count + excluded.credit_count,
-      debit_count = s.debit_count + excluded.debit_count,
-      credit_total_minor = s.credit_total_minor + excluded.credit_total_minor,
-      debit_total_minor = s.debit_total_minor + excluded.debit_total_minor,
-      updated_at = excluded.updated_at
+    ${sql.raw(TOTALS_UPSERT.onConflict)}
     returning user_id, currency, transaction_count`,
   );
   const days = await queryRows<{
@@ -71,19 +92,13 @@ export async function applyRollups(
   }>(
     dbTx,
     sql`
-    insert into user_daily_stats as s (user_id, currency, day, transaction_count, credit_count,
-      debit_count, credit_total_minor, debit_total_minor)
+    ${sql.raw(DAYS_UPSERT.insert)}
     select user_id, currency, (ts at time zone ${timeZone})::date, sum(n), sum(cn), sum(dn),
       sum(ct), sum(dt)
     from (values ${values}) as v(user_id, currency, ts, n, cn, dn, ct, dt)
     group by 1, 2, 3
     order by 1, 2, 3
-    on conflict (user_id, currency, day) do update set
-      transaction_count = s.transaction_count + excluded.transaction_count,
-      credit_count = s.credit_count + excluded.credit_count,
-      debit_count = s.debit_count + excluded.debit_count,
-      credit_total_minor = s.credit_total_minor + excluded.credit_total_minor,
-      debit_total_minor = s.debit_total_minor + excluded.debit_total_minor
+    ${sql.raw(DAYS_UPSERT.onConflict)}
     returning user_id, currency, day::text as day, transaction_count`,
   );
 

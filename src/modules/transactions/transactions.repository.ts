@@ -1,6 +1,7 @@
 import { and, desc, eq, gte, lte, sql, type SQL } from 'drizzle-orm';
 import { transactions } from '../../db/schema/index.js';
-import type { Db } from '../../platform/db.js';
+import { runStatement, type Db, type DbTx, type Statement } from '../../platform/db.js';
+import { DAYS_UPSERT, ROLLUP_LOCK_CLASS, TOTALS_UPSERT } from '../analytics/rollups.js';
 
 export type TransactionRow = typeof transactions.$inferSelect;
 export type NewTransactionRow = typeof transactions.$inferInsert;
@@ -30,10 +31,89 @@ export interface HistoryPosition {
   id: string;
 }
 
-export async function insertTransaction(db: Db, row: NewTransactionRow): Promise<TransactionRow> {
-  const [saved] = await db.insert(transactions).values(row).returning();
-  if (!saved) throw new Error('insert returned no row');
-  return saved;
+/**
+ * A create in one statement, so one round trip: the user's shared rollup lock, the row, both
+ * rollup upserts and the outbox event, atomic as any single statement is. The CTEs are chained so
+ * that they run in the order every writer uses: lock, row, totals, then days (rollup rows locked in
+ * key order, as `applyRollups` locks them). $1 lock class, $2 user, $3 id, $4 name ciphertext,
+ * $5 date, $6 amount, $7 type, $8 currency, $9 description, $10 metadata, $11 created and updated,
+ * $12 the rollups' time zone, $13 event id, $14 event payload.
+ */
+const CREATE_STATEMENT: Statement = {
+  name: 'fido_create_transaction_1',
+  text: `
+with locked as materialized (
+  select pg_advisory_xact_lock_shared($1::int, hashtext($2::text))
+), saved as (
+  insert into transactions (user_id, id, full_name_ciphertext, transaction_date, amount_minor,
+    transaction_type, currency, description, metadata, version, created_at, updated_at)
+  select $2::text, $3::uuid, $4::text, $5::timestamptz, $6::bigint, $7::text, $8::text, $9::text,
+    $10::jsonb, 1, $11::timestamptz, $11::timestamptz
+  from locked
+  returning user_id, currency, transaction_date, transaction_type, amount_minor
+), delta as (
+  select user_id, currency, transaction_date as ts, 1 as n,
+    (transaction_type = 'credit')::int as cn, (transaction_type = 'debit')::int as dn,
+    case when transaction_type = 'credit' then amount_minor::numeric else 0 end as ct,
+    case when transaction_type = 'debit' then amount_minor::numeric else 0 end as dt
+  from saved
+), totals as (
+  ${TOTALS_UPSERT.insert}
+  select user_id, currency, n, cn, dn, ct, dt, now() from delta
+  ${TOTALS_UPSERT.onConflict}
+  returning 1
+), days as (
+  ${DAYS_UPSERT.insert}
+  select user_id, currency, (ts at time zone $12::text)::date, n, cn, dn, ct, dt from delta
+  where (select count(*) from totals) = 1
+  ${DAYS_UPSERT.onConflict}
+  returning 1
+), event as (
+  insert into events (id, user_id, type, transaction_id, payload)
+  select $13::uuid, user_id, 'transaction.created', $3::uuid, $14::jsonb from saved
+  returning 1
+)
+select (select count(*) from days)::int + (select count(*) from event)::int as effects
+from saved`,
+};
+
+/** What the create statement stores besides the row itself. */
+export interface CreateEffects {
+  /** The zone whose calendar day the daily rollup counts the transaction in. */
+  timeZone: string;
+  eventId: string;
+  eventPayload: Record<string, unknown>;
+}
+
+/**
+ * Stores a new transaction with its rollups and its `transaction.created` event (see
+ * CREATE_STATEMENT); inside `dbTx` when given.
+ */
+export async function insertTransaction(
+  db: Db,
+  dbTx: DbTx | undefined,
+  row: TransactionRow,
+  effects: CreateEffects,
+): Promise<void> {
+  const [result] = await runStatement<{ effects: number }>(db, dbTx, CREATE_STATEMENT, [
+    ROLLUP_LOCK_CLASS,
+    row.userId,
+    row.id,
+    row.fullNameCiphertext,
+    row.transactionDate.toISOString(),
+    row.amountMinor.toString(),
+    row.transactionType,
+    row.currency,
+    row.description,
+    row.metadata === null ? null : JSON.stringify(row.metadata),
+    row.createdAt.toISOString(),
+    effects.timeZone,
+    effects.eventId,
+    JSON.stringify(effects.eventPayload),
+  ]);
+  if (Number(result?.effects) !== 2) {
+    throw new Error('the create statement did not write all its rows');
+  }
 }
 
 export async function findTransactionById(

@@ -92,14 +92,19 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
   async function writeTransaction(
     request: FastifyRequest,
     reply: FastifyReply,
-    write: (dbTx: DbTx) => Promise<TransactionRow>,
+    write: (dbTx: DbTx | undefined) => Promise<TransactionRow>,
     answer: (row: TransactionRow) => StoredResponse,
+    options?: { atomic: boolean },
   ): Promise<void> {
     let written: TransactionRow | undefined;
-    const outcome = await idempotency.execute(request, async (dbTx) => {
-      written = await write(dbTx);
-      return answer(written);
-    });
+    const outcome = await idempotency.execute(
+      request,
+      async (dbTx) => {
+        written = await write(dbTx);
+        return answer(written);
+      },
+      options,
+    );
     // Before the answer leaves: a client that reads right after must not hit the old cache.
     if (written) await transactions.committed(written);
     sendOutcome(reply, outcome);
@@ -139,12 +144,16 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
       url,
       { ...createRoute, schema: { ...createRoute.schema, hide } },
       async (request, reply) => {
-        const input = transactions.checkCreate(request.body);
+        const row = transactions.prepareCreate(transactions.checkCreate(request.body));
+        // Built before the write, which is then a single atomic statement: no transaction around
+        // it is needed for the answer to be all or nothing.
+        const answer = recordAnswer(reply, 201, 'Transaction added successfully.')(row);
         await writeTransaction(
           request,
           reply,
-          (dbTx) => transactions.create(input, { dbTx }),
-          recordAnswer(reply, 201, 'Transaction added successfully.'),
+          (dbTx) => transactions.create(row, { dbTx }),
+          () => answer,
+          { atomic: true },
         );
       },
     );

@@ -131,23 +131,32 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
     };
   }
 
-  async function create(input: NewTransaction, options: WriteOptions = {}) {
+  /** The row a create will store, complete (id, encrypted name, version, times) before any write. */
+  function prepareCreate(input: NewTransaction): TransactionRow {
     const id = uuidv7();
     const timestamp = now();
     const { fullName, ...columns } = input;
-    return inTransaction(db, options.dbTx, async (dbTx) => {
-      const saved = await insertTransaction(dbTx, {
-        ...columns,
-        id,
-        fullNameCiphertext: cipher.encrypt(fullName, id),
-        version: 1,
-        createdAt: timestamp,
-        updatedAt: timestamp,
-      });
-      await applyRollups(dbTx, { added: saved }, deps.analyticsTimeZone);
-      await recordEvent(dbTx, 'transaction.created', saved);
-      return saved;
+    return {
+      ...columns,
+      id,
+      fullNameCiphertext: cipher.encrypt(fullName, id),
+      version: 1,
+      createdAt: timestamp,
+      updatedAt: timestamp,
+    };
+  }
+
+  /**
+   * Stores a prepared row with its rollups and its event in one statement (one round trip),
+   * atomic without a surrounding transaction; in `options.dbTx` when given.
+   */
+  async function create(row: TransactionRow, options: Pick<WriteOptions, 'dbTx'> = {}) {
+    await insertTransaction(db, options.dbTx, row, {
+      timeZone: deps.analyticsTimeZone,
+      eventId: uuidv7(),
+      eventPayload: eventPayload(row),
     });
+    return row;
   }
 
   /** One transaction; with `owner`, only if that user owns it (else not found, as if absent). */
@@ -323,14 +332,11 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
       type,
       userId: row.userId,
       transactionId: row.id,
-      payload: {
-        transaction: publicFields(row),
-        ...(previous ? { previous: publicFields(previous) } : {}),
-      },
+      payload: eventPayload(row, previous),
     });
   }
 
-  return { checkCreate, create, get, history, update, remove, committed, toView };
+  return { checkCreate, prepareCreate, create, get, history, update, remove, committed, toView };
 }
 
 const UPDATABLE_FIELDS = new Set([
@@ -342,6 +348,14 @@ const UPDATABLE_FIELDS = new Set([
   'description',
   'metadata',
 ]);
+
+/** An event's payload: the transaction (and what it was, on update) without the name. */
+function eventPayload(row: TransactionRow, previous?: TransactionRow): Record<string, unknown> {
+  return {
+    transaction: publicFields(row),
+    ...(previous ? { previous: publicFields(previous) } : {}),
+  };
+}
 
 /** Everything about a transaction except the personal name: what events may carry. */
 function publicFields(row: TransactionRow): Omit<Transaction, 'full_name'> {
