@@ -1,3 +1,4 @@
+import type { FastifyReply } from 'fastify';
 import { Type, type TSchema } from 'typebox';
 
 /** The v1 envelope every successful answer comes in: `{ data, code, message }`. */
@@ -19,3 +20,8 @@ export const pageEnvelope = <T extends TSchema>(item: T, title: string) =>
     },
     { title },
   );
+
+/** Sends a body already serialized as JSON text, as is (past the route's serializer). */
+export function sendJsonText(reply: FastifyReply, body: string): FastifyReply {
+  return reply.type('application/json; charset=utf-8').send(body);
+}

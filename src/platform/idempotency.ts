@@ -4,6 +4,7 @@ import { idempotencyKeys } from '../db/schema/index.js';
 import type { FieldCipher } from './crypto.js';
 import { queryRows, type Db, type DbTx } from './db.js';
 import { AppError } from './errors.js';
+import { sendJsonText } from './envelopes.js';
 
 /** `Idempotency-Key` values: printable ASCII, bounded so they index and log safely. */
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
@@ -163,7 +164,7 @@ export interface Outcome {
 export function sendOutcome(reply: FastifyReply, { stored, replayed }: Outcome): void {
   void reply.code(stored.status).headers(stored.headers);
   if (replayed) void reply.header('idempotent-replayed', 'true');
-  void reply.type('application/json; charset=utf-8').send(stored.body);
+  void sendJsonText(reply, stored.body);
 }
 
 /** Picks the headers of a response that a replay must repeat. */

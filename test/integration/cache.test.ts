@@ -170,6 +170,66 @@ describe('the stale reader', () => {
   });
 });
 
+describe('cached history pages', () => {
+  it('serve the same bytes as the database, and the cache keeps them sealed', async () => {
+    const values: string[] = [];
+    const inner = memoryStore(1_000);
+    const store: CacheStore = {
+      ...inner,
+      async write(user, generation, entry, value, ttlSeconds) {
+        values.push(value);
+        return inner.write(user, generation, entry, value, ttlSeconds);
+      },
+    };
+    const app = await buildTestApp(context.database, { deps: { cacheStore: store } });
+    try {
+      const userId = uniqueUserId();
+      const names = ['Zéphyrine Okonkwo-Bérard', 'Kwame Mensah'];
+      for (const [i, fullName] of names.entries()) {
+        const created = await app.inject({
+          method: 'POST',
+          url: '/api/v1/transaction/',
+          payload: transactionBody({
+            user_id: userId,
+            full_name: fullName,
+            transaction_date: `2024-10-1${i}T09:00:00Z`,
+          }),
+        });
+        expect(created.statusCode).toBe(201);
+      }
+      const url = `/api/v1/transaction/history/${userId}?limit=1`;
+      const computed = await app.inject({ method: 'GET', url });
+      const cached = await app.inject({ method: 'GET', url });
+      expect(computed.statusCode).toBe(200);
+      expect(cached.body).toBe(computed.body);
+      expect(cached.headers['content-type']).toBe('application/json; charset=utf-8');
+      expect(cached.headers.etag).toBe(computed.headers.etag);
+      expect(computed.json()).toMatchObject({
+        data: [{ user_id: userId, full_name: names[1] }],
+        code: 200,
+        message: 'Transaction history retrieved successfully',
+        pagination: { limit: 1, has_more: true },
+      });
+
+      // The next page, reached with the cached page's cursor, is the older transaction.
+      const cursor = cached.json().pagination.next_cursor as string;
+      const next = await app.inject({
+        method: 'GET',
+        url: `${url}&cursor=${encodeURIComponent(cursor)}`,
+      });
+      expect(next.json().data.map((t: { full_name: string }) => t.full_name)).toEqual([names[0]]);
+
+      expect(values.length).toBeGreaterThanOrEqual(2);
+      for (const value of values) {
+        for (const name of names) expect(value).not.toContain(name);
+        expect(value).not.toContain(userId);
+      }
+    } finally {
+      await app.close();
+    }
+  });
+});
+
 describe('shutdown', () => {
   it('closes the cache only after requests in flight have invalidated it', async () => {
     const inner = memoryStore(100);

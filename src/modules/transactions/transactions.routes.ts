@@ -10,6 +10,7 @@ import {
 } from '../../platform/idempotency.js';
 import { ownerOf } from '../../platform/auth.js';
 import type { DbTx } from '../../platform/db.js';
+import { sendJsonText } from '../../platform/envelopes.js';
 import { historyNotFound } from './transactions.errors.js';
 import type { TransactionRow } from './transactions.repository.js';
 import {
@@ -203,14 +204,10 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
         notFound: (request) => historyNotFound((request.params as { user_id: string }).user_id),
       },
     },
-    async (request) => {
-      const page = await transactions.history(request.params.user_id, request.query);
-      return {
-        data: page.rows.map(transactions.toView),
-        code: 200,
-        message: 'Transaction history retrieved successfully',
-        pagination: { limit: page.limit, next_cursor: page.nextCursor, has_more: page.hasMore },
-      };
+    async (request, reply) => {
+      // The finished body, often from the cache: sent as is, past the response serializer.
+      const body = await transactions.history(request.params.user_id, request.query);
+      return sendJsonText(reply, body);
     },
   );
 

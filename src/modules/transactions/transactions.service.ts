@@ -2,11 +2,11 @@ import { v7 as uuidv7 } from 'uuid';
 import type { EventType } from '../../db/schema/index.js';
 import { inTransaction, type Db, type DbTx } from '../../platform/db.js';
 import { validationError, type ValidationIssue } from '../../platform/errors.js';
-import type { FieldCipher } from '../../platform/crypto.js';
+import { DecryptionError, type FieldCipher } from '../../platform/crypto.js';
 import { applyRollups, changesRollups } from '../analytics/rollups.js';
 import { appendEvent } from '../events/events.repository.js';
 import { cacheKey, type Cache } from '../../platform/cache.js';
-import { decodeRows, encodeRows } from './row-codec.js';
+import { historyBody } from './transactions.views.js';
 import { decodeCursor, encodeCursor, isUuid } from './cursor.js';
 import { FUTURE_TOLERANCE_MS, parseInstant } from './dates.js';
 import {
@@ -78,13 +78,6 @@ export interface NewTransaction {
   currency: string;
   description: string | null;
   metadata: Record<string, string> | null;
-}
-
-export interface HistoryPage {
-  rows: TransactionRow[];
-  nextCursor: string | null;
-  hasMore: boolean;
-  limit: number;
 }
 
 export type TransactionsService = ReturnType<typeof createTransactionsService>;
@@ -166,7 +159,8 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
     return row;
   }
 
-  async function history(userId: string, query: HistoryQuery): Promise<HistoryPage> {
+  /** A page of a user's history, as the finished v1 response body (see `historyBody`). */
+  async function history(userId: string, query: HistoryQuery): Promise<string> {
     const issues: ValidationIssue[] = [];
     const limit = query.limit ?? Math.min(PAGE_SIZE_DEFAULT, pageSizeMax);
     if (limit > pageSizeMax) {
@@ -203,7 +197,7 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
       filters.transactionType,
       filters.currency,
     ])}`;
-    const cachedPage = await deps.cache.cached(userId, entry, async () => {
+    const render = async (): Promise<string> => {
       // One row more than asked tells whether another page exists without a count.
       const rows = await listHistory(db, userId, filters, after, limit + 1);
       const hasMore = rows.length > limit;
@@ -213,18 +207,29 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
         if (!narrowed || !(await userHasTransactions(db, userId))) throw historyNotFound(userId);
       }
       const last = page.at(-1);
-      return JSON.stringify({
-        rows: encodeRows(page),
-        nextCursor: hasMore && last ? encodeCursor(last) : null,
-        hasMore,
+      return historyBody(page.map(toView), {
+        limit,
+        next_cursor: hasMore && last ? encodeCursor(last) : null,
+        has_more: hasMore,
       });
-    });
-    const { rows, nextCursor, hasMore } = JSON.parse(cachedPage) as {
-      rows: unknown;
-      nextCursor: string | null;
-      hasMore: boolean;
     };
-    return { rows: decodeRows(rows), nextCursor, hasMore, limit };
+    // The finished body is cached, sealed as one value bound to this user and entry: it holds
+    // names. A hit then costs one decryption, where cached rows cost one per name, a parse and
+    // a serialisation (about 2 ms of CPU for a page of 100).
+    const associatedData = `cache:${userId}:${entry}`;
+    let rendered: string | undefined;
+    const sealed = await deps.cache.cached(userId, entry, async () => {
+      rendered = await render();
+      return cipher.encrypt(rendered, associatedData);
+    });
+    if (rendered !== undefined) return rendered;
+    try {
+      return cipher.decrypt(sealed, associatedData);
+    } catch (error) {
+      // Sealed under a key since retired from the ring: read it afresh.
+      if (error instanceof DecryptionError) return render();
+      throw error;
+    }
   }
 
   /** Call once a write has committed: the user's cached reads are never served again. */
