@@ -7,6 +7,10 @@ import { Counter, type Registry } from 'prom-client';
 /**
  * Fixed-window request counting per caller. A window opens with a caller's first request and
  * lasts `windowMs`; within it `max` requests pass and the rest answer 429 until it closes.
+ *
+ * With a shared store (Redis), a process does not count every request there: it reserves a block
+ * of the caller's window at a time (`reservationBlock(max)` counts, one round trip) and hands the
+ * counts out locally. See `createRateLimiter`.
  */
 export interface RateLimitDecision {
   allowed: boolean;
@@ -18,8 +22,11 @@ export interface RateLimitDecision {
 
 export interface RateLimitStore {
   readonly kind: 'redis' | 'memory';
-  /** Counts one request of `key`; the count so far in its window and the window's time left. */
-  hit(key: string, windowMs: number): Promise<{ count: number; ttlMs: number }>;
+  /**
+   * Counts `amount` (default 1) requests of `key` at once; the count so far in its window (the
+   * last of the `amount` counts) and the window's time left.
+   */
+  hit(key: string, windowMs: number, amount?: number): Promise<{ count: number; ttlMs: number }>;
   close(): Promise<void>;
   /** Resolves once connected, or after `timeoutMs` regardless (counting falls back meanwhile). */
   ready?(timeoutMs: number): Promise<void>;
@@ -34,14 +41,14 @@ export function memoryRateLimitStore(): RateLimitStore {
   });
   return {
     kind: 'memory',
-    async hit(key, windowMs) {
+    async hit(key, windowMs, amount = 1) {
       const now = Date.now();
       let window = windows.get(key);
       if (!window || window.resetAt <= now) {
         window = { count: 0, resetAt: now + windowMs };
         windows.set(key, window, { ttl: windowMs });
       }
-      window.count += 1;
+      window.count += amount;
       return { count: window.count, ttlMs: window.resetAt - now };
     },
     async close() {
@@ -50,16 +57,21 @@ export function memoryRateLimitStore(): RateLimitStore {
   };
 }
 
-// The expiry is set with the first count only, so the window does not slide with traffic.
+// Adds ARGV[2] counts. The expiry is set only on a key that has none (one just created), so the
+// window does not slide with traffic.
 const HIT_SCRIPT = `
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local count = redis.call('INCRBY', KEYS[1], ARGV[2])
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
   ttl = tonumber(ARGV[1])
 end
 return {count, ttl}`;
+
+/** `HIT_SCRIPT` as a command of the client (`defineCommand`): sent as EVALSHA. */
+interface HitCommand {
+  fidoRateLimitHit(key: string, windowMs: string, amount: string): Promise<[number, number]>;
+}
 
 /** Counts in Redis, shared by every replica. Fails fast while Redis is unreachable. */
 export function redisRateLimitStore(options: {
@@ -76,15 +88,18 @@ export function redisRateLimitStore(options: {
   });
   // Failures are reported by the commands that fail; the event only needs a listener.
   client.on('error', () => undefined);
+  // The script's text goes once per connection (EVAL), then only its SHA1 (EVALSHA); a server
+  // that lost its script cache (a restart) gets the text again.
+  client.defineCommand('fidoRateLimitHit', { numberOfKeys: 1, lua: HIT_SCRIPT });
+  const commands = client as unknown as HitCommand;
   return {
     kind: 'redis',
-    async hit(key, windowMs) {
-      const [count, ttlMs] = (await client.eval(
-        HIT_SCRIPT,
-        1,
+    async hit(key, windowMs, amount = 1) {
+      const [count, ttlMs] = await commands.fidoRateLimitHit(
         `${options.prefix}:rl:${key}`,
         String(windowMs),
-      )) as [number, number];
+        String(amount),
+      );
       return { count, ttlMs };
     },
     async close() {
@@ -113,11 +128,55 @@ export interface RateLimiter {
   close(): Promise<void>;
 }
 
+/** The most counts a process reserves from the shared store at once for one caller. */
+const BLOCK_MAX = 1_000;
+
 /**
- * The limiter as requests use it. When the shared store fails (Redis down), counting falls back
- * to this process's memory: each replica then enforces the limit on its own, so a client can get
- * up to replicas × max through, but no client gets unlimited access and no request fails because
- * Redis did. The outage is logged once and counted.
+ * How many counts of a caller's window a process reserves from the shared store per round trip:
+ * 1% of `max`, at least 1 and at most 1,000. With one process counting is exact whatever the
+ * block; with N, at most (N − 1) × block of a window's `max` can be left unspent in the other
+ * processes (the caller is refused that much early, never let through beyond `max`). A process
+ * that stops mid-window takes its unspent counts with it, the same way.
+ */
+export function reservationBlock(max: number): number {
+  return Math.min(BLOCK_MAX, Math.max(1, Math.floor(max / 100)));
+}
+
+/** Counts of one caller's window reserved by this process and not yet handed out. */
+interface Block {
+  /** The next count to hand out, and the last one reserved. */
+  next: number;
+  last: number;
+  /** When the window they belong to ends, on this clock (never after the store's expiry). */
+  endsAt: number;
+}
+
+/** A reservation in flight for one caller, and how many requests are waiting for it. */
+interface Reservation {
+  settled: Promise<void>;
+  waiting: number;
+}
+
+/**
+ * The limiter as requests use it.
+ *
+ * With a shared store (Redis), counts are reserved in blocks (`reservationBlock(max)`): one
+ * round trip adds the block to the caller's count in the store and returns the new count and
+ * the window's time left; the process then hands those counts out to its requests, one each,
+ * and asks for another block only when it has spent this one. A request is allowed when its
+ * count is at most `max`, so however many replicas share the store, no more than `max` requests
+ * of a window pass in all. Once a process has handed out its block up to `max` or past it, it
+ * refuses the caller locally until the window ends (no round trip for refused requests). A block belongs to the
+ * window it was reserved in: it is dropped when that window ends (the end is taken from the
+ * store's TTL, measured from when the reservation was sent, so a process never outlives the
+ * store's window). Reservations of one caller are serialised within a process: requests that
+ * arrive while one is in flight wait for it, and the next reservation is sized to cover all of
+ * them, so waiting requests never cost one round trip each.
+ *
+ * When the shared store fails (Redis down), counting falls back to this process's memory: each
+ * replica then enforces the limit on its own, so a client can get up to replicas × max through,
+ * but no client gets unlimited access and no request fails because Redis did. The outage is
+ * logged once and counted. The memory store counts every request itself (it is local already).
  */
 export function createRateLimiter(options: {
   store: RateLimitStore;
@@ -128,6 +187,8 @@ export function createRateLimiter(options: {
   const { store, logger } = options;
   const windowMs = options.windowSeconds * 1000;
   const fallback = store.kind === 'memory' ? store : memoryRateLimitStore();
+  const blocks = new LRUCache<string, Block>({ max: MEMORY_KEYS_MAX });
+  const reservations = new Map<string, Reservation>();
   let degraded = false;
   const limited = new Counter({
     name: 'fido_rate_limited_total',
@@ -140,15 +201,21 @@ export function createRateLimiter(options: {
     registers: options.registry ? [options.registry] : [],
   });
 
-  async function hit(key: string) {
-    if (store === fallback) return store.hit(key, windowMs);
+  /** Reserves `amount` counts of `key` in the store; this request takes the first of them. */
+  async function reserve(key: string, amount: number): Promise<{ count: number; ttlMs: number }> {
+    let settle!: () => void;
+    const settled = new Promise<void>((resolve) => (settle = resolve));
+    reservations.set(key, { settled, waiting: 0 });
+    const sentAt = Date.now();
     try {
-      const result = await store.hit(key, windowMs);
+      const { count, ttlMs } = await store.hit(key, windowMs, amount);
       if (degraded) {
         degraded = false;
         logger.info({ rate_limit_store: store.kind }, 'rate limit store recovered');
       }
-      return result;
+      const first = count - amount + 1;
+      blocks.set(key, { next: first + 1, last: count, endsAt: sentAt + ttlMs });
+      return { count: first, ttlMs: sentAt + ttlMs - Date.now() };
     } catch (error) {
       storeErrors.inc();
       if (!degraded) {
@@ -159,6 +226,32 @@ export function createRateLimiter(options: {
         );
       }
       return fallback.hit(key, windowMs);
+    } finally {
+      // Waiters resume after the block is in place (or, on failure, try for themselves).
+      reservations.delete(key);
+      settle();
+    }
+  }
+
+  /** This request's count in `key`'s window, and the window's time left. */
+  async function hit(key: string, max: number): Promise<{ count: number; ttlMs: number }> {
+    if (store === fallback) return store.hit(key, windowMs);
+    // Requests still waiting on the reservation this one waited for: they need counts too.
+    let alsoWaiting = 0;
+    for (;;) {
+      const now = Date.now();
+      const block = blocks.get(key);
+      if (block && block.endsAt > now) {
+        if (block.next <= block.last) return { count: block.next++, ttlMs: block.endsAt - now };
+        // Spent up to max or past it: every later count of this window is beyond max.
+        if (block.last >= max) return { count: block.last + 1, ttlMs: block.endsAt - now };
+      }
+      const pending = reservations.get(key);
+      if (!pending) return reserve(key, Math.max(reservationBlock(max), 1 + alsoWaiting));
+      pending.waiting += 1;
+      await pending.settled;
+      pending.waiting -= 1;
+      alsoWaiting = pending.waiting;
     }
   }
 
@@ -171,7 +264,7 @@ export function createRateLimiter(options: {
       }
       // Hashed: keys in Redis reveal neither user ids nor addresses, and stay short.
       const key = createHash('sha256').update(identity).digest('base64url').slice(0, 22);
-      const { count, ttlMs } = await hit(key);
+      const { count, ttlMs } = await hit(key, max);
       const allowed = count <= max;
       if (!allowed) limited.inc();
       return {
@@ -184,6 +277,7 @@ export function createRateLimiter(options: {
     async close() {
       await store.close();
       if (fallback !== store) await fallback.close();
+      blocks.clear();
     },
   };
 }
