@@ -29,6 +29,11 @@ export interface ScenarioResult {
   ratioToCeiling: number | null;
   /** For creates: req/s over pgbench's single-INSERT rate. */
   ratioToDbCeiling: number | null;
+  /**
+   * For a scenario on several HTTP processes: req/s over its 1-process counterpart's req/s in the
+   * same run (null when that did not run). Absent in files written before it existed.
+   */
+  ratioToOneProcess?: number | null;
 }
 
 export interface ResultsFile {
@@ -115,6 +120,7 @@ export function report(results: ResultsFile, dir: string): void {
     'loop p99',
     '× ceiling',
     '× pgbench',
+    '× 1 process',
     'Δ req/s',
     'Δ p99',
   ];
@@ -134,6 +140,7 @@ export function report(results: ResultsFile, dir: string): void {
       fixed(s.eventLoopP99Ms, 0),
       fixed(s.ratioToCeiling, 3),
       fixed(s.ratioToDbCeiling, 2),
+      fixed(s.ratioToOneProcess, 2),
       percentChange(s.requestsPerSecond, old?.requestsPerSecond),
       percentChange(s.p99Ms, old?.p99Ms),
     ];

@@ -2,13 +2,14 @@
  * npm run bench [-- --scenario NAME[,NAME…]] [-- --list]
  *
  * Without --scenario: the API suite (bench/suite.ts), every scenario. A suite scenario by name
- * runs it alone with the hello-world ceiling. `analytics-scaling` (seeds 10^6 rows) and `cache`
- * are separate, in-process benchmarks that run only when named.
+ * runs it alone with the hello-world ceiling; a `-2-processes` one (PostgreSQL and Redis only)
+ * brings its 1-process counterpart along, for the `× 1 process` ratio. `analytics-scaling` (seeds
+ * 10^6 rows) and `cache` are separate, in-process benchmarks that run only when named.
  */
 import { parseArgs } from 'node:util';
 import { analyticsScaling } from './analytics-scaling.js';
 import { cacheScenario } from './cache.js';
-import { runSuite, SCENARIO_NAMES } from './suite.js';
+import { runSuite, SCENARIO_NAMES, SCENARIOS } from './suite.js';
 
 const STANDALONE: Record<string, () => Promise<void>> = {
   'analytics-scaling': analyticsScaling,
@@ -23,7 +24,12 @@ const { values } = parseArgs({
 });
 
 if (values.list) {
-  console.log(`suite (npm run bench):\n  ${SCENARIO_NAMES.join('\n  ')}`);
+  const listed = SCENARIOS.map((s) =>
+    s.oneProcess
+      ? `${s.name}  (PostgreSQL + Redis only; runs ${s.oneProcess} too, for × 1 process)`
+      : s.name,
+  );
+  console.log(`suite (npm run bench):\n  ${listed.join('\n  ')}`);
   console.log(`standalone (by name only):\n  ${Object.keys(STANDALONE).join('\n  ')}`);
   process.exit(0);
 }

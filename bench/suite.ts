@@ -9,6 +9,15 @@
  *   npm run bench -- --scenario read-by-id         one scenario (plus the ceiling)
  *   BENCH_DATABASE_URL=postgres://…@127.0.0.1:5432/postgres BENCH_REDIS_URL=redis://127.0.0.1:6379 npm run bench
  *
+ * Scaling: on PostgreSQL and Redis, a few `api` scenarios run again on `api-2`, the API with
+ * WEB_CONCURRENCY=2 (a supervisor and two HTTP processes on one port), as `<name>-2-processes`;
+ * `× 1 process` is their req/s over the same scenario's on `api` in the same run. Naming only a
+ * `-2-processes` scenario runs its 1-process counterpart too, so that the ratio is always there.
+ * On PGlite (or without BENCH_REDIS_URL) the API cannot run several processes, so they are
+ * skipped with a note, as pgbench is; if nothing else was named, nothing runs. Their RSS and CPU
+ * are the whole server's (supervisor plus children, summed); cache and event-loop figures come
+ * from each HTTP process's /metrics (hits and errors summed, loop p99 the highest).
+ *
  * Knobs: BENCH_SECONDS (5) and BENCH_WARMUP_SECONDS (1) per scenario, BENCH_CONNECTIONS (50),
  * BENCH_DEEP_PAGES (1000: the history user gets that many pages of 100, plus one), BENCH_POOL_USERS
  * (50) × BENCH_POOL_ROWS (20) for reads by id and the mixed workload, BENCH_SKIP_BUILD=1,
@@ -17,6 +26,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
+import http from 'node:http';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,8 +42,10 @@ import { load, openBenchDatabase, type LoadResult } from './http.js';
 import { PGBENCH_SCRIPTS, pgbenchPath, runPgbench } from './pgbench.js';
 import {
   HELLO_WORLD_SOURCE,
-  readCpuMs,
+  processTree,
+  readTreeCpuMs,
   sampleRss,
+  socketOwner,
   startServer,
   type ServerProcess,
 } from './processes.js';
@@ -64,8 +76,11 @@ const SETTINGS = {
   dbPoolSize: 10,
 };
 
+/** HTTP processes of the `api-2` target (WEB_CONCURRENCY). */
+const CLUSTER_PROCESSES = 2;
+
 /** Servers under test. */
-type Target = 'hello' | 'api' | 'api-nocache';
+type Target = 'hello' | 'api' | 'api-nocache' | 'api-2';
 
 const TARGET_NOTES: Record<Target, string> = {
   hello: 'bare Fastify hello world, no logging (the ceiling)',
@@ -73,6 +88,10 @@ const TARGET_NOTES: Record<Target, string> = {
   'api-nocache':
     'node dist/server.js with its cache unreachable (REDIS_URL=redis://127.0.0.1:1, refused): ' +
     'every read is computed by the database; the failed cache call fails fast',
+  'api-2':
+    `node dist/server.js with WEB_CONCURRENCY=${CLUSTER_PROCESSES}: a supervisor and ` +
+    `${CLUSTER_PROCESSES} HTTP processes sharing one port (Node cluster), otherwise as api; ` +
+    'PostgreSQL and Redis only',
 };
 
 interface Req {
@@ -101,6 +120,8 @@ interface Scenario {
   check?(body: unknown): string | undefined;
   /** Compared with the database ceiling (pgbench) too. */
   create?: boolean;
+  /** On `api-2`: the `api` scenario it repeats, whose req/s it is compared with. */
+  oneProcess?: string;
 }
 
 const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)]!;
@@ -128,7 +149,7 @@ const history = (user: string, query = '') =>
   `/api/v1/transaction/history/${encodeURIComponent(user)}${query}`;
 const analytics = (user: string) => `/api/v1/analytics/${encodeURIComponent(user)}`;
 
-export const SCENARIOS: Scenario[] = [
+const ONE_PROCESS_SCENARIOS: Scenario[] = [
   {
     name: 'ceiling-hello-world',
     target: 'hello',
@@ -263,6 +284,24 @@ export const SCENARIOS: Scenario[] = [
   },
 ];
 
+/** `api` scenarios repeated on `api-2`, as `<name>-2-processes`. */
+const SCALED = ['read-by-id', 'analytics-all-time-cached', 'create-unique-users'];
+
+export const SCENARIOS: Scenario[] = [
+  ...ONE_PROCESS_SCENARIOS,
+  ...SCALED.map((name): Scenario => {
+    const base = ONE_PROCESS_SCENARIOS.find((s) => s.name === name && s.target === 'api');
+    if (!base) throw new Error(`no api scenario named ${name} to run on several processes`);
+    return {
+      ...base,
+      name: `${name}-${CLUSTER_PROCESSES}-processes`,
+      target: 'api-2',
+      description: `${base.description}; ${CLUSTER_PROCESSES} HTTP processes`,
+      oneProcess: name,
+    };
+  }),
+];
+
 export const SCENARIO_NAMES = SCENARIOS.map((s) => s.name);
 
 function toAutocannon(makers: (() => Req)[]): autocannon.Request[] {
@@ -310,8 +349,7 @@ interface ApiCounters {
 }
 
 /** Counters from the API's own /metrics. */
-async function apiCounters(base: string): Promise<ApiCounters> {
-  const text = await (await fetch(`${base}/metrics`)).text();
+function parseCounters(text: string): ApiCounters {
   const sum = (name: string) =>
     [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].reduce(
       (total, match) => total + Number(match[1]),
@@ -322,6 +360,70 @@ async function apiCounters(base: string): Promise<ApiCounters> {
     misses: sum('fido_cache_misses_total'),
     cacheErrors: sum('fido_cache_errors_total'),
     eventLoopP99Ms: sum('fido_nodejs_eventloop_lag_p99_seconds') * 1000,
+  };
+}
+
+/** GET /metrics on a connection of its own, and which of `pids` answered it. */
+async function scrapeMetrics(
+  base: string,
+  pids: number[],
+): Promise<{ pid: number | undefined; text: string }> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const serverPort = Number(new URL(base).port);
+  try {
+    return await new Promise((resolve, reject) => {
+      const request = http.get(`${base}/metrics`, { agent }, (response) => {
+        const clientPort = response.socket.localPort;
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (text += chunk));
+        response.on('error', reject);
+        // Kept alive, the connection is still open: its server side belongs to one process.
+        response.on('end', () =>
+          resolve({
+            pid: clientPort === undefined ? undefined : socketOwner(serverPort, clientPort, pids),
+            text,
+          }),
+        );
+      });
+      request.on('error', reject);
+    });
+  } finally {
+    agent.destroy();
+  }
+}
+
+/**
+ * The server's counters, summed over its HTTP processes (the event-loop p99: the highest), with the
+ * pids they come from. /metrics is per process and a cluster's processes share the port, so each
+ * scrape opens a connection of its own (the supervisor deals them out in turn) until every HTTP
+ * process has answered once; undefined if some never did.
+ */
+async function serverCounters(
+  server: ServerProcess,
+): Promise<{ counters: ApiCounters; pids: string } | undefined> {
+  if (server.httpProcesses === 1) {
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    return { counters: parseCounters(text), pids: String(server.pid) };
+  }
+  const pids = processTree(server.pid).filter((pid) => pid !== server.pid);
+  const seen = new Map<number, ApiCounters>();
+  for (let attempt = 0; attempt < 8 * pids.length && seen.size < pids.length; attempt += 1) {
+    const { pid, text } = await scrapeMetrics(server.url, pids);
+    // Only the first answer of each: a scrape resets the event-loop histogram it reports.
+    if (pid !== undefined && !seen.has(pid)) seen.set(pid, parseCounters(text));
+  }
+  if (seen.size !== server.httpProcesses || seen.size !== pids.length) return undefined;
+  const all = [...seen.values()];
+  const total = (key: keyof ApiCounters) => all.reduce((sum, c) => sum + c[key], 0);
+  return {
+    counters: {
+      hits: total('hits'),
+      misses: total('misses'),
+      cacheErrors: total('cacheErrors'),
+      eventLoopP99Ms: Math.max(...all.map((c) => c.eventLoopP99Ms)),
+    },
+    pids: [...seen.keys()].sort((a, b) => a - b).join(','),
   };
 }
 
@@ -340,9 +442,9 @@ async function measure(
     });
   }
   const isApi = scenario.target !== 'hello';
-  const before = isApi ? await apiCounters(server.url) : undefined;
+  const countersBefore = isApi ? await serverCounters(server) : undefined;
   const rss = sampleRss(server.pid);
-  const cpuBefore = readCpuMs(server.pid);
+  const cpuBefore = readTreeCpuMs(server.pid);
   const wallBefore = performance.now();
   let result: LoadResult;
   let rssMaxMb: number | undefined;
@@ -355,11 +457,20 @@ async function measure(
   } finally {
     rssMaxMb = rss.stop();
   }
-  const cpuAfter = readCpuMs(server.pid);
+  const cpuAfter = readTreeCpuMs(server.pid);
+  // Over the same processes only: one that exited (or was replaced) would skew the difference.
   const cpuMs =
-    cpuBefore !== undefined && cpuAfter !== undefined ? cpuAfter - cpuBefore : undefined;
+    cpuBefore !== undefined && cpuAfter !== undefined && cpuBefore.pids === cpuAfter.pids
+      ? cpuAfter.ms - cpuBefore.ms
+      : undefined;
   const wallMs = performance.now() - wallBefore;
-  const after = isApi ? await apiCounters(server.url) : undefined;
+  const countersAfter = isApi ? await serverCounters(server) : undefined;
+  const sameProcesses = countersBefore?.pids === countersAfter?.pids;
+  if (isApi && (!countersBefore || !sameProcesses)) {
+    console.warn(`  ${scenario.name}: /metrics not read from every HTTP process before and after`);
+  }
+  const before = sameProcesses ? countersBefore?.counters : undefined;
+  const after = sameProcesses ? countersAfter?.counters : undefined;
   const lookups = before && after ? after.hits + after.misses - before.hits - before.misses : 0;
   const row: ScenarioResult = {
     name: scenario.name,
@@ -380,6 +491,7 @@ async function measure(
     eventLoopP99Ms: after ? after.eventLoopP99Ms : null,
     ratioToCeiling: null,
     ratioToDbCeiling: null,
+    ratioToOneProcess: null,
   };
   console.log(
     `  ${scenario.name.padEnd(36)} ${Math.round(row.requestsPerSecond).toString().padStart(7)} req/s` +
@@ -423,11 +535,37 @@ async function cleanRedis(url: string, prefix: string): Promise<void> {
 }
 
 export async function runSuite(selected: readonly string[] | undefined): Promise<void> {
-  const scenarios = SCENARIOS.filter(
-    (s) => s.target === 'hello' || !selected || selected.includes(s.name),
-  );
   const databaseUrl = process.env.BENCH_DATABASE_URL;
   const redisUrl = process.env.BENCH_REDIS_URL;
+  const notes: string[] = [];
+  // WEB_CONCURRENCY > 1 needs DATABASE_URL and REDIS_URL: the processes share no memory.
+  const clusterPossible = Boolean(databaseUrl && redisUrl);
+  const wanted = selected ? new Set(selected) : undefined;
+  const scaled = SCENARIOS.filter((s) => s.oneProcess && (!wanted || wanted.has(s.name)));
+  if (wanted && clusterPossible) {
+    for (const s of scaled) {
+      if (wanted.has(s.oneProcess!)) continue;
+      wanted.add(s.oneProcess!);
+      console.log(`${s.name}: running ${s.oneProcess} too, its 1-process counterpart`);
+    }
+  }
+  if (scaled.length > 0 && !clusterPossible) {
+    const note =
+      `api-2: skipped ${scaled.map((s) => s.name).join(', ')} ` +
+      `(WEB_CONCURRENCY=${CLUSTER_PROCESSES} needs PostgreSQL and Redis: ` +
+      `set BENCH_DATABASE_URL and BENCH_REDIS_URL${databaseUrl ? '' : '; embedded PGlite opens its data in one process only'})`;
+    notes.push(note);
+    console.log(note);
+  }
+  const scenarios = SCENARIOS.filter(
+    (s) =>
+      (s.target === 'hello' || !wanted || wanted.has(s.name)) &&
+      (s.target !== 'api-2' || clusterPossible),
+  );
+  if (wanted && !scenarios.some((s) => s.target !== 'hello')) {
+    console.log('nothing else was named: no run, no results file');
+    return;
+  }
   for (const [name, value] of [
     ['BENCH_DATABASE_URL', databaseUrl],
     ['BENCH_REDIS_URL', redisUrl],
@@ -454,7 +592,6 @@ export async function runSuite(selected: readonly string[] | undefined): Promise
   const servers: ServerProcess[] = [];
   const results: ScenarioResult[] = [];
   let databaseLabel: string = database.handle.kind;
-  const notes: string[] = [];
   try {
     const db = database.handle.db;
     if (database.handle.kind === 'postgres') {
@@ -548,7 +685,7 @@ export async function runSuite(selected: readonly string[] | undefined): Promise
       CACHE_PREFIX: cachePrefix,
     });
 
-    const phases: Target[] = ['hello', 'api-nocache', 'api'];
+    const phases: Target[] = ['hello', 'api-nocache', 'api', 'api-2'];
     for (const target of phases) {
       const batch = scenarios.filter((s) => s.target === target);
       if (batch.length === 0) continue;
@@ -570,7 +707,11 @@ export async function runSuite(selected: readonly string[] | undefined): Promise
                   : []),
                 path.join(ROOT, 'dist', 'server.js'),
               ],
-              env: apiEnv(target === 'api-nocache'),
+              env: {
+                ...apiEnv(target === 'api-nocache'),
+                ...(target === 'api-2' ? { WEB_CONCURRENCY: String(CLUSTER_PROCESSES) } : {}),
+              },
+              httpProcesses: target === 'api-2' ? CLUSTER_PROCESSES : 1,
               logFile: path.join(workDir, `${target}.log`),
               // Not the repository: the server must not pick up a developer's .env.
               cwd: workDir,
@@ -624,6 +765,7 @@ export async function runSuite(selected: readonly string[] | undefined): Promise
             eventLoopP99Ms: null,
             ratioToCeiling: null,
             ratioToDbCeiling: null,
+            ratioToOneProcess: null,
           });
         }
       }
@@ -644,7 +786,19 @@ export async function runSuite(selected: readonly string[] | undefined): Promise
     if (row.kind === 'http' && ceiling) row.ratioToCeiling = row.requestsPerSecond / ceiling;
     const scenario = SCENARIOS.find((s) => s.name === row.name);
     if (scenario?.create && dbCeiling) row.ratioToDbCeiling = row.requestsPerSecond / dbCeiling;
+    const oneProcess = results.find((r) => r.name === scenario?.oneProcess)?.requestsPerSecond;
+    if (oneProcess) row.ratioToOneProcess = row.requestsPerSecond / oneProcess;
   }
+  const cpus = os.cpus().length;
+  const scalingNote =
+    `× 1 process: a -${CLUSTER_PROCESSES}-processes scenario's req/s over the same scenario's on api ` +
+    `(1 process) in this run. This machine has ${cpus} CPU${cpus === 1 ? '' : 's'}, shared by the server's ` +
+    'processes with autocannon (in the bench process), PostgreSQL and Redis' +
+    (cpus <= CLUSTER_PROCESSES
+      ? `, so ${CLUSTER_PROCESSES} HTTP processes cannot reach ${CLUSTER_PROCESSES}× here: ` +
+        'the ratio shows what a second process gains from the CPU left over, not the scaling ' +
+        'with a core per process'
+      : ': the ratio understates the scaling with a core per process');
 
   const file: ResultsFile = {
     date: started.toISOString(),
@@ -655,7 +809,7 @@ export async function runSuite(selected: readonly string[] | undefined): Promise
     databaseKind: databaseLabel.startsWith('postgres') ? 'postgres' : 'pglite',
     cache: redisUrl ? 'redis' : 'memory',
     machine: {
-      cpus: os.cpus().length,
+      cpus,
       cpuModel: os.cpus()[0]?.model ?? '?',
       memoryMb: Math.round(os.totalmem() / 2 ** 20),
       loadAverage1m,
@@ -667,11 +821,15 @@ export async function runSuite(selected: readonly string[] | undefined): Promise
         `${SETTINGS.warmupSeconds} s warm-up then ${SETTINGS.seconds} s measured per scenario, ` +
         'on the same machine as the server (they share its CPUs)',
       'errors: connection errors, timeouts and non-2xx answers; RSS MB: the server process, highest sample (every 100 ms); ' +
-        "CPU %: its CPU time over the load's wall time (100 = one core); CPU ms/req: that time per response",
+        "CPU %: its CPU time over the load's wall time (100 = one core); CPU ms/req: that time per response; " +
+        'for api-2 both are summed over the supervisor and its HTTP processes (each RSS counts the pages they share, ' +
+        'so that sum is an upper bound)',
       'latencies: autocannon reports whole milliseconds',
       'cache hit / cache err: hits over lookups, and failed cache operations (each answered by the database), from ' +
-        "the API's /metrics; loop p99: the API's event-loop delay p99 (ms) over the measured load",
+        "the API's /metrics; loop p99: the API's event-loop delay p99 (ms) over the measured load; for api-2, " +
+        'each HTTP process is scraped on a connection of its own: hits and errors summed, loop p99 the highest',
       "× ceiling: req/s over the hello world's; × pgbench: create req/s over pgbench-single-insert tx/s",
+      ...(scaled.length === 0 ? [] : [scalingNote]),
       ...notes,
     ],
     scenarios: results,
