@@ -39,7 +39,7 @@ export interface HistoryPosition {
  * $5 date, $6 amount, $7 type, $8 currency, $9 description, $10 metadata, $11 created and updated,
  * $12 the rollups' time zone, $13 event id, $14 event payload.
  */
-const CREATE_STATEMENT: Statement = {
+export const CREATE_STATEMENT: Statement = {
   name: 'fido_create_transaction_1',
   text: `
 with locked as materialized (
@@ -116,14 +116,64 @@ export async function insertTransaction(
   }
 }
 
+/** A read by id, the hottest read: a prepared statement (see `runStatement`). */
+const FIND_BY_ID_STATEMENT: Statement = {
+  name: 'fido_find_transaction_1',
+  text: `select user_id, id, full_name_ciphertext, transaction_date, amount_minor::text as amount_minor,
+    transaction_type, currency, description, metadata, version, created_at, updated_at
+  from transactions where id = $1::uuid limit 1`,
+};
+
+interface StoredRow {
+  user_id: string;
+  id: string;
+  full_name_ciphertext: string;
+  transaction_date: Date | string;
+  amount_minor: string;
+  transaction_type: TransactionRow['transactionType'];
+  currency: string;
+  description: string | null;
+  metadata: TransactionRow['metadata'];
+  version: number;
+  created_at: Date | string;
+  updated_at: Date | string;
+}
+
+/**
+ * One transaction by id; `forUpdate` locks it for the rest of `db`'s transaction (the query
+ * builder's path, as a transaction needs), and a plain read is the prepared statement.
+ */
 export async function findTransactionById(
   db: Db,
   id: string,
   { forUpdate = false }: { forUpdate?: boolean } = {},
 ): Promise<TransactionRow | undefined> {
-  const query = db.select().from(transactions).where(eq(transactions.id, id)).limit(1);
-  const [row] = forUpdate ? await query.for('update') : await query;
-  return row;
+  if (forUpdate) {
+    const [row] = await db
+      .select()
+      .from(transactions)
+      .where(eq(transactions.id, id))
+      .limit(1)
+      .for('update');
+    return row;
+  }
+  const [row] = await runStatement<StoredRow>(db, undefined, FIND_BY_ID_STATEMENT, [id]);
+  return (
+    row && {
+      userId: row.user_id,
+      id: row.id,
+      fullNameCiphertext: row.full_name_ciphertext,
+      transactionDate: new Date(row.transaction_date),
+      amountMinor: BigInt(row.amount_minor),
+      transactionType: row.transaction_type,
+      currency: row.currency,
+      description: row.description,
+      metadata: row.metadata,
+      version: Number(row.version),
+      createdAt: new Date(row.created_at),
+      updatedAt: new Date(row.updated_at),
+    }
+  );
 }
 
 export async function updateTransaction(
