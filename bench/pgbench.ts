@@ -1,11 +1,13 @@
 /**
  * The database's own ceiling for the create route, measured with pgbench against the bench
- * database: a single INSERT into `transactions` (autocommit), and the statements the API runs for
- * one create, in one transaction, without the API.
+ * database: a single INSERT into `transactions` (autocommit), and the one statement the API runs
+ * for a create, without the API.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { ROLLUP_LOCK_CLASS } from '../src/modules/analytics/rollups.js';
+import { CREATE_STATEMENT } from '../src/modules/transactions/transactions.repository.js';
 
 export interface PgbenchResult {
   name: string;
@@ -22,8 +24,6 @@ export function pgbenchPath(): string | undefined {
   return found.status === 0 && bin !== '' ? bin : undefined;
 }
 
-/** First key of the API's per-user rollup advisory lock (src/modules/analytics/rollups.ts). */
-const ROLLUP_LOCK_CLASS = 0x46_49_44_4f;
 const CIPHERTEXT = `v1.kbench.${'A'.repeat(60)}`;
 
 const SINGLE_INSERT = `\\set n random(1, 1000000000)
@@ -33,50 +33,27 @@ values ('pgbench-' || :client_id || '-' || :n, gen_random_uuid(), '${CIPHERTEXT}
   100 + :n % 100000, 'credit', 'GHS', 'bench', '{"source":"bench"}', 1, now(), now());
 `;
 
-/**
- * What one POST /api/v1/transaction/ sends to the database (transactions.service.ts create,
- * analytics/rollups.ts applyRollups, events.repository.ts appendEvent), as literal SQL.
- */
+/** What the API binds to CREATE_STATEMENT's $1…$14, as pgbench expressions (in that order). */
+const CREATE_VALUES = [
+  String(ROLLUP_LOCK_CLASS),
+  `'pgtx-' || :client_id || '-' || :n`,
+  'gen_random_uuid()',
+  `'${CIPHERTEXT}'`,
+  'now()',
+  '100 + :n % 100000',
+  `'credit'`,
+  `'GHS'`,
+  `'bench'`,
+  `'{"source":"bench"}'`,
+  'now()',
+  `'UTC'`,
+  'gen_random_uuid()',
+  `'{"transaction":{"currency":"GHS","transaction_type":"credit","version":1}}'`,
+];
+
+/** The API's own create statement (one per POST /api/v1/transaction/), its values inlined. */
 const CREATE_TRANSACTION = `\\set n random(1, 1000000000)
-\\set amount 100 + :n % 100000
-begin;
-select pg_advisory_xact_lock_shared(${ROLLUP_LOCK_CLASS}, hashtext('pgtx-' || :client_id || '-' || :n));
-insert into transactions (user_id, id, full_name_ciphertext, transaction_date, amount_minor,
-  transaction_type, currency, description, metadata, version, created_at, updated_at)
-values ('pgtx-' || :client_id || '-' || :n, gen_random_uuid(), '${CIPHERTEXT}', now(), :amount,
-  'credit', 'GHS', 'bench', '{"source":"bench"}', 1, now(), now())
-returning *;
-insert into user_stats as s (user_id, currency, transaction_count, credit_count, debit_count,
-  credit_total_minor, debit_total_minor, updated_at)
-select user_id, currency, sum(n), sum(cn), sum(dn), sum(ct), sum(dt), now()
-from (values ('pgtx-' || :client_id || '-' || :n, 'GHS', now(), 1, 1, 0, :amount::numeric, 0::numeric))
-  as v(user_id, currency, ts, n, cn, dn, ct, dt)
-group by user_id, currency order by user_id, currency
-on conflict (user_id, currency) do update set
-  transaction_count = s.transaction_count + excluded.transaction_count,
-  credit_count = s.credit_count + excluded.credit_count,
-  debit_count = s.debit_count + excluded.debit_count,
-  credit_total_minor = s.credit_total_minor + excluded.credit_total_minor,
-  debit_total_minor = s.debit_total_minor + excluded.debit_total_minor,
-  updated_at = excluded.updated_at
-returning user_id, currency, transaction_count;
-insert into user_daily_stats as s (user_id, currency, day, transaction_count, credit_count,
-  debit_count, credit_total_minor, debit_total_minor)
-select user_id, currency, (ts at time zone 'UTC')::date, sum(n), sum(cn), sum(dn), sum(ct), sum(dt)
-from (values ('pgtx-' || :client_id || '-' || :n, 'GHS', now(), 1, 1, 0, :amount::numeric, 0::numeric))
-  as v(user_id, currency, ts, n, cn, dn, ct, dt)
-group by 1, 2, 3 order by 1, 2, 3
-on conflict (user_id, currency, day) do update set
-  transaction_count = s.transaction_count + excluded.transaction_count,
-  credit_count = s.credit_count + excluded.credit_count,
-  debit_count = s.debit_count + excluded.debit_count,
-  credit_total_minor = s.credit_total_minor + excluded.credit_total_minor,
-  debit_total_minor = s.debit_total_minor + excluded.debit_total_minor
-returning user_id, currency, day::text as day, transaction_count;
-insert into events (id, user_id, type, transaction_id, payload)
-values (gen_random_uuid(), 'pgtx-' || :client_id || '-' || :n, 'transaction.created',
-  gen_random_uuid(), '{"transaction":{"currency":"GHS","transaction_type":"credit","version":1}}');
-commit;
+${CREATE_STATEMENT.text.trim().replace(/\$(\d+)/g, (_, i: string) => `(${CREATE_VALUES[Number(i) - 1]})`)};
 `;
 
 export const PGBENCH_SCRIPTS = [
@@ -86,9 +63,9 @@ export const PGBENCH_SCRIPTS = [
     script: SINGLE_INSERT,
   },
   {
-    name: 'pgbench-create-transaction',
+    name: 'pgbench-create-statement',
     description:
-      "pgbench: the API create's SQL (lock, insert, 2 rollup upserts, event) in BEGIN…COMMIT",
+      "pgbench: the API create's one statement (lock, insert, 2 rollup upserts, event), autocommit",
     script: CREATE_TRANSACTION,
   },
 ] as const;

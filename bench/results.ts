@@ -47,7 +47,7 @@ export interface ResultsFile {
   cache: 'redis' | 'memory';
   /** loadAverage1m: the machine's load when the run started (other work skews the figures). */
   machine: { cpus: number; cpuModel: string; memoryMb: number; loadAverage1m: number };
-  settings: Record<string, number>;
+  settings: Record<string, number | string>;
   notes: string[];
   scenarios: ScenarioResult[];
 }

@@ -21,6 +21,7 @@
  * Knobs: BENCH_SECONDS (5) and BENCH_WARMUP_SECONDS (1) per scenario, BENCH_CONNECTIONS (50),
  * BENCH_DEEP_PAGES (1000: the history user gets that many pages of 100, plus one), BENCH_POOL_USERS
  * (50) × BENCH_POOL_ROWS (20) for reads by id and the mixed workload, BENCH_SKIP_BUILD=1,
+ * BENCH_NODE_OPTIONS (NODE_OPTIONS for the API processes, e.g. --max-old-space-size=160),
  * BENCH_KEEP=1 (keep the work directory: server logs, pgbench logs) and BENCH_CPU_PROF=1 (the API
  * processes write V8 CPU profiles there; open them in Chrome DevTools).
  */
@@ -683,6 +684,8 @@ export async function runSuite(selected: readonly string[] | undefined): Promise
       ...(database.url ? { DATABASE_URL: database.url } : {}),
       ...(nocache ? { REDIS_URL: 'redis://127.0.0.1:1' } : redisUrl ? { REDIS_URL: redisUrl } : {}),
       CACHE_PREFIX: cachePrefix,
+      // e.g. a heap bound (--max-old-space-size=N) to see its effect on RSS and throughput.
+      ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
     });
 
     const phases: Target[] = ['hello', 'api-nocache', 'api', 'api-2'];
@@ -814,7 +817,7 @@ export async function runSuite(selected: readonly string[] | undefined): Promise
       memoryMb: Math.round(os.totalmem() / 2 ** 20),
       loadAverage1m,
     },
-    settings: SETTINGS,
+    settings: { ...SETTINGS, nodeOptions: process.env.BENCH_NODE_OPTIONS ?? '' },
     notes: [
       ...Object.entries(TARGET_NOTES).map(([target, note]) => `${target}: ${note}`),
       `load: autocannon in the bench process, ${SETTINGS.connections} connections, ` +
