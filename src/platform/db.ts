@@ -53,6 +53,9 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
     : openPglite(options);
 }
 
+/** The connection each open PostgreSQL transaction runs on: `runStatement` uses it directly. */
+const transactionClients = new WeakMap<DbTx, pg.PoolClient>();
+
 function openPostgres(options: DatabaseOptions & { databaseUrl: string }): DatabaseHandle {
   const { logger } = options;
   const pool = new pg.Pool({
@@ -82,12 +85,22 @@ function openPostgres(options: DatabaseOptions & { databaseUrl: string }): Datab
   // (drizzle-team/drizzle-orm#6241): a BEGIN on a connection that died while idle leaks it, and
   // after DB_POOL_SIZE such outages every request would wait forever. Check the client out here,
   // always give it back, and have the pool discard it when the database was the problem.
+  // One drizzle instance per pooled connection, built on its first transaction: building one
+  // walks the schema's relations, which cost more CPU than a short transaction's statements.
+  const onClients = new WeakMap<pg.PoolClient, Db>();
   const transaction: Db['transaction'] = async (work, config) => {
     const client = await pool.connect();
     let broken: Error | undefined;
     try {
-      const onClient = drizzlePg({ client, schema, casing: 'snake_case' }) as unknown as Db;
-      return await onClient.transaction(work, config);
+      let onClient = onClients.get(client);
+      if (!onClient) {
+        onClient = drizzlePg({ client, schema, casing: 'snake_case' });
+        onClients.set(client, onClient);
+      }
+      return await onClient.transaction((dbTx) => {
+        transactionClients.set(dbTx, client);
+        return work(dbTx);
+      }, config);
     } catch (error) {
       if (isDatabaseUnavailable(error)) broken = error as Error;
       throw error;
@@ -194,9 +207,9 @@ export interface Statement {
 }
 
 /**
- * Runs `statement` with `values` in one round trip and returns its rows: straight on the driver
- * outside a database transaction (pg's pool, or PGlite), and through `dbTx` inside one. Values
- * travel as text (or null): pass bigints, dates and JSON already formatted, and cast in the SQL.
+ * Runs `statement` with `values` in one round trip, in `dbTx` when given, and returns its rows.
+ * Values travel as text or numbers (or null): pass bigints, dates and JSON already formatted,
+ * and cast in the SQL.
  */
 export async function runStatement<T>(
   db: Db,
@@ -204,19 +217,21 @@ export async function runStatement<T>(
   statement: Statement,
   values: readonly (string | number | null)[],
 ): Promise<T[]> {
-  if (!dbTx) {
-    const client: unknown = (db as { $client?: unknown }).$client;
-    if (client instanceof pg.Pool) {
-      const result = await client.query<pg.QueryResultRow>({
-        name: statement.name,
-        text: statement.text,
-        values: [...values],
-      });
-      return result.rows as T[];
-    }
-    if (client instanceof PGlite) {
-      return (await client.query<T>(statement.text, [...values])).rows;
-    }
+  // The driver under a pool or a PostgreSQL transaction of ours, or PGlite outside one; any
+  // other transaction (a PGlite one, a savepoint) goes through the query builder.
+  const client: unknown = dbTx
+    ? transactionClients.get(dbTx)
+    : (db as { $client?: unknown }).$client;
+  if (client instanceof pg.Pool || client instanceof pg.Client) {
+    const result = await client.query<pg.QueryResultRow>({
+      name: statement.name,
+      text: statement.text,
+      values: [...values],
+    });
+    return result.rows as T[];
+  }
+  if (client instanceof PGlite) {
+    return (await client.query<T>(statement.text, [...values])).rows;
   }
   return queryRows<T>(dbTx ?? db, statementSql(statement.text, values));
 }
