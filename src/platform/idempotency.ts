@@ -1,8 +1,7 @@
-import { and, eq, gt, sql } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { idempotencyKeys } from '../db/schema/index.js';
 import type { FieldCipher } from './crypto.js';
-import { queryRows, type Db, type DbTx } from './db.js';
+import { queryRows, runStatement, type Db, type DbTx, type Statement } from './db.js';
 import { AppError } from './errors.js';
 import { sendJsonText } from './envelopes.js';
 
@@ -33,6 +32,36 @@ export interface IdempotencyOptions {
  * is either both or neither. A concurrent request with the same key is refused with 409 rather
  * than queued, so a client never waits on a lock it cannot see.
  */
+const LOCK_KEY: Statement = {
+  name: 'fido_idempotency_lock_1',
+  text: 'select pg_try_advisory_xact_lock(hashtext($1::text), hashtext($2::text)) as locked',
+};
+
+const FIND_KEY: Statement = {
+  name: 'fido_idempotency_find_1',
+  text: `select request_hash, response_status, response_headers, response_body
+  from idempotency_keys where scope = $1::text and key = $2::text and expires_at > $3::timestamptz`,
+};
+
+const SAVE_KEY: Statement = {
+  name: 'fido_idempotency_save_1',
+  text: `insert into idempotency_keys as k (scope, key, request_hash, response_status,
+    response_headers, response_body, created_at, expires_at)
+  values ($1::text, $2::text, $3::text, $4::int, $5::jsonb, $6::text, $7::timestamptz,
+    $8::timestamptz)
+  on conflict (scope, key) do update set request_hash = excluded.request_hash,
+    response_status = excluded.response_status, response_headers = excluded.response_headers,
+    response_body = excluded.response_body, created_at = excluded.created_at,
+    expires_at = excluded.expires_at`,
+};
+
+interface StoredKeyRow {
+  request_hash: string;
+  response_status: number;
+  response_headers: Record<string, string>;
+  response_body: string;
+}
+
 export function createIdempotency({ db, cipher, ttlHours, scopeOf }: IdempotencyOptions) {
   /**
    * Runs `effect` (or finds its stored outcome); the caller sends it with `sendOutcome`.
@@ -57,58 +86,48 @@ export function createIdempotency({ db, cipher, ttlHours, scopeOf }: Idempotency
     const scope = scopeOf(request);
     const identity = requestIdentity(request);
     const outcome = await db.transaction(async (dbTx) => {
-      const [row] = await queryRows<{ locked: boolean }>(
-        dbTx,
-        sql`select pg_try_advisory_xact_lock(hashtext(${scope}), hashtext(${key})) as locked`,
-      );
-      if (!row?.locked) {
+      // Its own statement, before the lookup: the lookup's snapshot must be taken after the lock
+      // is held, or it could miss the row of a request that committed while this one waited.
+      const [lock] = await runStatement<{ locked: boolean }>(db, dbTx, LOCK_KEY, [scope, key]);
+      if (!lock?.locked) {
         throw new AppError(
           'IDEMPOTENCY_KEY_IN_FLIGHT',
           'A request with this Idempotency-Key is still being processed; retry later',
         );
       }
       const now = new Date();
-      const [existing] = await dbTx
-        .select()
-        .from(idempotencyKeys)
-        .where(
-          and(
-            eq(idempotencyKeys.scope, scope),
-            eq(idempotencyKeys.key, key),
-            gt(idempotencyKeys.expiresAt, now),
-          ),
-        );
+      const [existing] = await runStatement<StoredKeyRow>(db, dbTx, FIND_KEY, [
+        scope,
+        key,
+        now.toISOString(),
+      ]);
       if (existing) {
-        if (!cipher.matchesDigest(existing.requestHash, identity)) {
+        if (!cipher.matchesDigest(existing.request_hash, identity)) {
           throw new AppError(
             'IDEMPOTENCY_KEY_REUSED',
             'This Idempotency-Key was used with a different request',
           );
         }
         const stored: StoredResponse = {
-          status: existing.responseStatus,
-          headers: existing.responseHeaders,
-          body: cipher.decrypt(existing.responseBody, idempotencyAssociatedData(scope, key)),
+          status: existing.response_status,
+          headers: existing.response_headers,
+          body: cipher.decrypt(existing.response_body, idempotencyAssociatedData(scope, key)),
         };
         return { stored, replayed: true };
       }
       const stored = await effect(dbTx);
-      const values = {
+      // An expired row with the same key may still be there until the clean-up job runs.
+      await runStatement(db, dbTx, SAVE_KEY, [
         scope,
         key,
         // Keyed: the body holds a name, and a plain hash of it could be reversed by guessing.
-        requestHash: cipher.digest(identity),
-        responseStatus: stored.status,
-        responseHeaders: stored.headers,
-        responseBody: cipher.encrypt(stored.body, idempotencyAssociatedData(scope, key)),
-        createdAt: now,
-        expiresAt: new Date(now.getTime() + ttlHours * 3_600_000),
-      };
-      // An expired row with the same key may still be there until the clean-up job runs.
-      await dbTx
-        .insert(idempotencyKeys)
-        .values(values)
-        .onConflictDoUpdate({ target: [idempotencyKeys.scope, idempotencyKeys.key], set: values });
+        cipher.digest(identity),
+        stored.status,
+        JSON.stringify(stored.headers),
+        cipher.encrypt(stored.body, idempotencyAssociatedData(scope, key)),
+        now.toISOString(),
+        new Date(now.getTime() + ttlHours * 3_600_000).toISOString(),
+      ]);
       return { stored, replayed: false };
     });
     return outcome;
