@@ -1,4 +1,4 @@
-import { and, desc, eq, gte, lte, sql, type SQL } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import { transactions } from '../../db/schema/index.js';
 import { runStatement, type Db, type DbTx, type Statement } from '../../platform/db.js';
 import { DAYS_UPSERT, ROLLUP_LOCK_CLASS, TOTALS_UPSERT } from '../analytics/rollups.js';
@@ -116,13 +116,10 @@ export async function insertTransaction(
   }
 }
 
-/** A read by id, the hottest read: a prepared statement (see `runStatement`). */
-const FIND_BY_ID_STATEMENT: Statement = {
-  name: 'fido_find_transaction_1',
-  text: `select user_id, id, full_name_ciphertext, transaction_date, amount_minor::text as amount_minor,
-    transaction_type, currency, description, metadata, version, created_at, updated_at
-  from transactions where id = $1::uuid limit 1`,
-};
+/** A stored row as the hot reads select it: the amount as text, so no driver rounds it. */
+const ROW_COLUMNS = `user_id, id, full_name_ciphertext, transaction_date,
+  amount_minor::text as amount_minor, transaction_type, currency, description, metadata, version,
+  created_at, updated_at`;
 
 interface StoredRow {
   user_id: string;
@@ -138,6 +135,29 @@ interface StoredRow {
   created_at: Date | string;
   updated_at: Date | string;
 }
+
+function fromStored(row: StoredRow): TransactionRow {
+  return {
+    userId: row.user_id,
+    id: row.id,
+    fullNameCiphertext: row.full_name_ciphertext,
+    transactionDate: new Date(row.transaction_date),
+    amountMinor: BigInt(row.amount_minor),
+    transactionType: row.transaction_type,
+    currency: row.currency,
+    description: row.description,
+    metadata: row.metadata,
+    version: Number(row.version),
+    createdAt: new Date(row.created_at),
+    updatedAt: new Date(row.updated_at),
+  };
+}
+
+/** A read by id, the hottest read: a prepared statement (see `runStatement`). */
+const FIND_BY_ID_STATEMENT: Statement = {
+  name: 'fido_find_transaction_1',
+  text: `select ${ROW_COLUMNS} from transactions where id = $1::uuid limit 1`,
+};
 
 /**
  * One transaction by id; `forUpdate` locks it for the rest of `db`'s transaction (the query
@@ -158,22 +178,7 @@ export async function findTransactionById(
     return row;
   }
   const [row] = await runStatement<StoredRow>(db, undefined, FIND_BY_ID_STATEMENT, [id]);
-  return (
-    row && {
-      userId: row.user_id,
-      id: row.id,
-      fullNameCiphertext: row.full_name_ciphertext,
-      transactionDate: new Date(row.transaction_date),
-      amountMinor: BigInt(row.amount_minor),
-      transactionType: row.transaction_type,
-      currency: row.currency,
-      description: row.description,
-      metadata: row.metadata,
-      version: Number(row.version),
-      createdAt: new Date(row.created_at),
-      updatedAt: new Date(row.updated_at),
-    }
-  );
+  return row && fromStored(row);
 }
 
 export async function updateTransaction(
@@ -201,6 +206,34 @@ export async function deleteTransaction(
 }
 
 /**
+ * The history statement for one combination of filters (each present filter adds a condition):
+ * at most 32 texts, each a prepared statement of its own, built once.
+ */
+const historyStatements = new Map<number, Statement>();
+
+function historyStatement(present: readonly boolean[]): Statement {
+  const variant = present.reduce((bits, on, i) => (on ? bits | (1 << i) : bits), 0);
+  let statement = historyStatements.get(variant);
+  if (!statement) {
+    const [start, end, type, currency, after] = present;
+    const where = ['user_id = $1::text'];
+    let n = 1;
+    if (start) where.push(`transaction_date >= $${++n}::timestamptz`);
+    if (end) where.push(`transaction_date <= $${++n}::timestamptz`);
+    if (type) where.push(`transaction_type = $${++n}::text`);
+    if (currency) where.push(`currency = $${++n}::text`);
+    if (after) where.push(`(transaction_date, id) < ($${++n}::timestamptz, $${++n}::uuid)`);
+    statement = {
+      name: `fido_history_1_${variant}`,
+      text: `select ${ROW_COLUMNS} from transactions where ${where.join(' and ')}
+  order by transaction_date desc, id desc limit $${++n}::int`,
+    };
+    historyStatements.set(variant, statement);
+  }
+  return statement;
+}
+
+/**
  * One page of a user's history, newest first. Keyset pagination over the history index: the
  * cost of a page does not depend on how deep it is.
  */
@@ -211,24 +244,25 @@ export async function listHistory(
   after: HistoryPosition | undefined,
   limit: number,
 ): Promise<TransactionRow[]> {
-  const conditions: SQL[] = [eq(transactions.userId, userId)];
-  if (filters.startDate) conditions.push(gte(transactions.transactionDate, filters.startDate));
-  if (filters.endDate) conditions.push(lte(transactions.transactionDate, filters.endDate));
-  if (filters.transactionType) {
-    conditions.push(eq(transactions.transactionType, filters.transactionType));
-  }
-  if (filters.currency) conditions.push(eq(transactions.currency, filters.currency));
-  if (after) {
-    conditions.push(
-      sql`(${transactions.transactionDate}, ${transactions.id}) < (${after.transactionDate.toISOString()}::timestamptz, ${after.id}::uuid)`,
-    );
-  }
-  return db
-    .select()
-    .from(transactions)
-    .where(and(...conditions))
-    .orderBy(desc(transactions.transactionDate), desc(transactions.id))
-    .limit(limit);
+  const present = [
+    filters.startDate !== undefined,
+    filters.endDate !== undefined,
+    filters.transactionType !== undefined,
+    filters.currency !== undefined,
+    after !== undefined,
+  ];
+  const values = [
+    userId,
+    filters.startDate?.toISOString(),
+    filters.endDate?.toISOString(),
+    filters.transactionType,
+    filters.currency,
+    after?.transactionDate.toISOString(),
+    after?.id,
+    limit,
+  ].filter((value) => value !== undefined);
+  const rows = await runStatement<StoredRow>(db, undefined, historyStatement(present), values);
+  return rows.map(fromStored);
 }
 
 export async function userHasTransactions(db: Db, userId: string): Promise<boolean> {
