@@ -1,5 +1,4 @@
 import cors from '@fastify/cors';
-import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -56,6 +55,7 @@ import {
   type RateLimitStore,
 } from './platform/rate-limit.js';
 import { installConditionalGets } from './platform/http-cache.js';
+import { installSecurityHeaders } from './platform/security-headers.js';
 import { healthRoutes } from './platform/health.js';
 import { AppError, isDatabaseUnavailable } from './platform/errors.js';
 import {
@@ -301,7 +301,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   installErrorHandling(app);
   installConditionalGets(app);
   // First of the onRequest hooks: answers refused early (401, 429, shutting down) get them too.
-  await app.register(helmet, {
+  installSecurityHeaders(app, {
     // A JSON API loads nothing; Swagger UI sets its own policy on /docs (below).
     contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
   });
