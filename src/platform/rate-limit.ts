@@ -155,6 +155,8 @@ interface Block {
 interface Reservation {
   settled: Promise<void>;
   waiting: number;
+  /** The store failed it: its waiters count in memory rather than each trying the store in turn. */
+  failed: boolean;
 }
 
 /**
@@ -205,7 +207,8 @@ export function createRateLimiter(options: {
   async function reserve(key: string, amount: number): Promise<{ count: number; ttlMs: number }> {
     let settle!: () => void;
     const settled = new Promise<void>((resolve) => (settle = resolve));
-    reservations.set(key, { settled, waiting: 0 });
+    const reservation: Reservation = { settled, waiting: 0, failed: false };
+    reservations.set(key, reservation);
     const sentAt = Date.now();
     try {
       const { count, ttlMs } = await store.hit(key, windowMs, amount);
@@ -217,6 +220,7 @@ export function createRateLimiter(options: {
       blocks.set(key, { next: first + 1, last: count, endsAt: sentAt + ttlMs });
       return { count: first, ttlMs: sentAt + ttlMs - Date.now() };
     } catch (error) {
+      reservation.failed = true;
       storeErrors.inc();
       if (!degraded) {
         degraded = true;
@@ -227,7 +231,7 @@ export function createRateLimiter(options: {
       }
       return fallback.hit(key, windowMs);
     } finally {
-      // Waiters resume after the block is in place (or, on failure, try for themselves).
+      // Waiters resume after the block is in place (or, on failure, count in memory).
       reservations.delete(key);
       settle();
     }
@@ -251,6 +255,9 @@ export function createRateLimiter(options: {
       pending.waiting += 1;
       await pending.settled;
       pending.waiting -= 1;
+      // A store that just failed (or timed out) would most likely fail each waiter again, one
+      // after another: they are answered from memory, as the request that tried was.
+      if (pending.failed) return fallback.hit(key, windowMs);
       alsoWaiting = pending.waiting;
     }
   }

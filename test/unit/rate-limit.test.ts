@@ -131,4 +131,22 @@ describe('rate limiter on a shared store', () => {
     vi.setSystemTime(Date.now() + 61_000);
     expect((await rl.check('b', 2)).allowed).toBe(true);
   });
+
+  it('answers the waiters of a failed reservation from memory, not by asking the store in turn', async () => {
+    let calls = 0;
+    const failing: RateLimitStore = {
+      kind: 'redis',
+      async hit() {
+        calls += 1;
+        await new Promise((resolve) => setImmediate(resolve));
+        throw new Error('Command timed out');
+      },
+      async close() {},
+    };
+    const rl = replica(failing);
+    const decisions = await Promise.all(Array.from({ length: 10 }, () => rl.check('a', 5)));
+    // One round trip for the ten requests; the limit still holds, counted in this process.
+    expect(calls).toBe(1);
+    expect(decisions.filter((d) => d.allowed)).toHaveLength(5);
+  });
 });
