@@ -366,6 +366,32 @@ describe('GET /api/v1/transaction/history/{user_id}', () => {
   });
 });
 
+describe('one record, three answers', () => {
+  it('the create, the read and the history page show the same fields in the same order', async () => {
+    const userId = uniqueUserId();
+    // Keys jsonb reorders (shorter first, then by bytes): the create must not show another order.
+    const metadata = { zeta: '1', a: '2', é: '3', bb: '4', B: '5' };
+    const created = await context.app.inject({
+      method: 'POST',
+      url: '/api/v1/transaction/',
+      payload: transactionBody({ user_id: userId, metadata }),
+    });
+    const read = await context.app.inject({
+      method: 'GET',
+      url: `/api/v1/transaction/${created.json().data.id}`,
+    });
+    const page = await context.app.inject({
+      method: 'GET',
+      url: `/api/v1/transaction/history/${userId}`,
+    });
+    const fromCreate = JSON.stringify(created.json().data);
+    expect(JSON.stringify(read.json().data)).toBe(fromCreate);
+    expect(JSON.stringify(page.json().data[0])).toBe(fromCreate);
+    expect(Object.keys(created.json().data.metadata)).toEqual(['B', 'a', 'bb', 'é', 'zeta']);
+    expect(Object.keys(created.json().data).slice(0, 3)).toEqual(['id', 'user_id', 'full_name']);
+  });
+});
+
 describe('PUT and PATCH /api/v1/transaction/{id}', () => {
   it.each(['PUT', 'PATCH'] as const)('%s updates only the fields sent', async (method) => {
     const created = await create({ description: 'before', metadata: { a: '1' } });

@@ -111,6 +111,8 @@ export async function insertTransaction(
     effects.eventId,
     JSON.stringify(effects.eventPayload),
   ]);
+  // Cannot fail unless the statement itself is wrong; the row is committed by then (outside a
+  // transaction), so this only makes such a bug loud instead of leaving rollups silently short.
   if (Number(result?.effects) !== 2) {
     throw new Error('the create statement did not write all its rows');
   }

@@ -88,11 +88,10 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
   const now = deps.now ?? (() => new Date());
   const pageSizeMax = deps.pageSizeMax ?? PAGE_SIZE_MAX;
 
+  /** The API's view of a row, its fields in the schema's order (history bodies keep it). */
   function toView(row: TransactionRow): Transaction {
-    return {
-      ...publicFields(row),
-      full_name: cipher.decrypt(row.fullNameCiphertext, row.id),
-    };
+    const { id, user_id, ...rest } = publicFields(row);
+    return { id, user_id, full_name: cipher.decrypt(row.fullNameCiphertext, row.id), ...rest };
   }
 
   /**
@@ -131,6 +130,8 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
     const { fullName, ...columns } = input;
     return {
       ...columns,
+      // In the key order jsonb stores, so the answer shows what every later read will.
+      metadata: columns.metadata && jsonbKeyOrder(columns.metadata),
       id,
       fullNameCiphertext: cipher.encrypt(fullName, id),
       version: 1,
@@ -189,7 +190,9 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
     }
     if (issues.length > 0) throw validationError(issues);
 
-    const entry = `history:${cacheKey([
+    // `history-body`: entries hold sealed bodies; another name than the earlier JSON rows, so
+    // processes of two versions sharing a Redis never read each other's entries.
+    const entry = `history-body:${cacheKey([
       limit,
       query.cursor,
       filters.startDate?.toISOString(),
@@ -353,6 +356,13 @@ const UPDATABLE_FIELDS = new Set([
   'description',
   'metadata',
 ]);
+
+/** An object's keys as PostgreSQL's jsonb orders them: shorter keys first, then by their bytes. */
+export function jsonbKeyOrder<T>(object: Record<string, T>): Record<string, T> {
+  const keys = Object.keys(object).map((key) => ({ key, bytes: Buffer.from(key, 'utf8') }));
+  keys.sort((a, b) => a.bytes.length - b.bytes.length || Buffer.compare(a.bytes, b.bytes));
+  return Object.fromEntries(keys.map(({ key }) => [key, object[key]!]));
+}
 
 /** An event's payload: the transaction (and what it was, on update) without the name. */
 function eventPayload(row: TransactionRow, previous?: TransactionRow): Record<string, unknown> {
