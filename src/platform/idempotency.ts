@@ -26,12 +26,6 @@ export interface IdempotencyOptions {
   scopeOf: (request: FastifyRequest) => string;
 }
 
-/**
- * Runs a write at most once per `Idempotency-Key` (the IETF httpapi draft, as Stripe does it).
- * The key row is written in the same database transaction as the effect, so after a crash there
- * is either both or neither. A concurrent request with the same key is refused with 409 rather
- * than queued, so a client never waits on a lock it cannot see.
- */
 const LOCK_KEY: Statement = {
   name: 'fido_idempotency_lock_1',
   text: 'select pg_try_advisory_xact_lock(hashtext($1::text), hashtext($2::text)) as locked',
@@ -45,7 +39,7 @@ const FIND_KEY: Statement = {
 
 const SAVE_KEY: Statement = {
   name: 'fido_idempotency_save_1',
-  text: `insert into idempotency_keys as k (scope, key, request_hash, response_status,
+  text: `insert into idempotency_keys (scope, key, request_hash, response_status,
     response_headers, response_body, created_at, expires_at)
   values ($1::text, $2::text, $3::text, $4::int, $5::jsonb, $6::text, $7::timestamptz,
     $8::timestamptz)
@@ -62,6 +56,12 @@ interface StoredKeyRow {
   response_body: string;
 }
 
+/**
+ * Runs a write at most once per `Idempotency-Key` (the IETF httpapi draft, as Stripe does it).
+ * The key row is written in the same database transaction as the effect, so after a crash there
+ * is either both or neither. A concurrent request with the same key is refused with 409 rather
+ * than queued, so a client never waits on a lock it cannot see.
+ */
 export function createIdempotency({ db, cipher, ttlHours, scopeOf }: IdempotencyOptions) {
   /**
    * Runs `effect` (or finds its stored outcome); the caller sends it with `sendOutcome`.
