@@ -1,6 +1,10 @@
 import { sql } from 'drizzle-orm';
 import { v7 as uuidv7 } from 'uuid';
-import { DAYS_UPSERT, TOTALS_UPSERT } from '../src/modules/analytics/rollups.js';
+import {
+  CONTRIBUTION_COLUMNS,
+  DAYS_UPSERT,
+  TOTALS_UPSERT,
+} from '../src/modules/analytics/rollups.js';
 import type { FieldCipher } from '../src/platform/crypto.js';
 import type { Db } from '../src/platform/db.js';
 
@@ -71,11 +75,7 @@ export async function bulkLoad(db: Db, cipher: FieldCipher, load: BulkLoad): Pro
           as u(user_id, id, name, date, amount, type)
         returning user_id, currency, transaction_date, transaction_type, amount_minor
       ), delta as (
-        select user_id, currency, transaction_date as ts, 1 as n,
-          (transaction_type = 'credit')::int as cn, (transaction_type = 'debit')::int as dn,
-          case when transaction_type = 'credit' then amount_minor::numeric else 0 end as ct,
-          case when transaction_type = 'debit' then amount_minor::numeric else 0 end as dt
-        from saved
+        select ${sql.raw(CONTRIBUTION_COLUMNS)} from saved
       ), totals as (
         ${sql.raw(TOTALS_UPSERT.insert)}
         select user_id, currency, sum(n), sum(cn), sum(dn), sum(ct), sum(dt), now() from delta

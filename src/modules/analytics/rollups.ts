@@ -18,6 +18,16 @@ export const ROLLUP_LOCK_CLASS = 0x46_49_44_4f; // "FIDO"
  * the single-statement create): the rows given are deltas, added to what the rows already hold.
  * Both tables alias as `s`; the select between the ends yields the columns in this order.
  */
+/**
+ * What each transaction adds to the rollups, selected from any relation with the transactions'
+ * columns (a just-inserted set, say): the rows `v(user_id, currency, ts, n, cn, dn, ct, dt)` that
+ * the upserts below sum.
+ */
+export const CONTRIBUTION_COLUMNS = `user_id, currency, transaction_date as ts, 1 as n,
+    (transaction_type = 'credit')::int as cn, (transaction_type = 'debit')::int as dn,
+    case when transaction_type = 'credit' then amount_minor::numeric else 0 end as ct,
+    case when transaction_type = 'debit' then amount_minor::numeric else 0 end as dt`;
+
 export const TOTALS_UPSERT = {
   insert: `insert into user_stats as s (user_id, currency, transaction_count, credit_count,
       debit_count, credit_total_minor, debit_total_minor, updated_at)`,

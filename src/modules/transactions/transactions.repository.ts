@@ -1,7 +1,12 @@
 import { and, eq, sql } from 'drizzle-orm';
 import { transactions } from '../../db/schema/index.js';
 import { runStatement, type Db, type DbTx, type Statement } from '../../platform/db.js';
-import { DAYS_UPSERT, ROLLUP_LOCK_CLASS, TOTALS_UPSERT } from '../analytics/rollups.js';
+import {
+  CONTRIBUTION_COLUMNS,
+  DAYS_UPSERT,
+  ROLLUP_LOCK_CLASS,
+  TOTALS_UPSERT,
+} from '../analytics/rollups.js';
 
 export type TransactionRow = typeof transactions.$inferSelect;
 export type NewTransactionRow = typeof transactions.$inferInsert;
@@ -52,11 +57,7 @@ with locked as materialized (
   from locked
   returning user_id, currency, transaction_date, transaction_type, amount_minor
 ), delta as (
-  select user_id, currency, transaction_date as ts, 1 as n,
-    (transaction_type = 'credit')::int as cn, (transaction_type = 'debit')::int as dn,
-    case when transaction_type = 'credit' then amount_minor::numeric else 0 end as ct,
-    case when transaction_type = 'debit' then amount_minor::numeric else 0 end as dt
-  from saved
+  select ${CONTRIBUTION_COLUMNS} from saved
 ), totals as (
   ${TOTALS_UPSERT.insert}
   select user_id, currency, n, cn, dn, ct, dt, now() from delta
