@@ -3,6 +3,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import { Counter, Histogram, type Registry } from 'prom-client';
+import { outageLog } from './outage.js';
 
 /**
  * Where cached entries live. Every entry of a user is stored under that user's current generation
@@ -198,7 +199,11 @@ export type Cache = ReturnType<typeof createCache>;
 export function createCache(store: CacheStore, options: CacheOptions) {
   const { ttlSeconds, logger } = options;
   const inFlight = new Map<string, Promise<string>>();
-  let degraded = false;
+  const outage = outageLog(
+    logger,
+    { cache: store.kind },
+    { down: 'cache unavailable; serving from the database', up: 'cache recovered' },
+  );
   // Set when an invalidation could not reach the store: until every entry is made unreachable,
   // entries may be stale, so none is read.
   let epochBumpPending = false;
@@ -236,20 +241,11 @@ export function createCache(store: CacheStore, options: CacheOptions) {
     try {
       const result = { value: await work() };
       end();
-      if (degraded) {
-        degraded = false;
-        logger.info({ cache: store.kind }, 'cache recovered');
-      }
+      outage.succeeded();
       return result;
     } catch (error) {
       errors.inc({ operation });
-      if (!degraded) {
-        degraded = true;
-        logger.warn(
-          { err: error, cache: store.kind },
-          'cache unavailable; serving from the database',
-        );
-      }
+      outage.failed(error);
       return undefined;
     }
   }

@@ -3,6 +3,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import { Counter, type Registry } from 'prom-client';
+import { outageLog } from './outage.js';
 
 /**
  * Fixed-window request counting per caller. A window opens with a caller's first request and
@@ -191,7 +192,14 @@ export function createRateLimiter(options: {
   const fallback = store.kind === 'memory' ? store : memoryRateLimitStore();
   const blocks = new LRUCache<string, Block>({ max: MEMORY_KEYS_MAX });
   const reservations = new Map<string, Reservation>();
-  let degraded = false;
+  const outage = outageLog(
+    logger,
+    { rate_limit_store: store.kind },
+    {
+      down: 'rate limit store unavailable; counting in process memory',
+      up: 'rate limit store recovered',
+    },
+  );
   const limited = new Counter({
     name: 'fido_rate_limited_total',
     help: 'Requests refused with 429 by the rate limiter',
@@ -212,23 +220,14 @@ export function createRateLimiter(options: {
     const sentAt = Date.now();
     try {
       const { count, ttlMs } = await store.hit(key, windowMs, amount);
-      if (degraded) {
-        degraded = false;
-        logger.info({ rate_limit_store: store.kind }, 'rate limit store recovered');
-      }
+      outage.succeeded();
       const first = count - amount + 1;
       blocks.set(key, { next: first + 1, last: count, endsAt: sentAt + ttlMs });
       return { count: first, ttlMs: sentAt + ttlMs - Date.now() };
     } catch (error) {
       reservation.failed = true;
       storeErrors.inc();
-      if (!degraded) {
-        degraded = true;
-        logger.warn(
-          { err: error, rate_limit_store: store.kind },
-          'rate limit store unavailable; counting in process memory',
-        );
-      }
+      outage.failed(error);
       return fallback.hit(key, windowMs);
     } finally {
       // Waiters resume after the block is in place (or, on failure, count in memory).
