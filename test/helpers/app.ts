@@ -1,13 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import { Writable } from 'node:stream';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import pg from 'pg';
+import pino from 'pino';
 import { afterAll, beforeAll } from 'vitest';
 import { transactionBody } from './factories.js';
 import { buildApp, type AppDeps } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import type { KeyRing } from '../../src/platform/crypto.js';
 import { openDatabase, type DatabaseHandle } from '../../src/platform/db.js';
-import { createLogger } from '../../src/platform/logging.js';
+import { createLogger, loggerOptions } from '../../src/platform/logging.js';
 
 /** Set by CI: the tests then run against a real PostgreSQL server instead of PGlite. */
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined;
@@ -156,4 +158,16 @@ export async function postTransaction(
     throw new Error(`create answered ${response.statusCode}: ${response.body}`);
   }
   return response.json<{ data: TransactionData }>().data;
+}
+
+/** A logger at `level` (with the app's options) writing to memory: `lines` holds every line. */
+export function captureLogs(level: string): { logger: FastifyBaseLogger; lines: string[] } {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      done();
+    },
+  });
+  return { logger: pino(loggerOptions(level), sink), lines };
 }

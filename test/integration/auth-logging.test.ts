@@ -1,32 +1,28 @@
-import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import pino from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { buildTestApp, createTestDatabase, type TestDatabase } from '../helpers/app.js';
+import {
+  buildTestApp,
+  captureLogs,
+  createTestDatabase,
+  type TestDatabase,
+} from '../helpers/app.js';
 import { bearer, createKey, REQUIRED_AUTH_ENV, userToken } from '../helpers/auth.js';
 import { transactionBody, uniqueUserId } from '../helpers/factories.js';
-import { loggerOptions } from '../../src/platform/logging.js';
 
 /*
  * No key material and no token ever reaches the logs: every kind of credential, good and bad,
  * is sent at the most verbose level, then every captured line is scanned for any of them.
  */
 
-const output: string[] = [];
+const { logger, lines: output } = captureLogs('trace');
 let database: TestDatabase;
 let app: FastifyInstance;
 
 beforeAll(async () => {
   database = await createTestDatabase();
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      output.push(chunk.toString('utf8'));
-      done();
-    },
-  });
   app = await buildTestApp(database, {
     env: { ...REQUIRED_AUTH_ENV, RATE_LIMIT_IP_MAX: '2' },
-    deps: { logger: pino(loggerOptions('trace'), sink) },
+    deps: { logger },
   });
 });
 

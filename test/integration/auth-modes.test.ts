@@ -1,11 +1,13 @@
-import { Writable } from 'node:stream';
-import type { FastifyInstance } from 'fastify';
-import pino from 'pino';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestApp, createTestDatabase, type TestDatabase } from '../helpers/app.js';
+import {
+  buildTestApp,
+  captureLogs,
+  createTestDatabase,
+  type TestDatabase,
+} from '../helpers/app.js';
 import { bearer, createKey, TEST_JWT_SECRET, userToken } from '../helpers/auth.js';
 import { AuthSetupError } from '../../src/app.js';
-import { loggerOptions } from '../../src/platform/logging.js';
 
 /*
  * Production is closed by default and refuses to start when nobody could authenticate;
@@ -30,17 +32,11 @@ afterAll(async () => {
   await database?.drop();
 });
 
-async function build(env: Record<string, string>, logs?: string[]): Promise<FastifyInstance> {
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      logs?.push(chunk.toString('utf8'));
-      done();
-    },
-  });
-  const app = await buildTestApp(database, {
-    env,
-    ...(logs ? { deps: { logger: pino(loggerOptions('info'), sink) } } : {}),
-  });
+async function build(
+  env: Record<string, string>,
+  logger?: FastifyBaseLogger,
+): Promise<FastifyInstance> {
+  const app = await buildTestApp(database, { env, ...(logger ? { deps: { logger } } : {}) });
   apps.push(app);
   return app;
 }
@@ -88,8 +84,8 @@ describe('without any usable key', () => {
 
 describe('development, open until the first key', () => {
   it('runs open without credentials, says so, and closes once the first key is created', async () => {
-    const logs: string[] = [];
-    const app = await build({ NODE_ENV: 'development' }, logs);
+    const { logger, lines: logs } = captureLogs('info');
+    const app = await build({ NODE_ENV: 'development' }, logger);
     expect(logs.join('')).toMatch(/AUTHENTICATION IS OFF/);
 
     expect((await app.inject({ method: 'GET', url: HISTORY })).statusCode).toBe(404);

@@ -1,14 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { Writable } from 'node:stream';
 import { sql } from 'drizzle-orm';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rotateKeys } from '../../src/platform/key-rotation.js';
 import { FieldCipher, type KeyRing } from '../../src/platform/crypto.js';
 import { queryRows } from '../../src/platform/db.js';
-import { loggerOptions } from '../../src/platform/logging.js';
-import { buildTestApp, createTestDatabase, type TestDatabase } from '../helpers/app.js';
+import {
+  buildTestApp,
+  captureLogs,
+  createTestDatabase,
+  type TestDatabase,
+} from '../helpers/app.js';
 import { transactionBody, uniqueUserId } from '../helpers/factories.js';
 
 interface TransactionView {
@@ -39,19 +41,12 @@ let db: TestDatabase;
 let appA: FastifyInstance;
 /** The service after the switch to ring B. */
 let appB: FastifyInstance | undefined;
-const logLines: string[] = [];
+const { logger, lines: logLines } = captureLogs('info');
 /** Every transaction this file created and the name it must read back as. */
 const expectedNames = new Map<string, string>();
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      logLines.push(chunk.toString('utf8'));
-      callback();
-    },
-  });
-  const logger = pino(loggerOptions('info'), sink) as unknown as FastifyBaseLogger;
   appA = await buildTestApp(db, { deps: { keyRing: RING_A, logger } });
 });
 

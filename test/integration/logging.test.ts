@@ -1,24 +1,20 @@
-import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import pino from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { buildTestApp, createTestDatabase, type TestDatabase } from '../helpers/app.js';
+import {
+  buildTestApp,
+  captureLogs,
+  createTestDatabase,
+  type TestDatabase,
+} from '../helpers/app.js';
 import { transactionBody } from '../helpers/factories.js';
-import { loggerOptions } from '../../src/platform/logging.js';
 
-const lines: string[] = [];
+const { logger, lines } = captureLogs('trace');
 let database: TestDatabase;
 let app: FastifyInstance;
 
 beforeAll(async () => {
   database = await createTestDatabase();
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-      done();
-    },
-  });
-  app = await buildTestApp(database, { deps: { logger: pino(loggerOptions('trace'), sink) } });
+  app = await buildTestApp(database, { deps: { logger } });
 });
 
 afterAll(async () => {
