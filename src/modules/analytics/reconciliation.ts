@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import type { FastifyBaseLogger } from 'fastify';
 import { queryRows, type Db } from '../../platform/db.js';
 import type { Metrics } from '../../platform/metrics.js';
+import { readJobState, writeJobState } from '../../platform/job-state.js';
 import { lockUserRollups } from './rollups.js';
 
 /** How far the stored rollups were from the raw rows. Zero is the only right answer. */
@@ -204,7 +205,7 @@ export async function runReconciliation(
   db: Db,
   options: ReconciliationOptions,
 ): Promise<ReconciliationResult> {
-  const eventsAfter = await readState(db, EVENTS_CURSOR, '0');
+  const eventsAfter = (await readJobState(db, EVENTS_CURSOR)) ?? '0';
   const events = await queryRows<{ sequence: string | number; user_id: string }>(
     db,
     sql`select sequence, user_id from events where sequence > ${eventsAfter}::bigint
@@ -221,7 +222,7 @@ export async function runReconciliation(
   }
   const recent = [...recentSet];
 
-  const sweepAfter = await readState(db, SWEEP_CURSOR, '');
+  const sweepAfter = (await readJobState(db, SWEEP_CURSOR)) ?? '';
   const sweep = await nextUsers(db, sweepAfter, options.batchSize);
   const sweepWrapped = sweep.length < options.batchSize;
 
@@ -234,8 +235,8 @@ export async function runReconciliation(
     else failedUsers += 1;
   }
 
-  if (lastEvent) await writeState(db, EVENTS_CURSOR, String(lastEvent.sequence));
-  await writeState(db, SWEEP_CURSOR, sweepWrapped ? '' : (sweep.at(-1) ?? ''));
+  if (lastEvent) await writeJobState(db, EVENTS_CURSOR, String(lastEvent.sequence));
+  await writeJobState(db, SWEEP_CURSOR, sweepWrapped ? '' : (sweep.at(-1) ?? ''));
 
   options.metrics?.reconciliationRuns.inc();
   options.metrics?.reconciliationUsers.inc(users.length);
@@ -281,19 +282,6 @@ async function nextUsers(db: Db, after: string, limit: number): Promise<string[]
     ) u order by user_id limit ${limit}`,
   );
   return rows.map((r) => r.user_id);
-}
-
-async function readState(db: Db, name: string, fallback: string): Promise<string> {
-  const [row] = await queryRows<{ value: string }>(
-    db,
-    sql`select value from job_state where name = ${name}`,
-  );
-  return row?.value ?? fallback;
-}
-
-async function writeState(db: Db, name: string, value: string): Promise<void> {
-  await db.execute(sql`insert into job_state (name, value, updated_at) values (${name}, ${value}, now())
-    on conflict (name) do update set value = excluded.value, updated_at = excluded.updated_at`);
 }
 
 /** Every user, batch after batch, until the sweep has seen them all (the CLI's `--all`). */

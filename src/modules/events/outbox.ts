@@ -1,7 +1,9 @@
 import { sql, type SQL } from 'drizzle-orm';
 import { v7 as uuidv7 } from 'uuid';
 import type { DeliveryState } from '../../db/schema/index.js';
+import type { SendResult } from '../webhooks/sender.js';
 import { queryRows, type Db } from '../../platform/db.js';
+import { readJobState, writeJobState } from '../../platform/job-state.js';
 import {
   decodeFeedCursor,
   EVENT_COLUMNS,
@@ -26,7 +28,12 @@ export const PARKED_UNTIL = new Date('9999-12-31T00:00:00.000Z');
 const PARKED = sql`${PARKED_UNTIL.toISOString()}::timestamptz`;
 
 export const handlerConsumer = (name: string) => `handler:${name}`;
-export const webhookConsumer = (id: string) => `webhook:${id}`;
+
+/** True of a delivery `d` with no pending delivery before it in its (consumer, user) stream. */
+const FIRST_OF_STREAM = sql`not exists (
+    select 1 from deliveries e
+    where e.state = 'pending' and e.consumer = d.consumer and e.user_id = d.user_id
+      and e.position < d.position)`;
 
 /** Records the handlers a worker runs, so every relay (in any process) fans events out to them. */
 export async function registerHandlers(
@@ -86,12 +93,9 @@ export async function relayEvents(
       sql`select pg_try_advisory_xact_lock(${RELAY_LOCK_CLASS}, 0) as locked`,
     );
     if (!lock?.locked) return 0;
-    const [state] = await queryRows<{ value: string }>(
-      dbTx,
-      sql`select value from job_state where name = ${RELAY_STATE_NAME}`,
-    );
+    const state = await readJobState(dbTx, RELAY_STATE_NAME);
     const entries = await readFeed(dbTx, {
-      after: state ? decodeFeedCursor(state.value) : undefined,
+      after: state === undefined ? undefined : decodeFeedCursor(state),
       limit: options.batchSize,
     });
     const last = entries.at(-1);
@@ -138,11 +142,7 @@ export async function relayEvents(
           on conflict (consumer, event_id) do nothing`,
       );
     }
-    await dbTx.execute(
-      sql`insert into job_state (name, value, updated_at)
-        values (${RELAY_STATE_NAME}, ${encodeFeedCursor(last.position)}, now())
-        on conflict (name) do update set value = excluded.value, updated_at = excluded.updated_at`,
-    );
+    await writeJobState(dbTx, RELAY_STATE_NAME, encodeFeedCursor(last.position));
     return entries.length;
   });
 }
@@ -218,10 +218,7 @@ export async function claimDeliveries(
         left join webhooks w on w.id = d.webhook_id
         where d.state = 'pending' and d.next_attempt_at <= now()
           and ((d.webhook_id is null and ${handlers}) or w.active)
-          and not exists (
-            select 1 from deliveries e
-            where e.state = 'pending' and e.consumer = d.consumer and e.user_id = d.user_id
-              and e.position < d.position)
+          and ${FIRST_OF_STREAM}
         order by d.next_attempt_at, d.position
         limit ${options.limit}
         for update of d skip locked
@@ -246,12 +243,8 @@ export async function claimDeliveries(
   }));
 }
 
-export interface AttemptOutcome {
-  ok: boolean;
-  status: number | null;
-  latencyMs: number;
-  error: string | null;
-}
+/** What one attempt came to: a webhook's send result, or a handler's in the same terms. */
+export type AttemptOutcome = SendResult;
 
 /** Longest error text kept per attempt: enough to diagnose, bounded so the log stays small. */
 const ERROR_TEXT_MAX = 500;
@@ -340,10 +333,7 @@ export async function releaseStranded(db: Db, batchSize: number): Promise<number
     sql`update deliveries set next_attempt_at = now() where id in (
         select d.id from deliveries d
         where d.state = 'pending' and d.next_attempt_at = ${PARKED}
-          and not exists (
-            select 1 from deliveries e
-            where e.state = 'pending' and e.consumer = d.consumer and e.user_id = d.user_id
-              and e.position < d.position)
+          and ${FIRST_OF_STREAM}
         limit ${batchSize})
       returning id`,
   );
@@ -415,11 +405,8 @@ export async function pruneEvents(
         returning 1)
       select count(*) as n from gone`,
   );
-  const [state] = await queryRows<{ value: string }>(
-    db,
-    sql`select value from job_state where name = ${RELAY_STATE_NAME}`,
-  );
-  const relayed = state ? decodeFeedCursor(state.value) : undefined;
+  const state = await readJobState(db, RELAY_STATE_NAME);
+  const relayed = state === undefined ? undefined : decodeFeedCursor(state);
   const events = relayed
     ? await batches(
         sql`with gone as (

@@ -3,6 +3,7 @@ import type { Db } from '../../platform/db.js';
 import { isDatabaseUnavailable } from '../../platform/errors.js';
 import { serializeError } from '../../platform/logging.js';
 import type { Metrics } from '../../platform/metrics.js';
+import { outageLog } from '../../platform/outage.js';
 import type { WebhookRow } from '../webhooks/webhooks.repository.js';
 import type { SendResult } from '../webhooks/sender.js';
 import type { HandlerRegistry } from './handlers.js';
@@ -73,7 +74,9 @@ export function retryDelayMs(attempt: number, baseMs: number, maxMs: number): nu
  */
 export function startWorker(options: WorkerOptions): Worker {
   const { db, handlers, logger } = options;
-  const handlerConsumers = handlers.all().map((h) => handlerConsumer(h.name));
+  // The handlers this worker runs, by the consumer name their deliveries carry.
+  const byConsumer = new Map(handlers.all().map((h) => [handlerConsumer(h.name), h]));
+  const handlerConsumers = [...byConsumer.keys()];
   let registered = false;
   let sweptAt = Date.now();
   const inFlight = new Set<Promise<void>>();
@@ -81,7 +84,14 @@ export function startWorker(options: WorkerOptions): Worker {
   let running: Promise<void> | undefined;
   let again = false;
   let timer: NodeJS.Timeout | undefined;
-  let unavailableLogged = false;
+  const outage = outageLog(
+    logger,
+    {},
+    {
+      down: 'worker cannot reach the database; retrying',
+      up: 'worker reached the database again',
+    },
+  );
 
   function schedule(delayMs: number): void {
     if (stopped) return;
@@ -133,15 +143,10 @@ export function startWorker(options: WorkerOptions): Worker {
             if (claimed.length === free) again = true;
           }
         } while (again && !stopped && inFlight.size < options.concurrency);
-        if (unavailableLogged) logger.info({}, 'worker reached the database again');
-        unavailableLogged = false;
+        outage.succeeded();
       } catch (error) {
-        if (!isDatabaseUnavailable(error)) {
-          logger.error({ err: error }, 'worker step failed');
-        } else if (!unavailableLogged) {
-          unavailableLogged = true;
-          logger.warn({ err: error }, 'worker cannot reach the database; retrying');
-        }
+        if (isDatabaseUnavailable(error)) outage.failed(error);
+        else logger.error({ err: error }, 'worker step failed');
       }
     })();
     await running;
@@ -208,7 +213,7 @@ export function startWorker(options: WorkerOptions): Worker {
     }
     const started = performance.now();
     const elapsed = () => Math.round(performance.now() - started);
-    const handler = handlers.get(delivery.consumer.slice('handler:'.length));
+    const handler = byConsumer.get(delivery.consumer);
     if (!handler) {
       return { ok: false, status: null, latencyMs: 0, error: 'No such handler in this process' };
     }
