@@ -14,7 +14,7 @@ import {
   HandlerRegistry,
   type EventHandler,
 } from './modules/events/handlers.js';
-import { loadEvent, recordManualAttempt, registerHandlers } from './modules/events/outbox.js';
+import { registerHandlers } from './modules/events/outbox.js';
 import { startWorker, type Worker } from './modules/events/worker.js';
 import { webhooksRoutes } from './modules/webhooks/webhooks.routes.js';
 import { createWebhooksService } from './modules/webhooks/webhooks.service.js';
@@ -365,9 +365,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     timeoutMs: config.webhookTimeoutMs,
     allowPrivateTargets: config.webhookAllowPrivateTargets,
     maxEndpoints: config.webhookMaxEndpoints,
-    recordManualAttempt: (delivery, result) =>
-      recordManualAttempt(database.db, delivery.id, result),
-    loadEvent: (eventId) => loadEvent(database.db, eventId),
   });
   const idempotency = createIdempotency({
     db: database.db,

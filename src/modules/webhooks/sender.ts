@@ -68,6 +68,12 @@ const publicOnlyLookup: LookupFunction = (hostname, options, callback) => {
   });
 };
 
+/** The URL's host when it is an IP literal outside the public internet (known before any lookup). */
+export function privateLiteralHost(url: URL): string | undefined {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  return isIP(host) && !isPublicAddress(host) ? host : undefined;
+}
+
 /**
  * POSTs one delivery. Never throws: every outcome, a refused connection included, is a result to
  * log. Redirects are not followed (a 3xx is a failure), and at most RESPONSE_READ_LIMIT_BYTES of
@@ -89,9 +95,9 @@ export async function sendWebhook(options: SendOptions): Promise<SendResult> {
   } catch {
     return result(null, 'Invalid URL');
   }
-  const hostname = url.hostname.replace(/^\[|\]$/g, '');
-  if (!options.allowPrivateTargets && isIP(hostname) && !isPublicAddress(hostname)) {
-    return result(null, new BlockedTargetError(hostname).message);
+  const blocked = privateLiteralHost(url);
+  if (!options.allowPrivateTargets && blocked !== undefined) {
+    return result(null, new BlockedTargetError(blocked).message);
   }
 
   const transport = url.protocol === 'https:' ? https : http;

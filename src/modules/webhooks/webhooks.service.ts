@@ -1,4 +1,3 @@
-import { isIP } from 'node:net';
 import { v7 as uuidv7 } from 'uuid';
 import { EVENT_TYPES, type DeliveryState, type EventType } from '../../db/schema/index.js';
 import type { FieldCipher } from '../../platform/crypto.js';
@@ -6,7 +5,7 @@ import type { Db } from '../../platform/db.js';
 import { AppError, validationError, type ValidationIssue } from '../../platform/errors.js';
 import { isUuid } from '../transactions/cursor.js';
 import type { PublishedEvent } from '../events/feed.js';
-import { PARKED_UNTIL } from '../events/outbox.js';
+import { loadEvent, PARKED_UNTIL, recordManualAttempt } from '../events/outbox.js';
 import {
   attemptsOf,
   countWebhooks,
@@ -23,7 +22,7 @@ import {
   type WebhookChanges,
   type WebhookRow,
 } from './webhooks.repository.js';
-import { isPublicAddress, sendWebhook, type SendResult } from './sender.js';
+import { privateLiteralHost, sendWebhook, type SendResult } from './sender.js';
 import {
   DELIVERY_ID_HEADER,
   EVENT_ID_HEADER,
@@ -42,10 +41,6 @@ export interface WebhooksServiceDeps {
   timeoutMs: number;
   allowPrivateTargets: boolean;
   maxEndpoints: number;
-  /** Records a manual attempt's outcome (the worker's bookkeeping, shared so both agree). */
-  recordManualAttempt(delivery: DeliveryRow, result: SendResult): Promise<void>;
-  /** The event a delivery carries. */
-  loadEvent(eventId: string): Promise<PublishedEvent | undefined>;
 }
 
 export interface WebhookView {
@@ -108,10 +103,9 @@ export function createWebhooksService(deps: WebhooksServiceDeps) {
     }
     // Credentials in a URL would be stored and shown in plain text; use a secret path instead.
     if (url.username || url.password) return issue('URL must not contain credentials');
-    const host = url.hostname.replace(/^\[|\]$/g, '');
     if (
       !deps.allowPrivateTargets &&
-      (host === 'localhost' || (isIP(host) && !isPublicAddress(host)))
+      (url.hostname === 'localhost' || privateLiteralHost(url) !== undefined)
     ) {
       return issue('URL must point at a public address');
     }
@@ -293,7 +287,7 @@ export function createWebhooksService(deps: WebhooksServiceDeps) {
     const webhook = await get(webhookId);
     const row = isUuid(deliveryId) ? await findDelivery(db, webhookId, deliveryId) : undefined;
     if (!row) throw deliveryNotFound(deliveryId);
-    const event = await deps.loadEvent(row.eventId);
+    const event = await loadEvent(db, row.eventId);
     if (!event) {
       throw new AppError(
         'EVENT_EXPIRED',
@@ -301,7 +295,8 @@ export function createWebhooksService(deps: WebhooksServiceDeps) {
       );
     }
     const result = await send(webhook, row.id, event);
-    await deps.recordManualAttempt(row, result);
+    // The worker's own bookkeeping, so a manual attempt is logged as an automatic one is.
+    await recordManualAttempt(db, row.id, result);
     return delivery(webhookId, deliveryId);
   }
 
