@@ -6,7 +6,11 @@ export const envelope = <T extends TSchema>(data: T, title: string) =>
   Type.Object({ data, code: Type.Integer(), message: Type.String() }, { title });
 
 /** A page of a keyset-paginated list: the envelope plus `pagination`. */
-export const pageEnvelope = <T extends TSchema>(item: T, title: string) =>
+export const pageEnvelope = <T extends TSchema>(
+  item: T,
+  title: string,
+  cursorDescription?: string,
+) =>
   Type.Object(
     {
       data: Type.Array(item),
@@ -14,7 +18,10 @@ export const pageEnvelope = <T extends TSchema>(item: T, title: string) =>
       message: Type.String(),
       pagination: Type.Object({
         limit: Type.Integer(),
-        next_cursor: Type.Union([Type.String(), Type.Null()]),
+        next_cursor: Type.Union(
+          [Type.String(), Type.Null()],
+          cursorDescription === undefined ? {} : { description: cursorDescription },
+        ),
         has_more: Type.Boolean(),
       }),
     },

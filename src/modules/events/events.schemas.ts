@@ -1,6 +1,7 @@
 import { Type, type Static } from 'typebox';
 import { EVENT_TYPES } from '../../db/schema/index.js';
 import { UserId } from '../transactions/transactions.schemas.js';
+import { pageEnvelope } from '../../platform/envelopes.js';
 
 export const EVENT_PAGE_SIZE_DEFAULT = 100;
 export const EVENT_PAGE_SIZE_MAX = 1_000;
@@ -51,20 +52,9 @@ export const Event = Type.Object(
   { title: 'Event' },
 );
 
-export const EventsEnvelope = Type.Object(
-  {
-    data: Type.Array(Event),
-    code: Type.Integer(),
-    message: Type.String(),
-    pagination: Type.Object({
-      limit: Type.Integer(),
-      next_cursor: Type.Union([Type.String(), Type.Null()], {
-        description:
-          'Pass as `after` to continue; present even on a short page, so a poller can resume ' +
-          'from it. Null only when nothing has been served yet.',
-      }),
-      has_more: Type.Boolean(),
-    }),
-  },
-  { title: 'EventsResponse' },
+export const EventsEnvelope = pageEnvelope(
+  Event,
+  'EventsResponse',
+  'Pass as `after` to continue; present even on a short page, so a poller can resume ' +
+    'from it. Null only when nothing has been served yet.',
 );
