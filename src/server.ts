@@ -33,7 +33,7 @@ function runPrimary(config: Config): void {
   let stopping = false;
   const fork = (index: number) => {
     const background = index === 0 ? {} : { WORKER: 'off', SCHEDULER: 'off' };
-    const worker = cluster.fork({ ...background, FIDO_PROCESS_INDEX: String(index) });
+    const worker = cluster.fork(background);
     started.set(worker, { index, at: Date.now() });
   };
   cluster.on('exit', (worker, code, signal) => {

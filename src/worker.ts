@@ -11,7 +11,8 @@ import { closeOnSignals, failedToStart } from './platform/process.js';
  */
 async function main(): Promise<void> {
   readDotEnv();
-  const config = loadConfig({ ...process.env, WORKER: 'inline' });
+  // The worker role runs the event worker whatever WORKER says (it is the API's switch).
+  const config = loadConfig();
   if (!config.databaseUrl) {
     // PGlite's data directory belongs to one process: the API already runs the worker inline.
     throw new ConfigError([
