@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { reconcileUser } from '../../src/modules/analytics/reconciliation.js';
 import {
   idForObjectId,
@@ -35,6 +35,9 @@ import { fernetFixtures, makeLegacyExport, type ExpectedImport } from '../helper
  * cryptography), a few thousand documents over tens of users with every broken kind mixed in,
  * imported through the CLI command on this test's engine (PGlite, or PostgreSQL in CI).
  */
+
+// Thousands of rows per run on a shared, loaded machine: generous, never timed assertions.
+vi.setConfig({ testTimeout: 180_000 });
 
 const keyRing = testKeyRing();
 const context = useTestApp({ deps: { keyRing } });
