@@ -2,23 +2,17 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import { analyticsRoutes } from './modules/analytics/analytics.routes.js';
-import { createAnalyticsService } from './modules/analytics/analytics.service.js';
 import { apiKeysRoutes } from './modules/api-keys/api-keys.routes.js';
-import { createApiKeysService } from './modules/api-keys/api-keys.service.js';
 import { eventsRoutes } from './modules/events/events.routes.js';
 import type { EventHandler } from './modules/events/handlers.js';
 import { transactionsRoutes } from './modules/transactions/transactions.routes.js';
-import { createTransactionsService } from './modules/transactions/transactions.service.js';
 import { webhooksRoutes } from './modules/webhooks/webhooks.routes.js';
-import { createWebhooksService } from './modules/webhooks/webhooks.service.js';
-import { callerIdentity } from './platform/auth.js';
 import type { CacheStore } from './platform/cache.js';
 import type { KeyRing } from './platform/crypto.js';
 import type { DatabaseHandle } from './platform/db.js';
 import { healthRoutes } from './platform/health.js';
 import { installConditionalGets } from './platform/http-cache.js';
 import { frameworkErrors, installErrorHandling } from './platform/http-errors.js';
-import { createIdempotency } from './platform/idempotency.js';
 import { installJsonBodyParser } from './platform/json-body.js';
 import { loggerOptions, requestIdOf } from './platform/logging.js';
 import { metricsRoutes } from './platform/metrics.js';
@@ -34,6 +28,7 @@ import { openApiPlugin } from './plugins/openapi.js';
 import { redisPlugin } from './plugins/redis.js';
 import { requestLifecyclePlugin } from './plugins/request-lifecycle.js';
 import { schedulerPlugin } from './plugins/scheduler.js';
+import { createServices } from './services.js';
 
 export { AuthSetupError } from './plugins/access-control.js';
 export { loadKeyRing } from './plugins/crypto.js';
@@ -96,47 +91,13 @@ function createServer(config: Config, deps: AppDeps) {
   // First of the onRequest hooks: answers refused early (401, 429, shutting down) get them too.
   installSecurityHeaders(app, {
     // A JSON API loads nothing; Swagger UI sets its own policy on /docs.
-    contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+    // Exactly the documented policy: without useDefaults: false helmet adds its whole default set.
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
+    },
   });
   return app;
-}
-
-/** The modules' services, over the platform singletons the plugins before them decorated. */
-function createServices(app: FastifyInstance, config: Config) {
-  const { database, cache, cipher } = app;
-  const db = database.db;
-  return {
-    transactions: createTransactionsService({
-      db,
-      cipher,
-      defaultCurrency: config.defaultCurrency,
-      analyticsTimeZone: config.analyticsTimeZone,
-      pageSizeMax: config.pageSizeMax,
-      cache,
-      afterCommit: () => app.eventWorker?.nudge(),
-    }),
-    analytics: createAnalyticsService({
-      db,
-      defaultCurrency: config.defaultCurrency,
-      timeZone: config.analyticsTimeZone,
-      cache,
-    }),
-    webhooks: createWebhooksService({
-      db,
-      cipher,
-      timeoutMs: config.webhookTimeoutMs,
-      allowPrivateTargets: config.webhookAllowPrivateTargets,
-      maxEndpoints: config.webhookMaxEndpoints,
-    }),
-    idempotency: createIdempotency({
-      db,
-      cipher,
-      ttlHours: config.idempotencyKeyTtlHours,
-      // Keys of different callers never meet: a replay only ever returns the caller's own answer.
-      scopeOf: (request) => callerIdentity(request.principal),
-    }),
-    apiKeys: createApiKeysService({ db }),
-  };
 }
 
 /**

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin';
 import { AppError } from '../platform/errors.js';
 import { RETRY_AFTER_SECONDS } from '../platform/http-errors.js';
+import { loggableUrl } from '../platform/logging.js';
 
 /**
  * Every request's life: its id echoed in `x-request-id`, refused once shutting down, counted while
@@ -52,7 +53,8 @@ export const requestLifecyclePlugin = fp<{ shutdownTimeoutMs: number }>(
       request.log.info(
         {
           method: request.method,
-          url: request.url,
+          // The query may carry a credential (`?access_token=`): its values are redacted.
+          url: loggableUrl(request.url),
           status: reply.statusCode,
           ms: Math.round(reply.elapsedTime),
         },
