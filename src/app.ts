@@ -12,11 +12,16 @@ import type { KeyRing } from './platform/crypto.js';
 import type { DatabaseHandle } from './platform/db.js';
 import { healthRoutes } from './platform/health.js';
 import { installConditionalGets } from './platform/http-cache.js';
-import { frameworkErrors, installErrorHandling } from './platform/http-errors.js';
+import {
+  clientErrorHandler,
+  frameworkErrors,
+  installErrorHandling,
+} from './platform/http-errors.js';
 import { installJsonBodyParser } from './platform/json-body.js';
 import { loggerOptions, requestIdOf } from './platform/logging.js';
 import { metricsRoutes } from './platform/metrics.js';
 import type { RateLimitStore } from './platform/rate-limit.js';
+import type { PositionStore } from './platform/read-replicas.js';
 import { installSecurityHeaders } from './platform/security-headers.js';
 import { validatorCompiler } from './platform/validation.js';
 import { accessControlPlugin } from './plugins/access-control.js';
@@ -25,6 +30,7 @@ import { databasePlugin } from './plugins/database.js';
 import { eventWorkerPlugin } from './plugins/event-worker.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { openApiPlugin } from './plugins/openapi.js';
+import { readReplicasPlugin } from './plugins/read-replicas.js';
 import { redisPlugin } from './plugins/redis.js';
 import { requestLifecyclePlugin } from './plugins/request-lifecycle.js';
 import { schedulerPlugin } from './plugins/scheduler.js';
@@ -45,6 +51,11 @@ export interface AppDeps {
   cacheStore?: CacheStore;
   /** In-process consumers of committed events, run by the worker beside the built-in ones. */
   eventHandlers?: readonly EventHandler[];
+  /**
+   * Where users' write positions live when READ_DATABASE_URL is set; otherwise Redis (REDIS_URL)
+   * or process memory. Tests share one between two apps.
+   */
+  positionStore?: PositionStore;
   /** Where rate-limit counts live; otherwise Redis (REDIS_URL) or process memory. */
   rateLimitStore?: RateLimitStore;
   /**
@@ -75,6 +86,7 @@ function createServer(config: Config, deps: AppDeps) {
     // A user id of 128 characters can take 256 UTF-16 units (and more once percent-encoded).
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 1_024 },
     frameworkErrors,
+    clientErrorHandler,
     // Larger request heads are refused by Node itself (431) before any of our code runs.
     http: { maxHeaderSize: config.maxHeaderBytes },
     keepAliveTimeout: config.keepAliveTimeoutMs,
@@ -123,6 +135,7 @@ async function compose(app: FastifyInstance, config: Config, deps: AppDeps): Pro
   const serving = (deps.role ?? 'api') === 'api';
   await app.register(databasePlugin, { config, database: deps.database, migrate: deps.migrate });
   await app.register(metricsPlugin);
+  await app.register(readReplicasPlugin, { config, positionStore: deps.positionStore });
   const { cacheStore, rateLimitStore } = deps;
   await app.register(redisPlugin, { config, serving, cacheStore, rateLimitStore });
   await app.register(cryptoPlugin, { config, keyRing: deps.keyRing });
@@ -136,6 +149,7 @@ async function compose(app: FastifyInstance, config: Config, deps: AppDeps): Pro
   await app.register(healthRoutes, {
     database: app.database,
     cache: app.cache,
+    replicas: app.reads,
     auth: async () => ((await app.isOpenMode()) ? 'open' : 'required'),
     announceOpen: serving && config.nodeEnv === 'development',
   });

@@ -9,7 +9,7 @@ import { createIdempotency } from './platform/idempotency.js';
 
 /** The modules' services, over the platform singletons the plugins before them decorated. */
 export function createServices(app: FastifyInstance, config: Config) {
-  const { database, cache, cipher } = app;
+  const { database, cache, cipher, reads } = app;
   const db = database.db;
   return {
     transactions: createTransactionsService({
@@ -19,6 +19,7 @@ export function createServices(app: FastifyInstance, config: Config) {
       analyticsTimeZone: config.analyticsTimeZone,
       pageSizeMax: config.pageSizeMax,
       cache,
+      reads,
       afterCommit: () => app.eventWorker?.nudge(),
     }),
     analytics: createAnalyticsService({
@@ -26,6 +27,7 @@ export function createServices(app: FastifyInstance, config: Config) {
       defaultCurrency: config.defaultCurrency,
       timeZone: config.analyticsTimeZone,
       cache,
+      reads,
     }),
     webhooks: createWebhooksService({
       db,

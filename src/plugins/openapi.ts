@@ -2,6 +2,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import fp from 'fastify-plugin';
 import { Type } from 'typebox';
+import { finishDocument } from '../platform/openapi-document.js';
 
 const API_VERSION = '0.1.0';
 /** Swagger UI's page: its own scripts and styles only, and "Try it out" to this origin. */
@@ -25,8 +26,12 @@ export const openApiPlugin = fp(
           description:
             "Record users' financial transactions and answer questions about them. Money is " +
             'exact (integer minor units), names are encrypted at rest, and writes are safe to ' +
-            'retry with `Idempotency-Key`.',
+            'retry with `Idempotency-Key`.\n\n' +
+            'Patterns in this document mean the same with and without the regular-expression `u` ' +
+            'flag; lengths count characters (code points), as JSON Schema does.',
+          license: { name: 'MIT', identifier: 'MIT' },
         },
+        servers: [{ url: '/', description: 'The server that serves this document' }],
         tags: [
           { name: 'transactions', description: 'Create, read, update and delete transactions' },
           { name: 'analytics', description: 'Per-user figures, exact the moment a write commits' },
@@ -51,6 +56,13 @@ export const openApiPlugin = fp(
           },
         },
       },
+      // Statuses, headers, shared components and portable patterns the route schemas cannot say.
+      transformObject: (generated) =>
+        'openapiObject' in generated
+          ? (finishDocument(generated.openapiObject as Record<string, unknown>) as Partial<
+              typeof generated.openapiObject
+            >)
+          : generated.swaggerObject,
     });
     await app.register(swaggerUi, {
       routePrefix: '/docs',

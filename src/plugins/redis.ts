@@ -55,6 +55,7 @@ export const redisPlugin = fp<RedisPluginOptions>(
       ttlSeconds: config.cacheExpirationSeconds,
       logger: app.log,
       registry: app.metrics.registry,
+      beforeInvalidate: (user) => app.reads.written(user),
     });
     app.addHook('onClose', async () => cache.close());
     const rateLimiter = createRateLimiter({
@@ -73,5 +74,5 @@ export const redisPlugin = fp<RedisPluginOptions>(
     await cacheStore.ready?.(REDIS_STARTUP_WAIT_MS);
     await rateLimiter.ready(REDIS_STARTUP_WAIT_MS);
   },
-  { name: 'redis', fastify: '5.x', dependencies: ['metrics'] },
+  { name: 'redis', fastify: '5.x', dependencies: ['metrics', 'read-replicas'] },
 );
