@@ -67,6 +67,7 @@ import { createIdempotency } from './platform/idempotency.js';
 import { installJsonBodyParser } from './platform/json-body.js';
 import { loggerOptions, requestIdOf } from './platform/logging.js';
 import { createMetrics, metricsRoutes } from './platform/metrics.js';
+import { createRedisConnection } from './platform/redis.js';
 import { validatorCompiler } from './platform/validation.js';
 
 declare module 'fastify' {
@@ -322,15 +323,21 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   }
 
   const metrics = createMetrics(database);
+  const serving = (deps.role ?? 'api') === 'api';
+  // One Redis connection (a server or a cluster) for every use in this process.
+  const usesRedis = !deps.cacheStore || (serving && !deps.rateLimitStore);
+  const redis =
+    usesRedis && (config.redisUrl || config.redisClusterNodes)
+      ? createRedisConnection({
+          url: config.redisUrl,
+          clusterNodes: config.redisClusterNodes,
+          timeoutMs: config.cacheTimeoutMs,
+        })
+      : undefined;
   const cacheStore =
     deps.cacheStore ??
-    (config.redisUrl
-      ? redisStore({
-          url: config.redisUrl,
-          prefix: config.cachePrefix,
-          timeoutMs: config.cacheTimeoutMs,
-          logger: app.log,
-        })
+    (redis
+      ? redisStore({ connection: redis, prefix: config.cachePrefix })
       : memoryStore(config.cacheMaxEntries));
   const cache = createCache(cacheStore, {
     ttlSeconds: config.cacheExpirationSeconds,
@@ -383,13 +390,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     audience: config.jwtAudience,
     clockToleranceSeconds: config.jwtClockToleranceSeconds,
   });
-  const serving = (deps.role ?? 'api') === 'api';
   let isOpen: () => Promise<boolean> = async () => false;
   try {
     if (serving) isOpen = await openModeGate(config, verifier, apiKeys, app.log);
   } catch (error) {
     // Nothing has been handed to onClose yet: give back what was opened before refusing.
     await cache.close();
+    await redis?.close();
     if (ownsDatabase) await database.close();
     throw error;
   }
@@ -398,12 +405,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       deps.rateLimitStore ??
       (!serving
         ? memoryRateLimitStore()
-        : config.redisUrl
-          ? redisRateLimitStore({
-              url: config.redisUrl,
-              prefix: config.cachePrefix,
-              timeoutMs: config.cacheTimeoutMs,
-            })
+        : redis
+          ? redisRateLimitStore({ connection: redis, prefix: config.cachePrefix })
           : memoryRateLimitStore()),
     windowSeconds: config.rateLimitWindowSeconds,
     logger: app.log,
@@ -500,6 +503,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     }
     await cache.close();
     await rateLimiter.close();
+    await redis?.close();
     if (ownsDatabase) await database.close();
   });
   app.addHook('onResponse', async (request, reply) => {
