@@ -59,14 +59,16 @@ import { installSecurityHeaders } from './platform/security-headers.js';
 import { healthRoutes } from './platform/health.js';
 import { AppError, isDatabaseUnavailable } from './platform/errors.js';
 import {
+  clientErrorHandler,
   frameworkErrors,
   installErrorHandling,
   RETRY_AFTER_SECONDS,
 } from './platform/http-errors.js';
 import { createIdempotency } from './platform/idempotency.js';
 import { installJsonBodyParser } from './platform/json-body.js';
-import { loggerOptions, requestIdOf } from './platform/logging.js';
+import { loggableUrl, loggerOptions, requestIdOf } from './platform/logging.js';
 import { createMetrics, metricsRoutes } from './platform/metrics.js';
+import { finishDocument } from './platform/openapi-document.js';
 import { createRedisConnection } from './platform/redis.js';
 import { validatorCompiler } from './platform/validation.js';
 
@@ -216,8 +218,12 @@ async function registerDocs(app: FastifyInstance): Promise<void> {
         description:
           "Record users' financial transactions and answer questions about them. Money is " +
           'exact (integer minor units), names are encrypted at rest, and writes are safe to retry ' +
-          'with `Idempotency-Key`.',
+          'with `Idempotency-Key`.\n\n' +
+          'Patterns in this document mean the same with and without the regular-expression `u` ' +
+          'flag; lengths count characters (code points), as JSON Schema does.',
+        license: { name: 'MIT', identifier: 'MIT' },
       },
+      servers: [{ url: '/', description: 'The server that serves this document' }],
       tags: [
         { name: 'transactions', description: 'Create, read, update and delete transactions' },
         { name: 'analytics', description: 'Per-user figures, exact the moment a write commits' },
@@ -242,6 +248,13 @@ async function registerDocs(app: FastifyInstance): Promise<void> {
         },
       },
     },
+    // Statuses, headers, shared components and portable patterns the route schemas cannot say.
+    transformObject: (generated) =>
+      'openapiObject' in generated
+        ? (finishDocument(generated.openapiObject as Record<string, unknown>) as Partial<
+            typeof generated.openapiObject
+          >)
+        : generated.swaggerObject,
   });
   await app.register(swaggerUi, {
     routePrefix: '/docs',
@@ -288,6 +301,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // A user id of 128 characters can take 256 UTF-16 units (and more once percent-encoded).
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 1_024 },
     frameworkErrors,
+    clientErrorHandler,
     // Larger request heads are refused by Node itself (431) before any of our code runs.
     http: { maxHeaderSize: config.maxHeaderBytes },
     keepAliveTimeout: config.keepAliveTimeoutMs,
@@ -304,7 +318,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   // First of the onRequest hooks: answers refused early (401, 429, shutting down) get them too.
   installSecurityHeaders(app, {
     // A JSON API loads nothing; Swagger UI sets its own policy on /docs (below).
-    contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+    // Exactly the documented policy: without useDefaults: false helmet adds its whole default set.
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
+    },
   });
 
   const ownsDatabase = !deps.database;
@@ -519,7 +537,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     request.log.info(
       {
         method: request.method,
-        url: request.url,
+        // The query may carry a credential (`?access_token=`): its values are redacted.
+        url: loggableUrl(request.url),
         status: reply.statusCode,
         ms: Math.round(reply.elapsedTime),
       },

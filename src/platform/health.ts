@@ -58,7 +58,8 @@ export const healthRoutes: FastifyPluginAsync<{
             auth: Type.Optional(Auth),
             warning: Type.Optional(Type.String()),
           }),
-          503: Type.Object({ ...ErrorBody.properties, checks: Checks }),
+          // No checks when the server is shutting down: it answers before probing anything.
+          503: Type.Object({ ...ErrorBody.properties, checks: Type.Optional(Checks) }),
         },
       },
       config: { access: 'public' },
