@@ -192,14 +192,19 @@ export function redisStore(options: RedisStoreOptions): CacheStore {
       // the bump is a new disruption, and a new bump.
       connection.trustTopology();
       const epoch = token();
-      const sets: Promise<unknown>[] = [];
-      for (let shard = 0; shard < EPOCH_SHARDS; shard += 1) {
-        sets.push(client.set(`${prefix}:{s${shard}}:epoch`, epoch));
+      const keys = Array.from(
+        { length: EPOCH_SHARDS },
+        (_, shard) => `${prefix}:{s${shard}}:epoch`,
+      );
+      if (connection.kind === 'server') {
+        await client.mset(...keys.flatMap((key) => [key, epoch]));
+        return;
       }
+      // One slot per shard: a cluster takes them one SET each (sent together, on each master).
+      const results = await Promise.allSettled(keys.map((key) => client.set(key, epoch)));
       // Every shard must take it; one failure leaves the bump to be done again.
-      const results = await Promise.allSettled(sets);
       const failed = results.find((result) => result.status === 'rejected');
-      if (failed) throw failed.reason;
+      if (failed) throw (failed).reason;
     },
     async ping() {
       if (connection.kind === 'cluster') {
@@ -247,6 +252,9 @@ export interface CacheOptions {
 
 export type Cache = ReturnType<typeof createCache>;
 
+/** How long after a failed epoch bump the next one is tried (reads use the database meanwhile). */
+const EPOCH_RETRY_MS = 500;
+
 /**
  * The cache as services use it: read-through with single flight, invalidation after commit, and
  * a store failure never failing a request: it is logged once per outage, counted, and the value
@@ -266,6 +274,8 @@ export function createCache(store: CacheStore, options: CacheOptions) {
   // Counts disruptions: an answer read while one happened is not used, nor is one stored.
   let disruptions = 0;
   let bumping: Promise<boolean> | undefined;
+  // After a failed bump, reads go to the database for a moment rather than each trying again.
+  let bumpFailedAt = Number.NEGATIVE_INFINITY;
 
   const hits = new Counter({
     name: 'fido_cache_hits_total',
@@ -312,10 +322,14 @@ export function createCache(store: CacheStore, options: CacheOptions) {
   /** True when no epoch bump is pending (any pending one done now); one bump at a time. */
   async function ensureEpoch(): Promise<boolean> {
     if (!epochBumpPending) return true;
+    if (!bumping && Date.now() - bumpFailedAt < EPOCH_RETRY_MS) return false;
     bumping ??= (async () => {
       const seen = disruptions;
       const done = await attempt('bump_epoch', () => store.bumpEpoch());
-      if (done === undefined) return false;
+      if (done === undefined) {
+        bumpFailedAt = Date.now();
+        return false;
+      }
       // Disrupted again while bumping: the bump may have missed the data now reached.
       if (disruptions !== seen) return false;
       epochBumpPending = false;
