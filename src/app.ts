@@ -47,6 +47,15 @@ import {
   type Scope,
 } from './platform/auth.js';
 import { openDatabase, type DatabaseHandle } from './platform/db.js';
+import {
+  memoryPositionStore,
+  openReadReplicas,
+  primaryOnly,
+  redisPositionStore,
+  type PositionStore,
+  type ReadRouter,
+} from './platform/read-replicas.js';
+import { Redis } from 'ioredis';
 import { createTokenVerifier, type TokenVerifier } from './platform/jwt.js';
 import {
   createRateLimiter,
@@ -68,6 +77,7 @@ import { createIdempotency } from './platform/idempotency.js';
 import { installJsonBodyParser } from './platform/json-body.js';
 import { loggableUrl, loggerOptions, requestIdOf } from './platform/logging.js';
 import { createMetrics, metricsRoutes } from './platform/metrics.js';
+import type { Registry } from 'prom-client';
 import { finishDocument } from './platform/openapi-document.js';
 import { createRedisConnection } from './platform/redis.js';
 import { validatorCompiler } from './platform/validation.js';
@@ -91,6 +101,11 @@ export interface AppDeps {
   cacheStore?: CacheStore;
   /** In-process consumers of committed events, run by the worker beside the built-in ones. */
   eventHandlers?: readonly EventHandler[];
+  /**
+   * Where users' write positions live when READ_DATABASE_URL is set; otherwise Redis (REDIS_URL)
+   * or process memory. Tests share one between two apps.
+   */
+  positionStore?: PositionStore;
   /** Where rate-limit counts live; otherwise Redis (REDIS_URL) or process memory. */
   rateLimitStore?: RateLimitStore;
   /**
@@ -281,6 +296,52 @@ async function registerDocs(app: FastifyInstance): Promise<void> {
   );
 }
 
+/**
+ * The router for reads that may use a replica: the primary alone without READ_DATABASE_URL.
+ * Users' write positions live in Redis when there is one (every process sees them), else here.
+ */
+async function openReads(
+  config: Config,
+  database: DatabaseHandle,
+  deps: AppDeps,
+  registry: Registry,
+  log: FastifyBaseLogger,
+): Promise<ReadRouter> {
+  if (config.readDatabaseUrls.length === 0) return primaryOnly(database.db);
+  let client: Redis | undefined;
+  let positions = deps.positionStore;
+  if (!positions && config.redisUrl) {
+    client = new Redis(config.redisUrl, {
+      commandTimeout: config.cacheTimeoutMs,
+      connectTimeout: Math.max(config.cacheTimeoutMs, 1_000),
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
+    });
+    // Failed commands are counted and logged by the router.
+    client.on('error', () => undefined);
+    positions = redisPositionStore(client, config.cachePrefix);
+  }
+  const router = await openReadReplicas({
+    primary: database.db,
+    urls: config.readDatabaseUrls,
+    positions: positions ?? memoryPositionStore(config.cacheMaxEntries),
+    maxLagMs: config.readReplicaMaxLagMs,
+    poolSize: config.dbPoolSize,
+    statementTimeoutMs: config.dbStatementTimeoutMs,
+    connectTimeoutMs: config.dbConnectTimeoutMs,
+    logger: log,
+    registry,
+  });
+  return {
+    ...router,
+    async close() {
+      await router.close();
+      client?.disconnect();
+    },
+  };
+}
+
 /** The one composition root: config and dependencies in, a ready Fastify instance out. */
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
   const app = Fastify({
@@ -341,6 +402,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   }
 
   const metrics = createMetrics(database);
+  const reads = await openReads(config, database, deps, metrics.registry, app.log);
   const serving = (deps.role ?? 'api') === 'api';
   // One Redis connection (a server or a cluster) for every use in this process.
   const usesRedis = !deps.cacheStore || (serving && !deps.rateLimitStore);
@@ -361,6 +423,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     ttlSeconds: config.cacheExpirationSeconds,
     logger: app.log,
     registry: metrics.registry,
+    beforeInvalidate: (user) => reads.written(user),
   });
   app.decorate('cache', cache);
   // A first request should not find Redis still connecting and count that as an outage; a
@@ -376,6 +439,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     analyticsTimeZone: config.analyticsTimeZone,
     pageSizeMax: config.pageSizeMax,
     cache,
+    reads,
     afterCommit: () => worker?.nudge(),
   });
   const analytics = createAnalyticsService({
@@ -383,6 +447,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     defaultCurrency: config.defaultCurrency,
     timeZone: config.analyticsTimeZone,
     cache,
+    reads,
   });
   const webhooks = createWebhooksService({
     db: database.db,
@@ -415,6 +480,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // Nothing has been handed to onClose yet: give back what was opened before refusing.
     await cache.close();
     await redis?.close();
+    await reads.close();
     if (ownsDatabase) await database.close();
     throw error;
   }
@@ -522,6 +588,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await cache.close();
     await rateLimiter.close();
     await redis?.close();
+    await reads.close();
     if (ownsDatabase) await database.close();
   });
   app.addHook('onResponse', async (request, reply) => {
@@ -551,6 +618,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(healthRoutes, {
     database,
     cache,
+    replicas: reads,
     auth: async () => ((await isOpen()) ? 'open' : 'required'),
     announceOpen: serving && config.nodeEnv === 'development',
   });
