@@ -204,7 +204,7 @@ export function redisStore(options: RedisStoreOptions): CacheStore {
       const results = await Promise.allSettled(keys.map((key) => client.set(key, epoch)));
       // Every shard must take it; one failure leaves the bump to be done again.
       const failed = results.find((result) => result.status === 'rejected');
-      if (failed) throw (failed).reason;
+      if (failed) throw failed.reason;
     },
     async ping() {
       if (connection.kind === 'cluster') {

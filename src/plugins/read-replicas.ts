@@ -55,5 +55,9 @@ export const readReplicasPlugin = fp<ReadReplicasPluginOptions>(
     app.addHook('onClose', async () => router.close());
     app.decorate('reads', router);
   },
-  { name: 'read-replicas', fastify: '5.x', dependencies: ['database', 'metrics', 'redis-connection'] },
+  {
+    name: 'read-replicas',
+    fastify: '5.x',
+    dependencies: ['database', 'metrics', 'redis-connection'],
+  },
 );
