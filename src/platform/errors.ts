@@ -26,12 +26,19 @@ export const ERROR_STATUS = {
   PRECONDITION_FAILED: 412,
   PAYLOAD_TOO_LARGE: 413,
   URI_TOO_LONG: 414,
+  /** The request line and headers exceed MAX_HEADER_BYTES (refused by the HTTP server). */
+  REQUEST_HEADER_TOO_LARGE: 431,
   UNSUPPORTED_MEDIA_TYPE: 415,
   IDEMPOTENCY_KEY_REUSED: 422,
   IDEMPOTENCY_KEY_IN_FLIGHT: 409,
   BAD_REQUEST: 400,
   REQUEST_TIMEOUT: 408,
   SERVICE_UNAVAILABLE: 503,
+  /**
+   * A write whose commit was sent but never confirmed (the connection was lost, or the client
+   * stopped waiting): it may or may not have been applied. Never "nothing happened".
+   */
+  WRITE_OUTCOME_UNKNOWN: 504,
   INTERNAL_ERROR: 500,
 } as const;
 
@@ -108,4 +115,24 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     current = cause;
   }
   return false;
+}
+
+/**
+ * The database connection failed after a commit was sent (a COMMIT, or a statement that commits
+ * by itself), so whether it was applied is unknown: with synchronous replication, for instance, a
+ * commit waiting for the standby that is cut off has already committed on the primary.
+ */
+export class CommitOutcomeUnknown extends Error {
+  override readonly name = 'CommitOutcomeUnknown';
+  constructor(cause: unknown) {
+    super('the database did not confirm the commit', { cause });
+  }
+}
+
+/**
+ * Whether a failure of a statement that commits (sent to the server) leaves its outcome unknown:
+ * the connection failed. A statement cancelled by statement_timeout (57014) was rolled back.
+ */
+export function leavesOutcomeUnknown(error: unknown): boolean {
+  return isDatabaseUnavailable(error) && (error as { code?: unknown }).code !== '57014';
 }

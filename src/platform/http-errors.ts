@@ -1,8 +1,12 @@
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import FindMyWay, { type HTTPMethod } from 'find-my-way';
 import { Type, type Static } from 'typebox';
 import {
   AppError,
+  CommitOutcomeUnknown,
   ERROR_STATUS,
   isDatabaseUnavailable,
   validationError,
@@ -36,6 +40,9 @@ export type ErrorBody = Static<typeof ErrorBody>;
 /** Seconds a client should wait before retrying when a dependency is down. */
 export const RETRY_AFTER_SECONDS = 2;
 export const DEFAULT_UNAVAILABLE_MESSAGE = 'Service is unavailable, please try again later';
+export const WRITE_OUTCOME_UNKNOWN_MESSAGE =
+  'The database did not confirm the write: it may or may not have been applied. Retry with the ' +
+  'same Idempotency-Key to get its outcome, or read the record before writing again';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -127,6 +134,40 @@ export function frameworkErrors(
 }
 
 /**
+ * What the HTTP server itself refuses before Fastify sees a request (a head over
+ * MAX_HEADER_BYTES, a request that took too long to arrive, bytes that are not HTTP): answered in
+ * the one error shape too, with a request id of its own, and the connection closed.
+ */
+export function clientErrorHandler(error: NodeJS.ErrnoException, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [code, message]: [ErrorCode, string] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? ['REQUEST_HEADER_TOO_LARGE', 'The request headers are too large']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? ['REQUEST_TIMEOUT', 'Request took too long to arrive']
+        : ['BAD_REQUEST', 'The request is not valid HTTP'];
+  const status = ERROR_STATUS[code];
+  const requestId = randomUUID();
+  const body = JSON.stringify({
+    message,
+    name: 'FidoTransactionsAPI',
+    code,
+    request_id: requestId,
+  });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
+      'content-type: application/json; charset=utf-8\r\n' +
+      `content-length: ${Buffer.byteLength(body)}\r\n` +
+      `x-request-id: ${requestId}\r\n` +
+      'connection: close\r\n\r\n' +
+      body,
+  );
+}
+
+/**
  * Installs the error handler, the 404/405 handler and request-body rules: from here on, every
  * error leaves in the one shape, and a 500 says nothing about internals.
  */
@@ -157,6 +198,12 @@ export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const known = error instanceof AppError ? error : fromFastifyError(error);
     if (known) return send(request, reply, known.code, known.message, known.detail);
+    if (error instanceof CommitOutcomeUnknown && request.method !== 'GET') {
+      // Not a 503: that would tell the client nothing happened, and a retry without a key could
+      // then apply the write twice.
+      request.log.warn({ err: error }, 'write outcome unknown');
+      return send(request, reply, 'WRITE_OUTCOME_UNKNOWN', WRITE_OUTCOME_UNKNOWN_MESSAGE);
+    }
     if (isDatabaseUnavailable(error)) {
       request.log.warn({ err: error }, 'database unavailable');
       void reply.header('retry-after', String(RETRY_AFTER_SECONDS));

@@ -1,7 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import { ErrorBody } from '../../platform/http-errors.js';
+import { AppError, CommitOutcomeUnknown } from '../../platform/errors.js';
+import { ErrorBody, WRITE_OUTCOME_UNKNOWN_MESSAGE } from '../../platform/http-errors.js';
 import {
   replayableHeaders,
   sendOutcome,
@@ -34,6 +35,8 @@ const TAGS = ['transactions'];
 const errors = (...statuses: number[]) =>
   Object.fromEntries(statuses.map((status) => [status, ErrorBody]));
 
+const IF_MATCH_LENGTH_MAX = 1_024;
+
 const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.Optional(
     Type.String({
@@ -47,6 +50,8 @@ const WriteHeaders = Type.Object({
   ...IdempotencyHeaders.properties,
   'if-match': Type.Optional(
     Type.String({
+      // A few entity tags at most; bounded so a header can never cost much to read.
+      maxLength: IF_MATCH_LENGTH_MAX,
       description: 'The ETag of the version you read; a stale one answers 412.',
     }),
   ),
@@ -93,19 +98,34 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
   async function writeTransaction(
     request: FastifyRequest,
     reply: FastifyReply,
-    write: (dbTx: DbTx | undefined) => Promise<TransactionRow>,
+    write: (dbTx: DbTx | undefined, touched: (userId: string) => void) => Promise<TransactionRow>,
     answer: (row: TransactionRow) => StoredResponse,
-    options?: { atomic: boolean },
+    options?: { atomic: boolean; id?: string },
   ): Promise<void> {
     let written: TransactionRow | undefined;
-    const outcome = await idempotency.execute(
-      request,
-      async (dbTx) => {
-        written = await write(dbTx);
-        return answer(written);
-      },
-      options,
-    );
+    let user: string | undefined;
+    let outcome;
+    try {
+      outcome = await idempotency.execute(
+        request,
+        async (dbTx) => {
+          written = await write(dbTx, (userId) => (user = userId));
+          return answer(written);
+        },
+        options,
+      );
+    } catch (error) {
+      if (!(error instanceof CommitOutcomeUnknown)) throw error;
+      // It may have been applied: treat it as a write for the cache and read replicas (best
+      // effort: the database or Redis may be what failed), and say that nobody knows.
+      if (user !== undefined) await transactions.committed({ userId: user }).catch(() => undefined);
+      throw new AppError(
+        'WRITE_OUTCOME_UNKNOWN',
+        options?.id === undefined
+          ? WRITE_OUTCOME_UNKNOWN_MESSAGE
+          : `${WRITE_OUTCOME_UNKNOWN_MESSAGE} (it would be /api/v1/transaction/${options.id})`,
+      );
+    }
     // Before the answer leaves: a client that reads right after must not hit the old cache.
     if (written) await transactions.committed(written);
     sendOutcome(reply, outcome);
@@ -129,18 +149,22 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
     schema: {
       tags: TAGS,
       summary: 'Record a transaction',
+      description:
+        'Also served at `POST /api/v1/transaction/` (with the trailing slash, the path the ' +
+        'original service used): the same operation, without a redirect.',
       headers: IdempotencyHeaders,
       body: CreateTransactionBody,
-      response: { 201: TransactionEnvelope, ...errors(409, 413, 415, 422, 503) },
+      response: { 201: TransactionEnvelope, ...errors(409, 413, 415, 422, 503, 504) },
     },
     config: {
       unavailableMessage: 'An error occurred while adding the transaction',
       access: { scope: 'transactions:write', owner: 'body:user_id' },
     },
   } as const;
-  // Old clients post to the path with and without the trailing slash; neither redirects.
+  // Old clients post to the path with and without the trailing slash; neither redirects. The
+  // document names the one without (trailing slashes confuse generated clients) and says so.
   for (const url of ['/api/v1/transaction/', '/api/v1/transaction']) {
-    const hide = !url.endsWith('/');
+    const hide = url.endsWith('/');
     app.post(
       url,
       { ...createRoute, schema: { ...createRoute.schema, hide } },
@@ -152,9 +176,12 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
         await writeTransaction(
           request,
           reply,
-          (dbTx) => transactions.create(row, { dbTx }),
+          (dbTx, touched) => {
+            touched(row.userId);
+            return transactions.create(row, { dbTx });
+          },
           () => answer,
-          { atomic: true },
+          { atomic: true, id: row.id },
         );
       },
     );
@@ -221,18 +248,19 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
         params: TransactionIdParams,
         headers: WriteHeaders,
         body: UpdateTransactionBody,
-        response: { 200: TransactionEnvelope, ...errors(404, 409, 412, 413, 415, 422, 503) },
+        response: { 200: TransactionEnvelope, ...errors(404, 409, 412, 413, 415, 422, 503, 504) },
       },
       config: { access: { scope: 'transactions:write', owner: 'record' } },
       handler: async (request, reply) => {
         await writeTransaction(
           request,
           reply,
-          (dbTx) =>
+          (dbTx, touched) =>
             transactions.update(request.params.id, request.body, {
               dbTx,
               ifMatch: readIfMatch(request),
               owner: ownerOf(request),
+              touched,
             }),
           recordAnswer(reply, 200, 'Transaction updated successfully'),
         );
@@ -248,7 +276,7 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
         summary: 'Delete a transaction',
         params: TransactionIdParams,
         headers: WriteHeaders,
-        response: { 200: DeleteEnvelope, ...errors(404, 409, 412, 422, 503) },
+        response: { 200: DeleteEnvelope, ...errors(404, 409, 412, 422, 503, 504) },
       },
       config: { access: { scope: 'transactions:write', owner: 'record' } },
     },
@@ -257,8 +285,13 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
       await writeTransaction(
         request,
         reply,
-        (dbTx) =>
-          transactions.remove(id, { dbTx, ifMatch: readIfMatch(request), owner: ownerOf(request) }),
+        (dbTx, touched) =>
+          transactions.remove(id, {
+            dbTx,
+            ifMatch: readIfMatch(request),
+            owner: ownerOf(request),
+            touched,
+          }),
         () =>
           respond(reply, 200, {
             data: `Transaction with ID: ${id} removed`,
