@@ -15,6 +15,13 @@ import {
   type EventHandler,
 } from './modules/events/handlers.js';
 import { registerHandlers } from './modules/events/outbox.js';
+import {
+  createJetStreamMetrics,
+  jetStreamLag,
+  startJetStreamRelay,
+  type JetStreamRelay,
+  type JetStreamRelayOptions,
+} from './modules/events/jetstream.js';
 import { startWorker, type Worker } from './modules/events/worker.js';
 import { webhooksRoutes } from './modules/webhooks/webhooks.routes.js';
 import { createWebhooksService } from './modules/webhooks/webhooks.service.js';
@@ -96,6 +103,8 @@ export interface AppDeps {
    * credentials, so it neither needs nor refuses for want of a way to authenticate.
    */
   role?: 'api' | 'worker';
+  /** Overrides for the JetStream relay (tests: a crash point, a smaller batch). */
+  jetStreamRelay?: Pick<JetStreamRelayOptions, 'afterPublish' | 'batchSize'>;
 }
 
 /** The service cannot start: nobody could ever authenticate. */
@@ -322,6 +331,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   }
 
   const metrics = createMetrics(database);
+  const relayMetrics = config.natsUrl
+    ? createJetStreamMetrics(metrics.registry, () => jetStreamLag(database.db))
+    : undefined;
   const cacheStore =
     deps.cacheStore ??
     (config.redisUrl
@@ -344,6 +356,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   const cipher = new FieldCipher(deps.keyRing ?? (await loadKeyRing(config)));
   let worker: Worker | undefined;
+  let relay: JetStreamRelay | undefined;
   const transactions = createTransactionsService({
     db: database.db,
     cipher,
@@ -351,7 +364,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     analyticsTimeZone: config.analyticsTimeZone,
     pageSizeMax: config.pageSizeMax,
     cache,
-    afterCommit: () => worker?.nudge(),
+    afterCommit: () => {
+      worker?.nudge();
+      relay?.nudge();
+    },
   });
   const analytics = createAnalyticsService({
     db: database.db,
@@ -530,6 +546,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     cache,
     auth: async () => ((await isOpen()) ? 'open' : 'required'),
     announceOpen: serving && config.nodeEnv === 'development',
+    ...(config.natsUrl
+      ? {
+          jetstream: {
+            lag: () => jetStreamLag(database.db),
+            connected: () => (relay ? relay.connected() : undefined),
+          },
+        }
+      : {}),
   });
   await app.register(metricsRoutes, {
     metrics,
@@ -580,6 +604,26 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     app.addHook('preClose', async () => {
       await worker?.stop();
     });
+
+    const natsUrl = config.natsUrl;
+    if (natsUrl) {
+      app.addHook('onReady', async () => {
+        relay = startJetStreamRelay({
+          db: database.db,
+          exclusive: database.kind === 'postgres',
+          servers: natsUrl,
+          stream: config.natsStream,
+          subjectPrefix: config.natsSubjectPrefix,
+          pollMs: config.workerPollMs,
+          logger: app.log,
+          ...(relayMetrics ? { metrics: relayMetrics } : {}),
+          ...(deps.jetStreamRelay ?? {}),
+        });
+      });
+      app.addHook('preClose', async () => {
+        await relay?.stop();
+      });
+    }
   }
 
   if (config.scheduler === 'on') {

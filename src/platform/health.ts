@@ -31,7 +31,13 @@ export const healthRoutes: FastifyPluginAsync<{
    * the plain body; the header is always there.
    */
   announceOpen: boolean;
-}> = async (app, { database, cache, auth, announceOpen }) => {
+  /**
+   * With NATS_URL: the relay's lag (events committed but not yet in the stream) and, in a process
+   * that runs the relay, whether it is connected (undefined elsewhere). Reported, never fatal:
+   * the API serves while NATS is away, and the relay catches up.
+   */
+  jetstream?: { lag: () => Promise<number>; connected: () => boolean | undefined };
+}> = async (app, { database, cache, auth, announceOpen, jetstream }) => {
   app.get(
     '/healthz',
     {
@@ -55,6 +61,14 @@ export const healthRoutes: FastifyPluginAsync<{
           200: Type.Object({
             status: Type.Literal('ready'),
             checks: Checks,
+            jetstream_lag: Type.Optional(
+              Type.Integer({
+                minimum: 0,
+                description:
+                  'With NATS_URL: events committed but not yet in the JetStream stream ' +
+                  '(counted up to 1,000,000)',
+              }),
+            ),
             auth: Type.Optional(Auth),
             warning: Type.Optional(Type.String()),
           }),
@@ -64,18 +78,26 @@ export const healthRoutes: FastifyPluginAsync<{
       config: { access: 'public' },
     },
     async (request, reply) => {
+      let lag: number | undefined;
       const [databaseStatus, cacheStatus] = await Promise.all([
         check(() => database.ping()),
         cache.check(),
+        jetstream &&
+          check(async () => {
+            lag = await jetstream.lag();
+          }),
       ]);
       // Without the cache every request is still answered, from the database: ready, degraded.
-      const checks = { database: databaseStatus, cache: cacheStatus };
+      const checks: Record<string, string> = { database: databaseStatus, cache: cacheStatus };
+      const connected = jetstream?.connected();
+      if (connected !== undefined) checks.jetstream = connected ? 'ok' : 'unavailable';
       const mode = await auth();
       void reply.header('fido-auth', mode);
       if (checks.database === 'ok') {
         return {
           status: 'ready' as const,
           checks,
+          ...(lag === undefined ? {} : { jetstream_lag: lag }),
           ...(mode === 'open' && announceOpen ? { auth: mode, warning: OPEN_WARNING } : {}),
         };
       }
