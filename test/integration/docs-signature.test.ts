@@ -14,21 +14,21 @@ type Verify = (
   toleranceSeconds?: number,
 ) => boolean;
 
-/** The README's verification snippet, exactly as a reader would copy it. */
-async function loadReadmeSnippet(directory: string): Promise<Verify> {
-  const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+/** docs/events.md's verification snippet, exactly as a reader would copy it. */
+async function loadDocsSnippet(directory: string): Promise<Verify> {
+  const page = await readFile(new URL('../../docs/events.md', import.meta.url), 'utf8');
   const section = /<!-- verify-signature:start -->([\s\S]*?)<!-- verify-signature:end -->/.exec(
-    readme,
+    page,
   )?.[1];
   const code = section && /```js\n([\s\S]*?)```/.exec(section)?.[1];
-  if (!code) throw new Error('README has no verification snippet between its markers');
+  if (!code) throw new Error('docs/events.md has no verification snippet between its markers');
   const file = path.join(directory, 'verify.mjs');
   await writeFile(file, code);
   const module = (await import(pathToFileURL(file).href)) as { verifyFidoSignature: Verify };
   return module.verifyFidoSignature;
 }
 
-describe("the README's signature verification", () => {
+describe('the signature verification in docs/events.md', () => {
   const ctx = useTestApp({ env: { WORKER: 'inline', WORKER_POLL_MS: '50' } });
   let receiver: WebhookReceiver;
   let directory: string;
@@ -43,7 +43,7 @@ describe("the README's signature verification", () => {
   });
 
   it('accepts a real delivery and refuses a tampered, re-signed or stale one', async () => {
-    const verify = await loadReadmeSnippet(directory);
+    const verify = await loadDocsSnippet(directory);
     const created = await ctx.app.inject({
       method: 'POST',
       url: '/api/v1/webhooks',
