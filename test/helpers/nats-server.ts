@@ -206,7 +206,7 @@ export async function streamCaughtUp(
   url: string,
   stream: string,
   db: Db,
-  timeoutMs = 60_000,
+  timeoutMs = 120_000,
 ): Promise<{ stored: StoredEvent[]; feed: PublishedEvent[] }> {
   return eventually(
     async () => {
@@ -214,13 +214,22 @@ export async function streamCaughtUp(
         db,
         sql`select count(*) as n from events`,
       );
+      if ((await streamLength(url, stream)) < Number(row?.n ?? 0)) return undefined;
       const stored = await readStream(url, stream);
-      if (stored.length < Number(row?.n ?? 0)) return undefined;
       const feed = await feedEvents(db);
       return feed.length >= stored.length ? { stored, feed } : undefined;
     },
     { timeoutMs, intervalMs: 100, what: 'the stream to hold every event of the feed' },
   );
+}
+
+/** Messages in `stream` (0 when it does not exist yet). */
+export async function streamLength(url: string, stream: string): Promise<number> {
+  return withNats(url, async (nc) => {
+    const jsm = await nc.jetstreamManager();
+    const info = await jsm.streams.info(stream).catch(() => undefined);
+    return info?.state.messages ?? 0;
+  });
 }
 
 /**

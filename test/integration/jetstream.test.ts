@@ -23,6 +23,7 @@ import {
   readStream,
   SHARED_NATS_URL,
   streamCaughtUp,
+  streamLength,
   uniqueStream,
 } from '../helpers/nats-server.js';
 import { eventually } from '../helpers/webhook-receiver.js';
@@ -74,6 +75,9 @@ async function lagMetric(app: FastifyInstance): Promise<number> {
   return Number(match[1]);
 }
 
+// Sized for a loaded machine: a test takes 10-20 s alone.
+const TEST_TIMEOUT_MS = 240_000;
+
 describe('JetStream relay', () => {
   let database: TestDatabase;
   const apps: FastifyInstance[] = [];
@@ -113,175 +117,202 @@ describe('JetStream relay', () => {
     await app.close();
   }
 
-  it('publishes every event once, in feed order, with Nats-Msg-Id = the event id; lag reaches 0', async () => {
-    const { stream, prefix, env } = uniqueStream();
-    streams.push({ url: SHARED_NATS_URL, stream });
-    const app = await relayApp(SHARED_NATS_URL, env);
-    const users = [uniqueUserId(), uniqueUserId(), uniqueUserId()];
-    await writeSome(app, 30, users);
+  it(
+    'publishes every event once, in feed order, with Nats-Msg-Id = the event id; lag reaches 0',
+    async () => {
+      const { stream, prefix, env } = uniqueStream();
+      streams.push({ url: SHARED_NATS_URL, stream });
+      const app = await relayApp(SHARED_NATS_URL, env);
+      const users = [uniqueUserId(), uniqueUserId(), uniqueUserId()];
+      await writeSome(app, 30, users);
 
-    const { stored, feed } = await streamCaughtUp(SHARED_NATS_URL, stream, database.handle.db);
-    expect(feed.length).toBe(30 + 10 + 6);
-    expectStreamIsFeed(stored, feed, prefix);
-    expect(new Set(stored.map((m) => m.body.type))).toEqual(
-      new Set(['transaction.created', 'transaction.updated', 'transaction.deleted']),
-    );
-    // Each user's events, in the stream, in the order that user's changes were made.
-    for (const user of users) {
-      const amounts = stored
-        .filter((m) => m.body.user_id === user && m.body.type === 'transaction.created')
-        .map((m) => (m.body.data as { transaction: { transaction_amount: number } }).transaction)
-        .map((t) => t.transaction_amount);
-      expect(amounts).toEqual([...amounts].sort((a, b) => a - b));
-      expect(amounts.length).toBe(10);
-    }
-
-    await eventually(async () => ((await readyz(app)).jetstream_lag === 0 ? true : undefined), {
-      what: 'a lag of 0 in /readyz',
-    });
-    expect((await readyz(app)).checks.jetstream).toBe('ok');
-    expect(await lagMetric(app)).toBe(0);
-    expect((await app.inject('/metrics')).body).toMatch(/^fido_jetstream_published_total 46$/m);
-    await close(app);
-  });
-
-  it('NATS down at start and restarted mid-stream (SIGTERM and SIGKILL): each event once, in order; lag reported', async () => {
-    await freshDatabase();
-    const nats = await NatsServer.create();
-    try {
-      const { prefix, env, stream } = uniqueStream();
-      const app = await relayApp(nats.url, env);
-      const users = [uniqueUserId(), uniqueUserId()];
-      await writeSome(app, 10, users);
-      // Nothing can be published: the lag is every event, in /readyz and /metrics.
-      const ready = await readyz(app);
-      expect(ready.checks.jetstream).toBe('unavailable');
-      expect(ready.checks.database).toBe('ok');
-      expect(ready.jetstream_lag).toBe(15);
-      expect(await lagMetric(app)).toBe(15);
-
-      await nats.start();
-      await eventually(async () => ((await readyz(app)).jetstream_lag === 0 ? true : undefined), {
-        timeoutMs: 30_000,
-        what: 'the relay to catch up once NATS is up',
-      });
-      expect((await readStream(nats.url, stream)).length).toBe(15);
-
-      for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
-        // Writes go on while NATS goes away mid-stream and comes back.
-        const before = (await readStream(nats.url, stream)).length;
-        const writing = writeSome(app, 20, users);
-        await eventually(
-          async () =>
-            (await readStream(nats.url, stream)).length >= before + 5 ? true : undefined,
-          { timeoutMs: 30_000, what: 'some of the new events in the stream' },
-        );
-        await nats.stop(signal);
-        await writing;
-        await writeSome(app, 2, users);
-        expect((await readyz(app)).jetstream_lag).toBeGreaterThanOrEqual(3);
-        await nats.start();
+      const { stored, feed } = await streamCaughtUp(SHARED_NATS_URL, stream, database.handle.db);
+      expect(feed.length).toBe(30 + 10 + 6);
+      expectStreamIsFeed(stored, feed, prefix);
+      expect(new Set(stored.map((m) => m.body.type))).toEqual(
+        new Set(['transaction.created', 'transaction.updated', 'transaction.deleted']),
+      );
+      // Each user's events, in the stream, in the order that user's changes were made.
+      for (const user of users) {
+        const amounts = stored
+          .filter((m) => m.body.user_id === user && m.body.type === 'transaction.created')
+          .map((m) => (m.body.data as { transaction: { transaction_amount: number } }).transaction)
+          .map((t) => t.transaction_amount);
+        expect(amounts).toEqual([...amounts].sort((a, b) => a - b));
+        expect(amounts.length).toBe(10);
       }
 
-      const { stored, feed } = await streamCaughtUp(nats.url, stream, database.handle.db);
-      expect(feed.length).toBe(15 + 2 * (31 + 3));
-      expectStreamIsFeed(stored, feed, prefix);
       await eventually(async () => ((await readyz(app)).jetstream_lag === 0 ? true : undefined), {
-        what: 'a lag of 0 after the restarts',
+        timeoutMs: 120_000,
+        what: 'a lag of 0 in /readyz',
       });
+      expect((await readyz(app)).checks.jetstream).toBe('ok');
+      expect(await lagMetric(app)).toBe(0);
+      expect((await app.inject('/metrics')).body).toMatch(/^fido_jetstream_published_total 46$/m);
       await close(app);
-    } finally {
-      await nats.destroy();
-    }
-  });
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  it('a relay that dies between publish and save: the next one resumes from the stream, no duplicate', async () => {
-    await freshDatabase();
-    const { prefix, env, stream } = uniqueStream();
-    streams.push({ url: SHARED_NATS_URL, stream });
-    // A deduplication window far shorter than the test: only the fence can keep a duplicate out.
-    await createStream(SHARED_NATS_URL, stream, prefix, 100);
-    let crashes = 0;
-    const writer = await buildTestApp(database);
-    apps.push(writer);
-    await writeSome(writer, 20, [uniqueUserId(), uniqueUserId()]);
-    const dying = await relayApp(SHARED_NATS_URL, env, {
-      deps: {
-        jetStreamRelay: {
-          batchSize: BATCH,
-          afterPublish: () => {
-            crashes += 1;
-            throw new Error('injected crash between publish and save');
+  it(
+    'NATS down at start and restarted mid-stream (SIGTERM and SIGKILL): each event once, in order; lag reported',
+    async () => {
+      await freshDatabase();
+      const nats = await NatsServer.create();
+      try {
+        const { prefix, env, stream } = uniqueStream();
+        const app = await relayApp(nats.url, env);
+        const users = [uniqueUserId(), uniqueUserId()];
+        await writeSome(app, 10, users);
+        // Nothing can be published: the lag is every event, in /readyz and /metrics.
+        const ready = await readyz(app);
+        expect(ready.checks.jetstream).toBe('unavailable');
+        expect(ready.checks.database).toBe('ok');
+        expect(ready.jetstream_lag).toBe(15);
+        expect(await lagMetric(app)).toBe(15);
+
+        await nats.start();
+        await eventually(async () => ((await readyz(app)).jetstream_lag === 0 ? true : undefined), {
+          timeoutMs: 120_000,
+          what: 'the relay to catch up once NATS is up',
+        });
+        expect(await streamLength(nats.url, stream)).toBe(15);
+
+        for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+          // Writes go on while NATS goes away mid-stream and comes back.
+          const before = await streamLength(nats.url, stream);
+          const writing = writeSome(app, 20, users);
+          await eventually(
+            async () => ((await streamLength(nats.url, stream)) >= before + 5 ? true : undefined),
+            { timeoutMs: 120_000, what: 'some of the new events in the stream' },
+          );
+          await nats.stop(signal);
+          await writing;
+          await writeSome(app, 2, users);
+          expect((await readyz(app)).jetstream_lag).toBeGreaterThanOrEqual(3);
+          await nats.start();
+        }
+
+        const { stored, feed } = await streamCaughtUp(nats.url, stream, database.handle.db);
+        expect(feed.length).toBe(15 + 2 * (31 + 3));
+        expectStreamIsFeed(stored, feed, prefix);
+        await eventually(async () => ((await readyz(app)).jetstream_lag === 0 ? true : undefined), {
+          timeoutMs: 120_000,
+          what: 'a lag of 0 after the restarts',
+        });
+        await close(app);
+      } finally {
+        await nats.destroy();
+      }
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    'a relay that dies between publish and save: the next one resumes from the stream, no duplicate',
+    async () => {
+      await freshDatabase();
+      const { prefix, env, stream } = uniqueStream();
+      streams.push({ url: SHARED_NATS_URL, stream });
+      // A deduplication window far shorter than the test: only the fence can keep a duplicate out.
+      await createStream(SHARED_NATS_URL, stream, prefix, 100);
+      let crashes = 0;
+      const writer = await buildTestApp(database);
+      apps.push(writer);
+      await writeSome(writer, 20, [uniqueUserId(), uniqueUserId()]);
+      const dying = await relayApp(SHARED_NATS_URL, env, {
+        deps: {
+          jetStreamRelay: {
+            batchSize: BATCH,
+            afterPublish: () => {
+              crashes += 1;
+              throw new Error('injected crash between publish and save');
+            },
           },
         },
-      },
-    });
-    await eventually(() => (crashes > 0 ? true : undefined), { what: 'the injected crash' });
-    await close(dying);
-    // Published and acknowledged, but never saved: only the stream knows.
-    const published = await readStream(SHARED_NATS_URL, stream);
-    expect(published.length).toBeGreaterThanOrEqual(BATCH);
-    expect(await readJetStreamPosition(database.handle.db)).toBeUndefined();
-
-    const next = await relayApp(SHARED_NATS_URL, env);
-    const { stored, feed } = await streamCaughtUp(SHARED_NATS_URL, stream, database.handle.db);
-    expect(feed.length).toBe(20 + 7 + 4);
-    expectStreamIsFeed(stored, feed, prefix);
-    await eventually(async () => ((await readyz(next)).jetstream_lag === 0 ? true : undefined), {
-      what: 'the saved position to catch up',
-    });
-    await close(next);
-  });
-
-  it('two relays at once on one database and one stream: each event once, in order', async () => {
-    await freshDatabase();
-    const { prefix, env, stream } = uniqueStream();
-    streams.push({ url: SHARED_NATS_URL, stream });
-    // On PGlite the advisory lock cannot exclude (one session), and deduplication lasts 100 ms:
-    // the stream's fence alone keeps duplicates out.
-    await createStream(SHARED_NATS_URL, stream, prefix, 100);
-    const first = await relayApp(SHARED_NATS_URL, env);
-    const second = await relayApp(SHARED_NATS_URL, env);
-    const users = [uniqueUserId(), uniqueUserId(), uniqueUserId()];
-    await Promise.all([writeSome(first, 25, users), writeSome(second, 25, users)]);
-    const { stored, feed } = await streamCaughtUp(SHARED_NATS_URL, stream, database.handle.db);
-    expect(feed.length).toBe(2 * (25 + 8 + 5));
-    expectStreamIsFeed(stored, feed, prefix);
-    expect(await feedEvents(database.handle.db)).toHaveLength(stored.length);
-    await Promise.all([close(first), close(second)]);
-  });
-
-  it('pruning keeps old events the stream does not have yet', async () => {
-    await freshDatabase();
-    const db = database.handle.db;
-    const app = await buildTestApp(database);
-    apps.push(app);
-    await writeSome(app, 3, [uniqueUserId()]);
-    await eventually(async () =>
-      (await relayEvents(db, { batchSize: 100, retryWindowMs: 3_600_000 })) === 0
-        ? true
-        : undefined,
-    );
-    await db.execute(sql`update events set created_at = now() - interval '100 days'`);
-    const prune = () =>
-      pruneEvents(db, {
-        retentionDays: 90,
-        batchSize: 100,
-        deadline: Date.now() + 10_000,
-        jetstream: true,
       });
-    // Nothing is in the stream yet: nothing goes.
-    expect((await prune()).events).toBe(0);
-    const feed = await feedEvents(db);
-    expect(feed).toHaveLength(4);
-    // The first two are in the stream: those two go, the others stay.
-    const [second] = await queryRows<{ tx_id: string; sequence: string }>(
-      db,
-      sql`select tx_id::text as tx_id, sequence::text as sequence from events where id = ${feed[1]!.id}`,
-    );
-    await saveJetStreamPosition(db, { txId: second!.tx_id, sequence: second!.sequence });
-    expect((await prune()).events).toBe(2);
-    expect((await feedEvents(db)).map((e) => e.id)).toEqual(feed.slice(2).map((e) => e.id));
-    await close(app);
-  });
+      await eventually(() => (crashes > 0 ? true : undefined), {
+        timeoutMs: 120_000,
+        what: 'the injected crash',
+      });
+      await close(dying);
+      // Published and acknowledged, but never saved: only the stream knows.
+      const published = await readStream(SHARED_NATS_URL, stream);
+      expect(published.length).toBeGreaterThanOrEqual(BATCH);
+      expect(await readJetStreamPosition(database.handle.db)).toBeUndefined();
+
+      const next = await relayApp(SHARED_NATS_URL, env);
+      const { stored, feed } = await streamCaughtUp(SHARED_NATS_URL, stream, database.handle.db);
+      expect(feed.length).toBe(20 + 7 + 4);
+      expectStreamIsFeed(stored, feed, prefix);
+      await eventually(async () => ((await readyz(next)).jetstream_lag === 0 ? true : undefined), {
+        timeoutMs: 120_000,
+        what: 'the saved position to catch up',
+      });
+      await close(next);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    'two relays at once on one database and one stream: each event once, in order',
+    async () => {
+      await freshDatabase();
+      const { prefix, env, stream } = uniqueStream();
+      streams.push({ url: SHARED_NATS_URL, stream });
+      // On PGlite the advisory lock cannot exclude (one session), and deduplication lasts 100 ms:
+      // the stream's fence alone keeps duplicates out.
+      await createStream(SHARED_NATS_URL, stream, prefix, 100);
+      const first = await relayApp(SHARED_NATS_URL, env);
+      const second = await relayApp(SHARED_NATS_URL, env);
+      const users = [uniqueUserId(), uniqueUserId(), uniqueUserId()];
+      await Promise.all([writeSome(first, 25, users), writeSome(second, 25, users)]);
+      const { stored, feed } = await streamCaughtUp(SHARED_NATS_URL, stream, database.handle.db);
+      expect(feed.length).toBe(2 * (25 + 8 + 5));
+      expectStreamIsFeed(stored, feed, prefix);
+      expect(await feedEvents(database.handle.db)).toHaveLength(stored.length);
+      await Promise.all([close(first), close(second)]);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    'pruning keeps old events the stream does not have yet',
+    async () => {
+      await freshDatabase();
+      const db = database.handle.db;
+      const app = await buildTestApp(database);
+      apps.push(app);
+      await writeSome(app, 3, [uniqueUserId()]);
+      await eventually(
+        async () =>
+          (await relayEvents(db, { batchSize: 100, retryWindowMs: 3_600_000 })) === 0
+            ? true
+            : undefined,
+        { timeoutMs: 120_000, what: 'the outbox relay to finish' },
+      );
+      await db.execute(sql`update events set created_at = now() - interval '100 days'`);
+      const prune = () =>
+        pruneEvents(db, {
+          retentionDays: 90,
+          batchSize: 100,
+          deadline: Date.now() + 10_000,
+          jetstream: true,
+        });
+      // Nothing is in the stream yet: nothing goes.
+      expect((await prune()).events).toBe(0);
+      const feed = await feedEvents(db);
+      expect(feed).toHaveLength(4);
+      // The first two are in the stream: those two go, the others stay.
+      const [second] = await queryRows<{ tx_id: string; sequence: string }>(
+        db,
+        sql`select tx_id::text as tx_id, sequence::text as sequence from events where id = ${feed[1]!.id}`,
+      );
+      await saveJetStreamPosition(db, { txId: second!.tx_id, sequence: second!.sequence });
+      expect((await prune()).events).toBe(2);
+      expect((await feedEvents(db)).map((e) => e.id)).toEqual(feed.slice(2).map((e) => e.id));
+      await close(app);
+    },
+    TEST_TIMEOUT_MS,
+  );
 });
