@@ -453,17 +453,19 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       if (inFlight === 0) drained?.();
     });
   });
-  // Before any route: a route registered from here on without config.access stops the build.
-  if (serving) {
-    installAccessControl(app, {
-      authenticate,
-      isOpen,
-      limiter: rateLimiter,
-      rateLimitMax: config.rateLimitMax,
-      rateLimitIpMax: config.rateLimitIpMax,
-    });
-  }
+  // Before access control: its refusals (401, 403, 429) must carry the CORS headers too, or an
+  // allowed browser application could read neither the error nor its Retry-After.
   if (serving && config.corsOrigins.length > 0) {
+    // A preflight must name its origin and method; @fastify/cors would refuse one that does not
+    // in text/plain. Refused here, in the error shape.
+    app.addHook('onRequest', async (request) => {
+      if (request.method !== 'OPTIONS') return;
+      if (request.headers.origin && request.headers['access-control-request-method']) return;
+      throw new AppError(
+        'BAD_REQUEST',
+        'A CORS preflight needs the Origin and Access-Control-Request-Method headers',
+      );
+    });
     await app.register(cors, {
       origin: [...config.corsOrigins],
       methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
@@ -485,8 +487,19 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         'ratelimit-remaining',
         'ratelimit-reset',
         'ratelimit-policy',
+        'www-authenticate',
       ],
       maxAge: CORS_PREFLIGHT_MAX_AGE_SECONDS,
+    });
+  }
+  // Before any route: a route registered from here on without config.access stops the build.
+  if (serving) {
+    installAccessControl(app, {
+      authenticate,
+      isOpen,
+      limiter: rateLimiter,
+      rateLimitMax: config.rateLimitMax,
+      rateLimitIpMax: config.rateLimitIpMax,
     });
   }
   // Requests still running when the server stops (a create committing, say) must find the cache
