@@ -59,6 +59,12 @@ export interface Config {
   readonly worker: 'inline' | 'off';
   /** How often the worker looks for new events and due retries when nothing wakes it sooner. */
   readonly workerPollMs: number;
+  /**
+   * `on`: after each change the worker recomputes the user's first history page and all-time
+   * analytics into the cache. Off by default: it doubled the work a create leaves behind, for
+   * reads that may never come (docs/performance.md).
+   */
+  readonly cacheWarmup: 'on' | 'off';
   /** Port of the standalone worker's /healthz, /readyz and /metrics. */
   readonly workerPort: number;
   /** Deliveries (webhook calls and handler runs) one worker process runs at once. */
@@ -359,6 +365,7 @@ export function loadConfig(env: Env = process.env): Config {
     webConcurrency: integer('WEB_CONCURRENCY', 1, 1, 64),
     worker: oneOf('WORKER', ['inline', 'off'] as const, 'inline'),
     workerPollMs: integer('WORKER_POLL_MS', 1_000, 10, 60_000),
+    cacheWarmup: oneOf('CACHE_WARMUP', ['on', 'off'] as const, 'off'),
     workerPort: integer('WORKER_PORT', 8001, 0, 65_535),
     workerConcurrency: integer('WORKER_CONCURRENCY', 8, 1, 256),
     webhookRetryHours: decimal('WEBHOOK_RETRY_HOURS', 72, 0.0001, 24 * 30),
