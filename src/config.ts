@@ -45,6 +45,11 @@ export interface Config {
   readonly idempotencyExpirySchedule: string;
   readonly secretKey: string | undefined;
   readonly encryptionKeys: string | undefined;
+  /**
+   * The old FastAPI service's SECRET_KEY (a Fernet key), for `import-legacy` only. Checked by that
+   * command (a bad one is its fatal error, exit 2), not here: nothing else uses it.
+   */
+  readonly legacySecretKey: string | undefined;
   readonly dbPoolSize: number;
   readonly dbStatementTimeoutMs: number;
   readonly dbConnectTimeoutMs: number;
@@ -354,6 +359,7 @@ export function loadConfig(env: Env = process.env): Config {
     reconcileBatchSize: integer('RECONCILE_BATCH_SIZE', 500, 1, 100_000),
     secretKey: read('SECRET_KEY'),
     encryptionKeys: read('ENCRYPTION_KEYS'),
+    legacySecretKey: read('LEGACY_SECRET_KEY'),
     dbPoolSize: integer('DB_POOL_SIZE', 10, 1, 200),
     dbStatementTimeoutMs: integer('DB_STATEMENT_TIMEOUT_MS', 5_000, 100, 600_000),
     dbConnectTimeoutMs: integer('DB_CONNECT_TIMEOUT_MS', 2_000, 100, 60_000),
