@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { buildApp, loadKeyRing } from './app.js';
-import { reconcileAll, reconcileUser } from './modules/analytics/reconciliation.js';
-import { retireHandler } from './modules/events/outbox.js';
+import { reconcileAll, reconcileUser } from './modules/analytics/index.js';
+import { retireHandler } from './modules/events/index.js';
 import { ConfigError, loadConfig, readDotEnv } from './config.js';
 import { FieldCipher, generateKeyBase64 } from './platform/crypto.js';
 import { createCache, redisStore } from './platform/cache.js';
@@ -17,7 +17,7 @@ import {
   API_KEY_LIFETIME_DAYS_MAX,
   API_KEY_NAME_LENGTH_MAX,
   createApiKeysService,
-} from './modules/api-keys/api-keys.service.js';
+} from './modules/api-keys/index.js';
 import type { Db } from './platform/db.js';
 
 const DAY_MS = 86_400_000;
