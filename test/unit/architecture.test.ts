@@ -90,13 +90,8 @@ describe('the layering of src/', () => {
 
   it('has modules that import each other without cycles', () => {
     const graph = moduleGraph();
-    expect([...graph.keys()].sort()).toEqual([
-      'analytics',
-      'api-keys',
-      'events',
-      'transactions',
-      'webhooks',
-    ]);
+    // Every module was read (a walk that found nothing would find no cycle either).
+    expect([...graph.keys()].sort()).toEqual(readdirSync(path.join(SRC, 'modules')).sort());
     expect(findCycle(graph)).toBeUndefined();
   });
 

@@ -5,4 +5,9 @@
 export { encodeCursor } from './cursor.js';
 export { CREATE_STATEMENT } from './transactions.repository.js';
 export { transactionsRoutes } from './transactions.routes.js';
-export { createTransactionsService, type TransactionsService } from './transactions.service.js';
+export { DESCRIPTION_LENGTH_MAX, FULL_NAME_LENGTH_MAX } from './transactions.schemas.js';
+export {
+  createTransactionsService,
+  eventPayload,
+  type TransactionsService,
+} from './transactions.service.js';
