@@ -3,7 +3,11 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Config } from './config.js';
 import { analyticsRoutes } from './modules/analytics/index.js';
 import { apiKeysRoutes } from './modules/api-keys/index.js';
-import { eventsRoutes, type EventHandler } from './modules/events/index.js';
+import {
+  eventsRoutes,
+  type EventHandler,
+  type JetStreamRelayOptions,
+} from './modules/events/index.js';
 import { transactionsRoutes } from './modules/transactions/index.js';
 import { webhooksRoutes } from './modules/webhooks/index.js';
 import type { CacheStore } from './platform/cache.js';
@@ -27,6 +31,7 @@ import { accessControlPlugin } from './plugins/access-control.js';
 import { cryptoPlugin } from './plugins/crypto.js';
 import { databasePlugin } from './plugins/database.js';
 import { eventWorkerPlugin } from './plugins/event-worker.js';
+import { jetStreamPlugin } from './plugins/jetstream.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { openApiPlugin } from './plugins/openapi.js';
 import { readReplicasPlugin } from './plugins/read-replicas.js';
@@ -64,6 +69,8 @@ export interface AppDeps {
    * credentials, so it neither needs nor refuses for want of a way to authenticate.
    */
   role?: 'api' | 'worker';
+  /** Overrides for the JetStream relay (tests: a crash point, a smaller batch). */
+  jetStreamRelay?: Pick<JetStreamRelayOptions, 'afterPublish' | 'batchSize'>;
 }
 
 /** Fastify itself: limits, logging and the request id, from config. */
@@ -147,6 +154,14 @@ async function compose(app: FastifyInstance, config: Config, deps: AppDeps): Pro
   // Before any route: a route registered from here on without config.access stops the build.
   await app.register(accessControlPlugin, { config, apiKeys: services.apiKeys, serving });
   if (serving) await app.register(openApiPlugin);
+  const { natsUrl } = config;
+  if (natsUrl) {
+    await app.register(jetStreamPlugin, {
+      config: { ...config, natsUrl },
+      relay: config.worker === 'inline' || !serving,
+      overrides: deps.jetStreamRelay,
+    });
+  }
 
   await app.register(healthRoutes, {
     database: app.database,
@@ -154,6 +169,7 @@ async function compose(app: FastifyInstance, config: Config, deps: AppDeps): Pro
     replicas: app.reads,
     auth: async () => ((await app.isOpenMode()) ? 'open' : 'required'),
     announceOpen: serving && config.nodeEnv === 'development',
+    jetstream: app.jetstream,
   });
   await app.register(metricsRoutes, {
     metrics: app.metrics,

@@ -21,4 +21,11 @@ export {
   retireHandler,
   type AttemptOutcome,
 } from './outbox.js';
+export {
+  createJetStreamMetrics,
+  jetStreamLag,
+  startJetStreamRelay,
+  type JetStreamRelay,
+  type JetStreamRelayOptions,
+} from './jetstream.js';
 export { startWorker, type WebhookSender, type Worker } from './worker.js';
