@@ -36,7 +36,13 @@ export const healthRoutes: FastifyPluginAsync<{
    * the plain body; the header is always there.
    */
   announceOpen: boolean;
-}> = async (app, { database, cache, replicas, auth, announceOpen }) => {
+  /**
+   * With NATS_URL: the relay's lag (events committed but not yet in the stream) and, in a process
+   * that runs the relay, whether it is connected (undefined elsewhere). Reported, never fatal:
+   * the API serves while NATS is away, and the relay catches up.
+   */
+  jetstream?: { lag: () => Promise<number>; connected: () => boolean | undefined };
+}> = async (app, { database, cache, replicas, auth, announceOpen, jetstream }) => {
   app.get(
     '/healthz',
     {
@@ -61,6 +67,14 @@ export const healthRoutes: FastifyPluginAsync<{
           200: Type.Object({
             status: Type.Literal('ready'),
             checks: Checks,
+            jetstream_lag: Type.Optional(
+              Type.Integer({
+                minimum: 0,
+                description:
+                  'With NATS_URL: events committed but not yet in the JetStream stream ' +
+                  '(counted up to 1,000,000)',
+              }),
+            ),
             auth: Type.Optional(Auth),
             warning: Type.Optional(Type.String()),
           }),
@@ -72,12 +86,17 @@ export const healthRoutes: FastifyPluginAsync<{
     },
     async (request, reply) => {
       // All at once, each bounded: the open-mode check reads the database too.
+      let lag: number | undefined;
       const noReplicas: Record<string, string> = {};
       const [databaseStatus, cacheStatus, replicaStates, mode] = await Promise.all([
         check(() => database.ping()),
         cache.check(),
         replicas ? withTimeout(replicas.check(), { replica_check: 'timeout' }) : noReplicas,
         withTimeout(auth(), 'required' as const),
+        jetstream &&
+          check(async () => {
+            lag = await jetstream.lag();
+          }),
       ]);
       // Without the cache every request is still answered, from the database: ready, degraded.
       // Likewise without a replica: its reads go to the primary.
@@ -89,11 +108,14 @@ export const healthRoutes: FastifyPluginAsync<{
           : 'degraded';
         Object.assign(checks, replicaStates);
       }
+      const connected = jetstream?.connected();
+      if (connected !== undefined) checks.jetstream = connected ? 'ok' : 'unavailable';
       void reply.header('fido-auth', mode);
       if (checks.database === 'ok') {
         return {
           status: 'ready' as const,
           checks,
+          ...(lag === undefined ? {} : { jetstream_lag: lag }),
           ...(mode === 'open' && announceOpen ? { auth: mode, warning: OPEN_WARNING } : {}),
         };
       }
