@@ -5,6 +5,7 @@ import { retireHandler } from './modules/events/outbox.js';
 import { ConfigError, loadConfig, readDotEnv } from './config.js';
 import { FieldCipher, generateKeyBase64 } from './platform/crypto.js';
 import { createCache, redisStore } from './platform/cache.js';
+import { createRedisConnection } from './platform/redis.js';
 import { openDatabase } from './platform/db.js';
 import {
   ROTATION_BATCH_SIZE_DEFAULT,
@@ -235,13 +236,16 @@ async function main(argv: string[]): Promise<number> {
         await database.migrate();
         // Repaired users' cached answers are invalidated in Redis; an in-process cache belongs to
         // the server process and ages out within CACHE_EXPIRATION.
-        const cacheStore = config.redisUrl
-          ? redisStore({
-              url: config.redisUrl,
-              prefix: config.cachePrefix,
-              timeoutMs: config.cacheTimeoutMs,
-              logger,
-            })
+        const redis =
+          config.redisUrl || config.redisClusterNodes
+            ? createRedisConnection({
+                url: config.redisUrl,
+                clusterNodes: config.redisClusterNodes,
+                timeoutMs: config.cacheTimeoutMs,
+              })
+            : undefined;
+        const cacheStore = redis
+          ? redisStore({ connection: redis, prefix: config.cachePrefix })
           : undefined;
         const cache = cacheStore
           ? createCache(cacheStore, { ttlSeconds: config.cacheExpirationSeconds, logger })
@@ -270,6 +274,7 @@ async function main(argv: string[]): Promise<number> {
           }
         } finally {
           await cache?.close();
+          await redis?.close();
         }
         logger.info(
           {

@@ -13,7 +13,7 @@ import pg from 'pg';
 import lockfile from 'proper-lockfile';
 import type { FastifyBaseLogger } from 'fastify';
 import * as schema from '../db/schema/index.js';
-import { isDatabaseUnavailable } from './errors.js';
+import { CommitOutcomeUnknown, isDatabaseUnavailable, leavesOutcomeUnknown } from './errors.js';
 
 export type Schema = typeof schema;
 /** A database handle or an open database transaction: repositories accept either. */
@@ -29,6 +29,8 @@ export interface DatabaseHandle {
   poolStats(): { total: number; idle: number; waiting: number } | undefined;
   /** Applies the committed migrations; safe to run from several processes at once. */
   migrate(): Promise<void>;
+  /** PGlite only: a dump of the data directory, which `pgliteDump` starts a new instance from. */
+  dumpDataDir?(): Promise<Blob>;
   close(): Promise<void>;
 }
 
@@ -37,6 +39,11 @@ export interface DatabaseOptions {
   databaseUrl?: string | undefined;
   /** Where PGlite keeps its files; `memory://` keeps them in memory (tests). */
   dataDir: string;
+  /**
+   * PGlite only, in memory: start from this dump of a data directory (`dumpDataDir()`) instead of
+   * an empty cluster. Tests load one migrated dump per run: initdb dominates a fresh instance.
+   */
+  pgliteDump?: Blob | undefined;
   poolSize: number;
   statementTimeoutMs: number;
   connectTimeoutMs: number;
@@ -91,18 +98,24 @@ function openPostgres(options: DatabaseOptions & { databaseUrl: string }): Datab
   const transaction: Db['transaction'] = async (work, config) => {
     const client = await pool.connect();
     let broken: Error | undefined;
+    // Set once the work is done: a failure after that is the COMMIT's.
+    let committing = false;
     try {
       let onClient = onClients.get(client);
       if (!onClient) {
         onClient = drizzlePg({ client, schema, casing: 'snake_case' });
         onClients.set(client, onClient);
       }
-      return await onClient.transaction((dbTx) => {
+      return await onClient.transaction(async (dbTx) => {
         transactionClients.set(dbTx, client);
-        return work(dbTx);
+        const result = await work(dbTx);
+        committing = true;
+        return result;
       }, config);
     } catch (error) {
       if (isDatabaseUnavailable(error)) broken = error as Error;
+      // The COMMIT was sent and the connection failed: it may have been applied.
+      if (committing && leavesOutcomeUnknown(error)) throw new CommitOutcomeUnknown(error);
       throw error;
     } finally {
       client.release(broken);
@@ -160,7 +173,9 @@ async function openPglite(options: DatabaseOptions): Promise<DatabaseHandle> {
     }
     dataPath = path.join(options.dataDir, 'pgdata');
   }
-  const client = await PGlite.create(inMemory ? undefined : dataPath);
+  const client = await PGlite.create(
+    inMemory ? options.pgliteDump && { loadDataDir: options.pgliteDump } : { dataDir: dataPath },
+  );
   const db = drizzlePglite({ client, schema, casing: 'snake_case' }) as unknown as Db;
 
   return {
@@ -173,6 +188,7 @@ async function openPglite(options: DatabaseOptions): Promise<DatabaseHandle> {
     async migrate() {
       await migratePglite(drizzlePglite({ client, schema }), { migrationsFolder: MIGRATIONS_DIR });
     },
+    dumpDataDir: () => client.dumpDataDir('none'),
     async close() {
       await client.close();
       await releaseLock?.();
@@ -216,12 +232,33 @@ export async function runStatement<T>(
   dbTx: DbTx | undefined,
   statement: Statement,
   values: readonly (string | number | null)[],
+  { commits = false }: { commits?: boolean } = {},
 ): Promise<T[]> {
   // The driver under a pool or a PostgreSQL transaction of ours, or PGlite outside one; any
   // other transaction (a PGlite one, a savepoint) goes through the query builder.
   const client: unknown = dbTx
     ? transactionClients.get(dbTx)
     : (db as { $client?: unknown }).$client;
+  if (client instanceof pg.Pool && commits) {
+    // A statement that commits by itself: a connection that fails once it is sent leaves the
+    // outcome unknown (one that could not be had leaves nothing done).
+    const connection = await client.connect();
+    let broken: Error | undefined;
+    try {
+      const result = await connection.query<pg.QueryResultRow>({
+        name: statement.name,
+        text: statement.text,
+        values: [...values],
+      });
+      return result.rows as T[];
+    } catch (error) {
+      if (isDatabaseUnavailable(error)) broken = error as Error;
+      if (leavesOutcomeUnknown(error)) throw new CommitOutcomeUnknown(error);
+      throw error;
+    } finally {
+      connection.release(broken);
+    }
+  }
   if (client instanceof pg.Pool || client instanceof pg.Client) {
     const result = await client.query<pg.QueryResultRow>({
       name: statement.name,
