@@ -209,6 +209,9 @@ const STATUS_TEXT: Readonly<Record<string, string>> = {
   '503':
     'A dependency (the database) is unavailable, or the server is shutting down: retry after ' +
     '`Retry-After` seconds.',
+  '504':
+    'The database did not confirm the write: it may or may not have been applied. Retry with the ' +
+    'same `Idempotency-Key` to learn its outcome, or read the record before writing again.',
 };
 
 const GENERIC_EXAMPLES: Readonly<Record<string, ErrorExample[]>> = {
@@ -223,7 +226,7 @@ const GENERIC_EXAMPLES: Readonly<Record<string, ErrorExample[]>> = {
   '412': [
     {
       code: 'PRECONDITION_FAILED',
-      message: 'The transaction has changed since that version was read',
+      message: `Transaction ${TRANSACTION_ID_EXAMPLE} has changed: If-Match does not match its current version 2`,
     },
   ],
   '413': [{ code: 'PAYLOAD_TOO_LARGE', message: 'Request body is too large' }],
@@ -713,6 +716,7 @@ const RESPONSE_NAMES: Readonly<Record<string, string>> = {
   '429': 'TooManyRequests',
   '431': 'RequestHeaderFieldsTooLarge',
   '503': 'ServiceUnavailable',
+  '504': 'WriteOutcomeUnknown',
 };
 
 /**
