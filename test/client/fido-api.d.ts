@@ -478,6 +478,12 @@ export interface components {
             updated_at: string;
             /** @description Starts at 1, +1 per update; also the ETag. */
             version: number;
+            /**
+             * @description An imported transaction's id in the old service (a MongoDB ObjectId, 24 hex digits), which the routes taking `{id}` accept as well; null for transactions recorded here.
+             * @example null
+             * @example 65a1f0c2e4b0a1b2c3d4e5f6
+             */
+            legacy_id: string | null;
         };
         /** TransactionDeletedResponse */
         TransactionDeletedResponse: {
@@ -1429,6 +1435,8 @@ export interface operations {
                         checks: {
                             [key: string]: string;
                         };
+                        /** @description With NATS_URL: events committed but not yet in the JetStream stream (counted up to 1,000,000) */
+                        jetstream_lag?: number;
                         /** @description `open`: no credentials exist yet and every request is let in (development only). */
                         auth?: "required" | "open";
                         warning?: string;
@@ -1596,7 +1604,8 @@ export interface operations {
                      *         },
                      *         "created_at": "2024-10-10T09:00:01.234Z",
                      *         "updated_at": "2024-10-10T09:00:01.234Z",
-                     *         "version": 1
+                     *         "version": 1,
+                     *         "legacy_id": null
                      *       },
                      *       "code": 201,
                      *       "message": "Transaction added successfully."
@@ -1648,7 +1657,7 @@ export interface operations {
                 "if-none-match"?: string;
             };
             path: {
-                /** @description The transaction id (a UUID). */
+                /** @description The transaction id (a UUID), or an imported transaction's ObjectId from the old service (`legacy_id`, 24 hex digits). */
                 id: string;
             };
             cookie?: never;
@@ -1683,7 +1692,8 @@ export interface operations {
                      *         },
                      *         "created_at": "2024-10-10T09:00:01.234Z",
                      *         "updated_at": "2024-10-10T09:00:01.234Z",
-                     *         "version": 1
+                     *         "version": 1,
+                     *         "legacy_id": null
                      *       },
                      *       "code": 200,
                      *       "message": "Transaction data retrieved successfully"
@@ -1713,7 +1723,7 @@ export interface operations {
                 "if-match"?: string;
             };
             path: {
-                /** @description The transaction id (a UUID). */
+                /** @description The transaction id (a UUID), or an imported transaction's ObjectId from the old service (`legacy_id`, 24 hex digits). */
                 id: string;
             };
             cookie?: never;
@@ -1787,7 +1797,8 @@ export interface operations {
                      *         },
                      *         "created_at": "2024-10-10T09:00:01.234Z",
                      *         "updated_at": "2024-10-10T09:00:01.234Z",
-                     *         "version": 2
+                     *         "version": 2,
+                     *         "legacy_id": null
                      *       },
                      *       "code": 200,
                      *       "message": "Transaction updated successfully"
@@ -1822,7 +1833,7 @@ export interface operations {
                 "if-match"?: string;
             };
             path: {
-                /** @description The transaction id (a UUID). */
+                /** @description The transaction id (a UUID), or an imported transaction's ObjectId from the old service (`legacy_id`, 24 hex digits). */
                 id: string;
             };
             cookie?: never;
@@ -1875,7 +1886,7 @@ export interface operations {
                 "if-match"?: string;
             };
             path: {
-                /** @description The transaction id (a UUID). */
+                /** @description The transaction id (a UUID), or an imported transaction's ObjectId from the old service (`legacy_id`, 24 hex digits). */
                 id: string;
             };
             cookie?: never;
@@ -1949,7 +1960,8 @@ export interface operations {
                      *         },
                      *         "created_at": "2024-10-10T09:00:01.234Z",
                      *         "updated_at": "2024-10-10T09:00:01.234Z",
-                     *         "version": 2
+                     *         "version": 2,
+                     *         "legacy_id": null
                      *       },
                      *       "code": 200,
                      *       "message": "Transaction updated successfully"
@@ -2037,7 +2049,8 @@ export interface operations {
                      *           },
                      *           "created_at": "2024-10-10T09:00:01.234Z",
                      *           "updated_at": "2024-10-10T09:00:01.234Z",
-                     *           "version": 1
+                     *           "version": 1,
+                     *           "legacy_id": null
                      *         }
                      *       ],
                      *       "code": 200,
