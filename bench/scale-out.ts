@@ -1,7 +1,8 @@
 /**
  * Scale-out, for correctness and for the cost of each piece: a private PostgreSQL primary with a
  * streaming replica and a private Redis, all on this machine, and the built API (dist/) in the
- * configurations below, one after the other in the same run, each under the same mixed
+ * configurations below (the last one: 2 API processes, the primary and its replica, a 3-master
+ * Redis Cluster), one after the other in the same run, each under the same mixed
  * read/write load. A 2-core machine cannot show a speed-up; what it shows is the overhead of each
  * piece next to the single-node configuration, the cache hit ratio, the share of reads the
  * replica served, and that no read after a write was stale.
@@ -26,6 +27,7 @@ import { createApiKeysService } from '../src/modules/api-keys/api-keys.service.j
 import { openDatabase } from '../src/platform/db.js';
 import { createLogger } from '../src/platform/logging.js';
 import { startStreamingPair, type StreamingPair } from '../test/helpers/postgres-replica.js';
+import { RedisCluster } from '../test/helpers/redis-cluster.js';
 import { RedisServer } from '../test/helpers/redis-server.js';
 import { processTree, socketOwner, startServer, type ServerProcess } from './processes.js';
 
@@ -52,31 +54,45 @@ interface Configuration {
   description: string;
   processes: number;
   replica: boolean;
+  /** Redis: one server (REDIS_URL) or the 3-master cluster (REDIS_CLUSTER_NODES). */
+  redis: 'server' | 'cluster';
 }
 
 const CONFIGURATIONS: Configuration[] = [
   {
     name: 'single-node',
-    description: '1 API process, the primary alone, Redis',
+    description: '1 API process, the primary alone, one Redis server',
     processes: 1,
     replica: false,
+    redis: 'server',
   },
   {
     name: '2-processes',
-    description: 'WEB_CONCURRENCY=2 (one port), the primary alone, Redis',
+    description: 'WEB_CONCURRENCY=2 (one port), the primary alone, one Redis server',
     processes: 2,
     replica: false,
+    redis: 'server',
   },
   {
     name: '2-processes+replica',
     description:
-      'WEB_CONCURRENCY=2, the primary and READ_DATABASE_URL (its streaming replica), Redis',
+      'WEB_CONCURRENCY=2, the primary and READ_DATABASE_URL (its streaming replica), one Redis server',
     processes: 2,
     replica: true,
+    redis: 'server',
+  },
+  {
+    name: 'scale-out',
+    description:
+      'WEB_CONCURRENCY=2, the primary and its replica, a 3-master Redis Cluster (REDIS_CLUSTER_NODES)',
+    processes: 2,
+    replica: true,
+    redis: 'cluster',
   },
 ];
 
 interface Counters {
+  cacheErrors: number;
   cacheHits: number;
   cacheMisses: number;
   replicaReads: number;
@@ -91,6 +107,7 @@ function parseCounters(text: string): Counters {
       0,
     );
   return {
+    cacheErrors: sum('fido_cache_errors_total\\{[^}]*\\}'),
     cacheHits: sum('fido_cache_hits_total'),
     cacheMisses: sum('fido_cache_misses_total'),
     replicaReads: sum('fido_db_reads_total\\{target="replica_\\d+"\\}'),
@@ -146,6 +163,7 @@ async function serverCounters(server: ServerProcess): Promise<Counters> {
   const all = [...seen.values()];
   const total = (key: keyof Counters) => all.reduce((sum, c) => sum + c[key], 0);
   return {
+    cacheErrors: total('cacheErrors'),
     cacheHits: total('cacheHits'),
     cacheMisses: total('cacheMisses'),
     replicaReads: total('replicaReads'),
@@ -318,6 +336,8 @@ interface ConfigurationResult {
   staleReads: number;
   staleExamples: string[];
   cacheHitRatio: number | null;
+  /** Cache operations that failed during the measured load (should be 0). */
+  cacheErrors: number;
   /** Of the reads the cache did not answer (they reached the database): the replica's share. */
   replicaShare: number | null;
   replicaReads: number;
@@ -394,6 +414,7 @@ async function measure(
       staleReads: outcome.stale + warmup.stale,
       staleExamples: [...warmup.staleExamples, ...outcome.staleExamples].slice(0, 5),
       cacheHitRatio: lookups > 0 ? delta('cacheHits') / lookups : null,
+      cacheErrors: delta('cacheErrors'),
       replicaShare: configuration.replica && routed > 0 ? delta('replicaReads') / routed : null,
       replicaReads: delta('replicaReads'),
       primaryReads: delta('primaryReads'),
@@ -411,10 +432,12 @@ export async function scaleOut(): Promise<void> {
   const workDir = mkdtempSync(path.join(os.tmpdir(), 'fido-scale-out-'));
   let pair: StreamingPair | undefined;
   const redis = new RedisServer();
+  const cluster = new RedisCluster({ masters: 3, replicasPerMaster: 0 });
   const results: ConfigurationResult[] = [];
   try {
     pair = await startStreamingPair();
     await redis.start();
+    await cluster.start();
     const primary = await openDatabase({
       databaseUrl: pair.primaryUrl,
       dataDir: 'unused',
@@ -449,7 +472,9 @@ export async function scaleOut(): Promise<void> {
         RATE_LIMIT_IP_MAX: '1000000',
         DATA_DIR: path.join(workDir, 'data'),
         DATABASE_URL: pair.primaryUrl,
-        REDIS_URL: redis.url,
+        ...(configuration.redis === 'cluster'
+          ? { REDIS_CLUSTER_NODES: cluster.seeds }
+          : { REDIS_URL: redis.url }),
         CACHE_PREFIX: `fido-scale-${configuration.name.replace(/\W/g, '-')}`,
         ...(configuration.replica ? { READ_DATABASE_URL: pair.replicaUrl } : {}),
       };
@@ -458,6 +483,7 @@ export async function scaleOut(): Promise<void> {
     }
   } finally {
     await redis.kill();
+    await cluster.kill();
     await pair?.stop();
     if (process.env.BENCH_KEEP !== '1') rmSync(workDir, { recursive: true, force: true });
   }
@@ -466,7 +492,7 @@ export async function scaleOut(): Promise<void> {
   for (const r of results) r.ratioToSingleNode = single ? r.requestsPerSecond / single : null;
   const pct = (n: number | null) => (n === null ? '–' : `${(n * 100).toFixed(0)}%`);
   console.log(
-    '\nconfiguration          req/s  × single  writes/s  reads/s  p50 ms  p99 ms  cache hits  replica share  checked  stale  errors',
+    '\nconfiguration          req/s  × single  writes/s  reads/s  p50 ms  p99 ms  cache hits  replica share  checked  stale  errors  cache errors',
   );
   for (const r of results) {
     console.log(
@@ -483,13 +509,14 @@ export async function scaleOut(): Promise<void> {
         String(r.readsChecked).padStart(8),
         String(r.staleReads).padStart(6),
         String(r.errors).padStart(7),
+        String(r.cacheErrors).padStart(13),
       ].join(' '),
     );
     for (const example of r.staleExamples) console.log(`  stale: ${example}`);
   }
   const notes = [
-    'Redis: one private redis-server (REDIS_URL); the 3-node Redis Cluster configuration is added ' +
-      'once REDIS_CLUSTER_NODES is supported.',
+    'Redis: a private redis-server (REDIS_URL), and for scale-out a private 3-master Redis Cluster ' +
+      '(REDIS_CLUSTER_NODES), both on this machine.',
     'replica share: of the reads the cache did not answer (they reached the database), those the ' +
       'replica served; the others went to the primary (the replica had not yet replayed the ' +
       "user's latest write, or a fresh floor).",

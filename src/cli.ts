@@ -315,6 +315,9 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** The shortest statement timeout `import-legacy`, `import` and `export` run with. */
+const IMPORT_STATEMENT_TIMEOUT_MS = 120_000;
+
 /** `import-legacy`, `import` and `export`, which open the database only when they need it. */
 async function migrationCommand(
   command: string,
@@ -350,7 +353,9 @@ async function migrationCommand(
             databaseUrl: config.databaseUrl,
             dataDir: config.dataDir,
             poolSize: 2,
-            statementTimeoutMs: config.dbStatementTimeoutMs,
+            // A batch of thousands of rows is one statement: the API's per-request bound would
+            // cut it short on a busy server, and a cut batch only has to be sent again.
+            statementTimeoutMs: Math.max(config.dbStatementTimeoutMs, IMPORT_STATEMENT_TIMEOUT_MS),
             connectTimeoutMs: config.dbConnectTimeoutMs,
             logger,
           });
