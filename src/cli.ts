@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { buildApp, loadKeyRing } from './app.js';
-import { reconcileAll, reconcileUser } from './modules/analytics/reconciliation.js';
-import { retireHandler } from './modules/events/outbox.js';
+import { reconcileAll, reconcileUser } from './modules/analytics/index.js';
+import { retireHandler } from './modules/events/index.js';
 import { ConfigError, loadConfig, readDotEnv, type Config } from './config.js';
 import type { FastifyBaseLogger } from 'fastify';
 import { FieldCipher, generateKeyBase64 } from './platform/crypto.js';
@@ -19,7 +19,7 @@ import {
   API_KEY_LIFETIME_DAYS_MAX,
   API_KEY_NAME_LENGTH_MAX,
   createApiKeysService,
-} from './modules/api-keys/api-keys.service.js';
+} from './modules/api-keys/index.js';
 import type { Db } from './platform/db.js';
 import {
   MIGRATION_USAGE,

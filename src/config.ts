@@ -1,6 +1,6 @@
 import { Cron } from 'croner';
-import { isCurrencyCode } from './modules/transactions/money.js';
-import { PAGE_SIZE_MAX } from './modules/transactions/transactions.schemas.js';
+import { isCurrencyCode } from './domain/money.js';
+import { PAGE_SIZE_MAX } from './domain/pagination.js';
 import { KeyConfigError, parseKeyRing } from './platform/crypto.js';
 
 /**
@@ -60,6 +60,8 @@ export interface Config {
   readonly trustProxy: boolean;
   /** HTTP processes `npm start` runs (Node cluster, one shared port). */
   readonly webConcurrency: number;
+  /** Under WEB_CONCURRENCY > 1: restarts of a process failing right after starting, then give up. */
+  readonly webStartRetries: number;
   /** `inline`: this process also delivers events; `off`: another process (`npm run worker`) does. */
   readonly worker: 'inline' | 'off';
   /** How often the worker looks for new events and due retries when nothing wakes it sooner. */
@@ -398,6 +400,7 @@ export function loadConfig(env: Env = process.env): Config {
     idempotencyKeyTtlHours: integer('IDEMPOTENCY_KEY_TTL_HOURS', 24, 1, 24 * 30),
     trustProxy: boolean('TRUST_PROXY', false),
     webConcurrency: integer('WEB_CONCURRENCY', 1, 1, 64),
+    webStartRetries: integer('WEB_START_RETRIES', 5, 0, 20),
     worker: oneOf('WORKER', ['inline', 'off'] as const, 'inline'),
     workerPollMs: integer('WORKER_POLL_MS', 1_000, 10, 60_000),
     cacheWarmup: oneOf('CACHE_WARMUP', ['on', 'off'] as const, 'off'),

@@ -5,7 +5,7 @@ import {
   DAYS_UPSERT,
   ROLLUP_LOCK_CLASS,
   TOTALS_UPSERT,
-} from '../analytics/rollups.js';
+} from '../analytics/index.js';
 
 /** A row as the import stores it: the name already encrypted under the current key ring. */
 export interface StoredImportRow {
