@@ -53,6 +53,8 @@ export interface Config {
   readonly dbPoolSize: number;
   readonly dbStatementTimeoutMs: number;
   readonly dbConnectTimeoutMs: number;
+  /** A request waiting on a PostgreSQL that answers nothing gets its 503 within this (ms). */
+  readonly dbHangTimeoutMs: number;
   readonly bodyLimitBytes: number;
   readonly requestTimeoutMs: number;
   readonly shutdownTimeoutMs: number;
@@ -394,6 +396,7 @@ export function loadConfig(env: Env = process.env): Config {
     dbPoolSize: integer('DB_POOL_SIZE', 10, 1, 200),
     dbStatementTimeoutMs: integer('DB_STATEMENT_TIMEOUT_MS', 5_000, 100, 600_000),
     dbConnectTimeoutMs: integer('DB_CONNECT_TIMEOUT_MS', 2_000, 100, 60_000),
+    dbHangTimeoutMs: integer('DB_HANG_TIMEOUT_MS', 3_000, 300, 60_000),
     bodyLimitBytes: integer('BODY_LIMIT_BYTES', 64 * 1024, 1024, 10 * 1024 * 1024),
     requestTimeoutMs: integer('REQUEST_TIMEOUT_MS', 15_000, 1_000, 600_000),
     shutdownTimeoutMs: integer('SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
