@@ -57,7 +57,7 @@ import {
 import { installConditionalGets } from './platform/http-cache.js';
 import { installSecurityHeaders } from './platform/security-headers.js';
 import { healthRoutes } from './platform/health.js';
-import { AppError, isDatabaseUnavailable } from './platform/errors.js';
+import { AppError, isDatabaseUnavailable, StartupError } from './platform/errors.js';
 import {
   frameworkErrors,
   installErrorHandling,
@@ -99,7 +99,7 @@ export interface AppDeps {
 }
 
 /** The service cannot start: nobody could ever authenticate. */
-export class AuthSetupError extends Error {
+export class AuthSetupError extends StartupError {
   override readonly name = 'AuthSetupError';
 }
 

@@ -2,6 +2,7 @@ import { Cron } from 'croner';
 import { isCurrencyCode } from './modules/transactions/money.js';
 import { PAGE_SIZE_MAX } from './modules/transactions/transactions.schemas.js';
 import { KeyConfigError, parseKeyRing } from './platform/crypto.js';
+import { StartupError } from './platform/errors.js';
 
 /**
  * The service's configuration: every environment variable is read here, once, and nowhere else.
@@ -103,10 +104,15 @@ export interface Config {
   readonly metricsAccess: 'public' | 'admin';
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends StartupError {
   constructor(readonly problems: readonly string[]) {
     super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
     this.name = 'ConfigError';
+  }
+
+  /** Every problem on one line, for an operator's terminal. */
+  override toString(): string {
+    return `invalid configuration: ${this.problems.join('; ')}`;
   }
 }
 

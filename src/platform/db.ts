@@ -13,7 +13,7 @@ import pg from 'pg';
 import lockfile from 'proper-lockfile';
 import type { FastifyBaseLogger } from 'fastify';
 import * as schema from '../db/schema/index.js';
-import { isDatabaseUnavailable } from './errors.js';
+import { isDatabaseUnavailable, StartupError } from './errors.js';
 
 export type Schema = typeof schema;
 /** A database handle or an open database transaction: repositories accept either. */
@@ -46,6 +46,22 @@ export interface DatabaseOptions {
 const MIGRATIONS_DIR = fileURLToPath(new URL('../../drizzle', import.meta.url));
 // An arbitrary constant: the advisory lock that serialises migrations across replicas.
 const MIGRATION_LOCK_ID = 7_201_553_001;
+
+/** Another process (a running server, say) holds the embedded database's data directory. */
+export class DataDirInUseError extends StartupError {
+  override name = 'DataDirInUseError';
+  constructor(
+    readonly dataDir: string,
+    options: { cause: unknown },
+  ) {
+    super(
+      `DATA_DIR ${dataDir} is in use by another process of this service. ` +
+        'The embedded database allows one process per directory: stop the other one, ' +
+        'choose another DATA_DIR, or set DATABASE_URL to use PostgreSQL.',
+      options,
+    );
+  }
+}
 
 export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
   return options.databaseUrl
@@ -151,12 +167,7 @@ async function openPglite(options: DatabaseOptions): Promise<DatabaseHandle> {
         onCompromised: (error) => options.logger.error({ err: error }, 'data directory lock lost'),
       });
     } catch (error) {
-      throw new Error(
-        `DATA_DIR ${options.dataDir} is in use by another process of this service. ` +
-          'The embedded database allows one process per directory: stop the other one, ' +
-          'choose another DATA_DIR, or set DATABASE_URL to use PostgreSQL.',
-        { cause: error },
-      );
+      throw new DataDirInUseError(options.dataDir, { cause: error });
     }
     dataPath = path.join(options.dataDir, 'pgdata');
   }

@@ -109,3 +109,12 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   }
   return false;
 }
+
+/**
+ * A process cannot start (or a CLI command cannot run) because of how it was set up: a bad
+ * setting, a data directory in use, no way to authenticate. The operator needs one line saying
+ * what to do, not a stack trace.
+ */
+export class StartupError extends Error {
+  override name = 'StartupError';
+}

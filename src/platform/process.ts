@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { ConfigError } from '../config.js';
+import { StartupError } from './errors.js';
 
 /** Closes `app` on SIGTERM or SIGINT, then exits; work in flight gets until `timeoutMs`. */
 export function closeOnSignals(app: FastifyInstance, timeoutMs: number): void {
@@ -28,11 +28,18 @@ export function closeOnSignals(app: FastifyInstance, timeoutMs: number): void {
   process.once('SIGINT', () => stop('SIGINT'));
 }
 
+/**
+ * What an operator is told about `error`: one line for a set-up problem (a bad setting, a data
+ * directory in use, no way to authenticate), the stack for anything else (a bug).
+ */
+export function describeFailure(error: unknown): string {
+  if (error instanceof StartupError) return error.toString().replace(/^\w*Error: /, '');
+  return String((error as Error)?.stack ?? error);
+}
+
 /** The last word of an entry point that could not start. */
 export function failedToStart(error: unknown): never {
   // Logging may not exist yet (a bad configuration); stderr always does.
-  const message =
-    error instanceof ConfigError ? error.message : String((error as Error)?.stack ?? error);
-  process.stderr.write(`fido-transactions-api failed to start: ${message}\n`);
+  process.stderr.write(`fido-transactions-api failed to start: ${describeFailure(error)}\n`);
   process.exit(1);
 }
