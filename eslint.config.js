@@ -33,5 +33,5 @@ export default tseslint.config(
     },
   },
   { files: ['src/cli.ts'], rules: { 'no-console': 'off' } },
-  { files: ['*.js', '*.config.ts'], ...tseslint.configs.disableTypeChecked },
+  { files: ['*.js', '*.config.ts', 'scripts/**'], ...tseslint.configs.disableTypeChecked },
 );

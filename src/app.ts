@@ -65,7 +65,7 @@ import {
 } from './platform/http-errors.js';
 import { createIdempotency } from './platform/idempotency.js';
 import { installJsonBodyParser } from './platform/json-body.js';
-import { loggerOptions, requestIdOf } from './platform/logging.js';
+import { loggableUrl, loggerOptions, requestIdOf } from './platform/logging.js';
 import { createMetrics, metricsRoutes } from './platform/metrics.js';
 import { validatorCompiler } from './platform/validation.js';
 
@@ -303,7 +303,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   // First of the onRequest hooks: answers refused early (401, 429, shutting down) get them too.
   installSecurityHeaders(app, {
     // A JSON API loads nothing; Swagger UI sets its own policy on /docs (below).
-    contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+    // Exactly the documented policy: without useDefaults: false helmet adds its whole default set.
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
+    },
   });
 
   const ownsDatabase = !deps.database;
@@ -515,7 +519,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     request.log.info(
       {
         method: request.method,
-        url: request.url,
+        // The query may carry a credential (`?access_token=`): its values are redacted.
+        url: loggableUrl(request.url),
         status: reply.statusCode,
         ms: Math.round(reply.elapsedTime),
       },

@@ -16,6 +16,14 @@ async function main(): Promise<void> {
     runPrimary(config);
     return;
   }
+  if (cluster.isPrimary) {
+    // The first start of the embedded database creates and migrates it, which takes seconds:
+    // say so, rather than leave a new user looking at a silent terminal.
+    createLogger(config.logLevel).info(
+      { database: config.databaseUrl ? 'postgresql' : `embedded (${config.dataDir})` },
+      'starting: opening the database and applying migrations',
+    );
+  }
   const app = await buildApp(config, { eventHandlers });
   closeOnSignals(app, config.shutdownTimeoutMs);
   await app.listen({ port: config.port, host: config.host });

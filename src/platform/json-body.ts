@@ -1,4 +1,6 @@
+import { isUtf8 } from 'node:buffer';
 import type { FastifyInstance } from 'fastify';
+import { AppError, validationError, type ValidationIssue } from './errors.js';
 
 /** Decimal digits a double always holds exactly (DBL_DIG): more may be rounded away. */
 const EXACT_DIGITS_MAX = 15;
@@ -46,12 +48,110 @@ function significantDigits(literal: string): number {
   return trimmed.length;
 }
 
-/** JSON bodies through Fastify's own safe parser (prototype-poisoning checks), numbers kept exact. */
+/**
+ * Nesting a JSON body may have. The deepest body of the contract is 3 levels; anything deeper is
+ * refused before parsing, so no recursive walk (validation, the idempotency fingerprint, the
+ * database's JSON functions) ever meets a body deep enough to exhaust a stack.
+ */
+export const JSON_DEPTH_MAX = 32;
+
+/** The deepest nesting of arrays and objects in `text`, counted without recursion. */
+export function jsonDepth(text: string, stopAbove = Infinity): number {
+  let depth = 0;
+  let deepest = 0;
+  for (let i = 0; i < text.length; i += 1) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      for (i += 1; i < text.length && text.charCodeAt(i) !== 0x22; i += 1) {
+        if (text.charCodeAt(i) === 0x5c /* \ */) i += 1;
+      }
+    } else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
+      depth += 1;
+      if (depth > deepest) {
+        deepest = depth;
+        if (deepest > stopAbove) return deepest;
+      }
+    } else if (c === 0x5d /* ] */ || c === 0x7d /* } */) {
+      depth -= 1;
+    }
+  }
+  return deepest;
+}
+
+const REPLACEMENT_CHARACTER = '\ufffd';
+
+/**
+ * Where a body that is not valid UTF-8 holds its bad bytes: every key and string value that
+ * decoded to U+FFFD. Only called on a body already known to be too shallow to hurt.
+ */
+function undecodableFields(value: unknown, path: (string | number)[] = []): ValidationIssue[] {
+  const issue = (loc: (string | number)[]): ValidationIssue => ({
+    loc: ['body', ...loc],
+    msg: 'String should be valid UTF-8',
+    type: 'unicode_decode_error',
+  });
+  if (typeof value === 'string') return value.includes(REPLACEMENT_CHARACTER) ? [issue(path)] : [];
+  if (Array.isArray(value))
+    return value.flatMap((item, i) => undecodableFields(item, [...path, i]));
+  if (value !== null && typeof value === 'object') {
+    return Object.entries(value as Record<string, unknown>).flatMap(([key, item]) => [
+      ...(key.includes(REPLACEMENT_CHARACTER) ? [issue([...path, key])] : []),
+      ...undecodableFields(item, [...path, key]),
+    ]);
+  }
+  return [];
+}
+
+function tooDeep(): AppError {
+  return new AppError(
+    'MALFORMED_JSON',
+    `Request body is nested deeper than ${JSON_DEPTH_MAX} levels`,
+    [
+      {
+        loc: ['body'],
+        msg: `JSON should be nested at most ${JSON_DEPTH_MAX} levels deep`,
+        type: 'json_too_deep',
+      },
+    ],
+  );
+}
+
+/**
+ * JSON bodies through Fastify's own safe parser (prototype-poisoning checks), numbers kept exact,
+ * nesting bounded, and bytes that are not UTF-8 refused (naming the field) rather than stored as
+ * U+FFFD.
+ */
 export function installJsonBodyParser(app: FastifyInstance): void {
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const bytes = body as Buffer;
+    const text = bytes.toString('utf8');
+    if (jsonDepth(text, JSON_DEPTH_MAX) > JSON_DEPTH_MAX) {
+      done(tooDeep(), undefined);
+      return;
+    }
+    if (!isUtf8(bytes)) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        // Not JSON either: the parser below says so.
+        void parseJson(request, text, done);
+        return;
+      }
+      const issues = undecodableFields(parsed);
+      done(
+        validationError(
+          issues.length > 0
+            ? issues
+            : [{ loc: ['body'], msg: 'Body should be valid UTF-8', type: 'unicode_decode_error' }],
+        ),
+        undefined,
+      );
+      return;
+    }
     // The default parser is synchronous: it answers through `done`.
-    void parseJson(request, quoteImpreciseNumbers(body as string), done);
+    void parseJson(request, quoteImpreciseNumbers(text), done);
   });
 }

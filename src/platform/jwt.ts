@@ -71,7 +71,8 @@ export function createTokenVerifier(options: JwtOptions): TokenVerifier | undefi
         return { ok: false, reason: 'invalid', detail: 'not a JWT' };
       }
       try {
-        let subject: string | undefined;
+        // `sub` as the token carries it: jose checks its presence, not its type.
+        let subject: unknown;
         if (alg === 'HS256' && secret) {
           ({
             payload: { sub: subject },
@@ -89,7 +90,9 @@ export function createTokenVerifier(options: JwtOptions): TokenVerifier | undefi
         } else {
           return { ok: false, reason: 'invalid', detail: 'algorithm not accepted' };
         }
-        if (subject === undefined || !SUBJECT_PATTERN.test(subject)) {
+        // Only a non-empty string names a user: an array would be read as its text ("bob") by
+        // the pattern test and by the ownership checks, and a number or object as anything.
+        if (typeof subject !== 'string' || !SUBJECT_PATTERN.test(subject)) {
           return { ok: false, reason: 'invalid', detail: 'subject is not a user id' };
         }
         return { ok: true, userId: subject };

@@ -73,6 +73,35 @@ export function createLogger(level: string): Logger {
   return pino(loggerOptions(level));
 }
 
+/**
+ * Query parameters whose values are logged as `[redacted]`: anything that could be a credential
+ * (`access_token`, `api_key`, `apikey`, `token`, `key`, `secret`, `password`, `signature`, …).
+ */
+const SECRET_QUERY_NAME = /token|key|secret|passw|auth|sig|session|cookie|credential/i;
+/** Longest URL written to a log line: a client's 8 KB query is not worth keeping whole. */
+const LOGGED_URL_LENGTH_MAX = 512;
+
+/** The request's path and its query with every value that might be a credential redacted. */
+export function loggableUrl(url: string): string {
+  const mark = url.indexOf('?');
+  if (mark === -1) return url.slice(0, LOGGED_URL_LENGTH_MAX);
+  const parts = url
+    .slice(mark + 1)
+    .split('&')
+    .map((part) => {
+      const equals = part.indexOf('=');
+      const rawName = equals === -1 ? part : part.slice(0, equals);
+      let name = rawName;
+      try {
+        name = decodeURIComponent(rawName.replace(/\+/g, ' '));
+      } catch {
+        // Undecodable: judged as written.
+      }
+      return equals !== -1 && SECRET_QUERY_NAME.test(name) ? `${rawName}=[redacted]` : part;
+    });
+  return `${url.slice(0, mark)}?${parts.join('&')}`.slice(0, LOGGED_URL_LENGTH_MAX);
+}
+
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Honour a caller's `X-Request-Id` when it is safe to log; otherwise make one. */

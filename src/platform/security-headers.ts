@@ -29,5 +29,8 @@ export function securityHeaders(options: HelmetOptions): Record<string, string> 
   };
   // Helmet 8 throws a bad option at once rather than passing it to `next`.
   helmet(options)({} as IncomingMessage, recorder as unknown as ServerResponse, () => undefined);
+  // Helmet joins directives with a bare `;`; written as documented (and as browsers show it).
+  const policy = headers['content-security-policy'];
+  if (policy !== undefined) headers['content-security-policy'] = policy.split(';').join('; ');
   return headers;
 }

@@ -2,8 +2,15 @@ import { Type, type Static } from 'typebox';
 
 const DATE_INPUT_LENGTH_MAX = 40;
 
+// The same rules as a user_id everywhere else: a NUL or an unpaired surrogate would otherwise
+// reach PostgreSQL and fail there (a 500) instead of here (a 422 naming the parameter).
 export const AnalyticsParams = Type.Object({
-  user_id: Type.String({ minLength: 1, maxLength: 128 }),
+  user_id: Type.String({
+    minLength: 1,
+    maxLength: 128,
+    pattern: '^[^\\p{Cc}\\p{Cs}]*$',
+    'x-error-message': 'String should not contain control characters',
+  }),
 });
 
 const CurrencyQuery = Type.Optional(

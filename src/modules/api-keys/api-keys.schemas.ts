@@ -65,7 +65,13 @@ export const CreatedApiKey = Type.Object(
   { title: 'CreatedApiKey' },
 );
 
-export const ApiKeyIdParams = Type.Object({ id: Type.String({ maxLength: 64 }) });
+/** Key ids and cursors are printable ASCII: anything else (a NUL) is refused here, not in SQL. */
+const KEY_ID_TEXT = {
+  pattern: '^[\\x21-\\x7e]*$',
+  'x-error-message': 'String should hold printable ASCII characters only',
+};
+
+export const ApiKeyIdParams = Type.Object({ id: Type.String({ maxLength: 64, ...KEY_ID_TEXT }) });
 
 export const ListApiKeysQuery = Type.Object({
   limit: Type.Optional(
@@ -77,7 +83,11 @@ export const ListApiKeysQuery = Type.Object({
     }),
   ),
   cursor: Type.Optional(
-    Type.String({ maxLength: 64, description: 'The `next_cursor` of the previous page.' }),
+    Type.String({
+      maxLength: 64,
+      ...KEY_ID_TEXT,
+      description: 'The `next_cursor` of the previous page.',
+    }),
   ),
 });
 

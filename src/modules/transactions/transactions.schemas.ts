@@ -74,7 +74,14 @@ const MetadataValue = Type.String({
   'x-error-message': STORABLE_TEXT_MESSAGE,
 });
 
-const Metadata = Type.Record(Type.String(), MetadataValue, {
+/**
+ * A map written out as `additionalProperties`, not `Type.Record`: the record's
+ * `patternProperties: {"^.*$"}` misses keys holding U+2028 or U+2029 (`.` matches no line
+ * terminator), and an unmatched key's value went unchecked. Every value meets MetadataValue.
+ */
+const Metadata = Type.Unsafe<Record<string, string>>({
+  type: 'object',
+  additionalProperties: MetadataValue,
   maxProperties: METADATA_KEYS_MAX,
   propertyNames: { minLength: 1, maxLength: METADATA_KEY_LENGTH_MAX, pattern: PRINTABLE_TEXT },
   description: `A flat object: at most ${METADATA_KEYS_MAX} keys, string values of at most ${METADATA_VALUE_LENGTH_MAX} characters.`,
@@ -138,7 +145,11 @@ export const Transaction = Type.Object(
     transaction_type: TransactionType,
     currency: Type.String(),
     description: Type.Union([Type.String(), Type.Null()]),
-    metadata: Type.Union([Type.Record(Type.String(), Type.String()), Type.Null()]),
+    // additionalProperties, as on input: a record's pattern would drop keys holding U+2028.
+    metadata: Type.Union([
+      Type.Unsafe<Record<string, string>>({ type: 'object', additionalProperties: Type.String() }),
+      Type.Null(),
+    ]),
     created_at: Type.String({ format: 'date-time' }),
     updated_at: Type.String({ format: 'date-time' }),
     version: Type.Integer({ description: 'Starts at 1, +1 per update; also the ETag.' }),

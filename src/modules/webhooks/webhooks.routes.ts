@@ -43,7 +43,11 @@ export const webhooksRoutes: FastifyPluginAsyncTypebox<{ webhooks: WebhooksServi
     },
     async (request, reply) => {
       const { webhook, secret } = await webhooks.create(request.body);
-      void reply.code(201).header('location', `/api/v1/webhooks/${webhook.id}`);
+      // The secret is in this answer only: nothing between here and the caller may keep it.
+      void reply
+        .code(201)
+        .header('location', `/api/v1/webhooks/${webhook.id}`)
+        .header('cache-control', 'no-store');
       return {
         data: { ...webhookView(webhook), secret },
         code: 201,
@@ -143,7 +147,8 @@ export const webhooksRoutes: FastifyPluginAsyncTypebox<{ webhooks: WebhooksServi
         response: { 200: WebhookWithSecretEnvelope, ...errors(404, 422, 503) },
       },
     },
-    async (request) => {
+    async (request, reply) => {
+      void reply.header('cache-control', 'no-store');
       const { webhook, secret } = await webhooks.rotateSecret(
         request.params.id,
         request.query.overlap_hours,

@@ -67,7 +67,11 @@ export const DeliveriesQuery = Type.Object({
   state: Type.Optional(Type.Enum([...DELIVERY_STATES])),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: DELIVERY_PAGE_SIZE_MAX, default: 20 })),
   cursor: Type.Optional(
-    Type.String({ maxLength: 40, description: 'The `next_cursor` of the previous page.' }),
+    Type.String({
+      pattern: '^[0-9]{1,19}$',
+      'x-error-message': 'Invalid cursor',
+      description: 'The `next_cursor` of the previous page.',
+    }),
   ),
 });
 
