@@ -14,6 +14,8 @@ export default defineConfig({
       ...(withPostgres ? [] : ['test/integration/postgres/**']),
       ...(withRedis ? [] : ['test/integration/redis/**']),
     ],
+    // One migrated database per run, copied by each file (test/global-setup.ts).
+    globalSetup: ['test/global-setup.ts'],
     pool: 'forks',
     // Each integration file builds its own database (a PGlite instance or a fresh PostgreSQL
     // database); two workers match the two cores CI has.

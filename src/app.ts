@@ -47,6 +47,15 @@ import {
   type Scope,
 } from './platform/auth.js';
 import { openDatabase, type DatabaseHandle } from './platform/db.js';
+import {
+  memoryPositionStore,
+  openReadReplicas,
+  primaryOnly,
+  redisPositionStore,
+  type PositionStore,
+  type ReadRouter,
+} from './platform/read-replicas.js';
+import { Redis } from 'ioredis';
 import { createTokenVerifier, type TokenVerifier } from './platform/jwt.js';
 import {
   createRateLimiter,
@@ -59,6 +68,7 @@ import { installSecurityHeaders } from './platform/security-headers.js';
 import { healthRoutes } from './platform/health.js';
 import { AppError, isDatabaseUnavailable, StartupError } from './platform/errors.js';
 import {
+  clientErrorHandler,
   frameworkErrors,
   installErrorHandling,
   RETRY_AFTER_SECONDS,
@@ -67,6 +77,8 @@ import { createIdempotency } from './platform/idempotency.js';
 import { installJsonBodyParser } from './platform/json-body.js';
 import { loggableUrl, loggerOptions, requestIdOf } from './platform/logging.js';
 import { createMetrics, metricsRoutes } from './platform/metrics.js';
+import type { Registry } from 'prom-client';
+import { finishDocument } from './platform/openapi-document.js';
 import { validatorCompiler } from './platform/validation.js';
 
 declare module 'fastify' {
@@ -88,6 +100,11 @@ export interface AppDeps {
   cacheStore?: CacheStore;
   /** In-process consumers of committed events, run by the worker beside the built-in ones. */
   eventHandlers?: readonly EventHandler[];
+  /**
+   * Where users' write positions live when READ_DATABASE_URL is set; otherwise Redis (REDIS_URL)
+   * or process memory. Tests share one between two apps.
+   */
+  positionStore?: PositionStore;
   /** Where rate-limit counts live; otherwise Redis (REDIS_URL) or process memory. */
   rateLimitStore?: RateLimitStore;
   /**
@@ -215,8 +232,12 @@ async function registerDocs(app: FastifyInstance): Promise<void> {
         description:
           "Record users' financial transactions and answer questions about them. Money is " +
           'exact (integer minor units), names are encrypted at rest, and writes are safe to retry ' +
-          'with `Idempotency-Key`.',
+          'with `Idempotency-Key`.\n\n' +
+          'Patterns in this document mean the same with and without the regular-expression `u` ' +
+          'flag; lengths count characters (code points), as JSON Schema does.',
+        license: { name: 'MIT', identifier: 'MIT' },
       },
+      servers: [{ url: '/', description: 'The server that serves this document' }],
       tags: [
         { name: 'transactions', description: 'Create, read, update and delete transactions' },
         { name: 'analytics', description: 'Per-user figures, exact the moment a write commits' },
@@ -241,6 +262,13 @@ async function registerDocs(app: FastifyInstance): Promise<void> {
         },
       },
     },
+    // Statuses, headers, shared components and portable patterns the route schemas cannot say.
+    transformObject: (generated) =>
+      'openapiObject' in generated
+        ? (finishDocument(generated.openapiObject as Record<string, unknown>) as Partial<
+            typeof generated.openapiObject
+          >)
+        : generated.swaggerObject,
   });
   await app.register(swaggerUi, {
     routePrefix: '/docs',
@@ -267,6 +295,52 @@ async function registerDocs(app: FastifyInstance): Promise<void> {
   );
 }
 
+/**
+ * The router for reads that may use a replica: the primary alone without READ_DATABASE_URL.
+ * Users' write positions live in Redis when there is one (every process sees them), else here.
+ */
+async function openReads(
+  config: Config,
+  database: DatabaseHandle,
+  deps: AppDeps,
+  registry: Registry,
+  log: FastifyBaseLogger,
+): Promise<ReadRouter> {
+  if (config.readDatabaseUrls.length === 0) return primaryOnly(database.db);
+  let client: Redis | undefined;
+  let positions = deps.positionStore;
+  if (!positions && config.redisUrl) {
+    client = new Redis(config.redisUrl, {
+      commandTimeout: config.cacheTimeoutMs,
+      connectTimeout: Math.max(config.cacheTimeoutMs, 1_000),
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
+    });
+    // Failed commands are counted and logged by the router.
+    client.on('error', () => undefined);
+    positions = redisPositionStore(client, config.cachePrefix);
+  }
+  const router = await openReadReplicas({
+    primary: database.db,
+    urls: config.readDatabaseUrls,
+    positions: positions ?? memoryPositionStore(config.cacheMaxEntries),
+    maxLagMs: config.readReplicaMaxLagMs,
+    poolSize: config.dbPoolSize,
+    statementTimeoutMs: config.dbStatementTimeoutMs,
+    connectTimeoutMs: config.dbConnectTimeoutMs,
+    logger: log,
+    registry,
+  });
+  return {
+    ...router,
+    async close() {
+      await router.close();
+      client?.disconnect();
+    },
+  };
+}
+
 /** The one composition root: config and dependencies in, a ready Fastify instance out. */
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
   const app = Fastify({
@@ -287,6 +361,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // A user id of 128 characters can take 256 UTF-16 units (and more once percent-encoded).
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 1_024 },
     frameworkErrors,
+    clientErrorHandler,
     // Larger request heads are refused by Node itself (431) before any of our code runs.
     http: { maxHeaderSize: config.maxHeaderBytes },
     keepAliveTimeout: config.keepAliveTimeoutMs,
@@ -326,6 +401,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   }
 
   const metrics = createMetrics(database);
+  const reads = await openReads(config, database, deps, metrics.registry, app.log);
   const cacheStore =
     deps.cacheStore ??
     (config.redisUrl
@@ -340,6 +416,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     ttlSeconds: config.cacheExpirationSeconds,
     logger: app.log,
     registry: metrics.registry,
+    beforeInvalidate: (user) => reads.written(user),
   });
   app.decorate('cache', cache);
   // A first request should not find Redis still connecting and count that as an outage; a
@@ -355,6 +432,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     analyticsTimeZone: config.analyticsTimeZone,
     pageSizeMax: config.pageSizeMax,
     cache,
+    reads,
     afterCommit: () => worker?.nudge(),
   });
   const analytics = createAnalyticsService({
@@ -362,6 +440,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     defaultCurrency: config.defaultCurrency,
     timeZone: config.analyticsTimeZone,
     cache,
+    reads,
   });
   const webhooks = createWebhooksService({
     db: database.db,
@@ -394,6 +473,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   } catch (error) {
     // Nothing has been handed to onClose yet: give back what was opened before refusing.
     await cache.close();
+    await reads.close();
     if (ownsDatabase) await database.close();
     throw error;
   }
@@ -504,6 +584,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     }
     await cache.close();
     await rateLimiter.close();
+    await reads.close();
     if (ownsDatabase) await database.close();
   });
   app.addHook('onResponse', async (request, reply) => {
@@ -533,6 +614,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(healthRoutes, {
     database,
     cache,
+    replicas: reads,
     auth: async () => ((await isOpen()) ? 'open' : 'required'),
     announceOpen: serving && config.nodeEnv === 'development',
   });

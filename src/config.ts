@@ -15,6 +15,13 @@ export interface Config {
   /** PostgreSQL connection string; undefined means embedded PGlite under `dataDir`. */
   readonly databaseUrl: string | undefined;
   readonly dataDir: string;
+  /**
+   * PostgreSQL read replicas (streaming standbys of DATABASE_URL) for history, analytics and reads
+   * by id; a replica serves a read only once it has replayed the user's latest write.
+   */
+  readonly readDatabaseUrls: readonly string[];
+  /** A replica whose replay lags the primary by more than this is skipped. */
+  readonly readReplicaMaxLagMs: number;
   /** Redis connection string; undefined means the in-process cache. */
   readonly redisUrl: string | undefined;
   /** Seconds a cached history page or analytics answer lives (the old service's name). */
@@ -225,6 +232,22 @@ export function loadConfig(env: Env = process.env): Config {
     problems.push('DATABASE_URL must be a postgres:// or postgresql:// connection string');
   }
 
+  const readDatabaseUrls = (read('READ_DATABASE_URL') ?? '')
+    .split(',')
+    .map((url) => url.trim())
+    .filter(Boolean);
+  for (const url of readDatabaseUrls) {
+    if (!/^postgres(ql)?:\/\//.test(url)) {
+      problems.push(
+        'READ_DATABASE_URL must list postgres:// or postgresql:// connection strings, comma-separated',
+      );
+      break;
+    }
+  }
+  if (readDatabaseUrls.length > 0 && databaseUrl === undefined) {
+    problems.push('READ_DATABASE_URL needs DATABASE_URL (the primary the replicas stream from)');
+  }
+
   const redisUrl = read('REDIS_URL');
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
     problems.push('REDIS_URL must be a redis:// or rediss:// connection string');
@@ -287,6 +310,8 @@ export function loadConfig(env: Env = process.env): Config {
     host: read('HOST') ?? '0.0.0.0',
     databaseUrl,
     dataDir: read('DATA_DIR') ?? './data',
+    readDatabaseUrls,
+    readReplicaMaxLagMs: integer('READ_REPLICA_MAX_LAG_MS', 10_000, 0, 3_600_000),
     redisUrl,
     cacheExpirationSeconds: integer('CACHE_EXPIRATION', 300, 1, 86_400),
     cachePrefix,

@@ -187,6 +187,11 @@ export interface CacheOptions {
   ttlSeconds: number;
   logger: Pick<FastifyBaseLogger, 'warn' | 'info'>;
   registry?: Registry;
+  /**
+   * Runs first in every invalidation, after the write committed and before the generation moves
+   * (read replicas record the write's WAL position here: see read-replicas.ts).
+   */
+  beforeInvalidate?: (user: string) => Promise<void>;
 }
 
 export type Cache = ReturnType<typeof createCache>;
@@ -305,6 +310,7 @@ export function createCache(store: CacheStore, options: CacheOptions) {
    * store could not be reached (this process then distrusts the cache until its epoch moves).
    */
   async function invalidate(user: string): Promise<boolean> {
+    await options.beforeInvalidate?.(user);
     const done = await attempt('bump', () => store.bump(user, ttlSeconds));
     if (done === undefined && store.kind === 'redis') epochBumpPending = true;
     return done !== undefined;

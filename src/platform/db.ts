@@ -29,6 +29,8 @@ export interface DatabaseHandle {
   poolStats(): { total: number; idle: number; waiting: number } | undefined;
   /** Applies the committed migrations; safe to run from several processes at once. */
   migrate(): Promise<void>;
+  /** PGlite only: a dump of the data directory, which `pgliteDump` starts a new instance from. */
+  dumpDataDir?(): Promise<Blob>;
   close(): Promise<void>;
 }
 
@@ -37,6 +39,11 @@ export interface DatabaseOptions {
   databaseUrl?: string | undefined;
   /** Where PGlite keeps its files; `memory://` keeps them in memory (tests). */
   dataDir: string;
+  /**
+   * PGlite only, in memory: start from this dump of a data directory (`dumpDataDir()`) instead of
+   * an empty cluster. Tests load one migrated dump per run: initdb dominates a fresh instance.
+   */
+  pgliteDump?: Blob | undefined;
   poolSize: number;
   statementTimeoutMs: number;
   connectTimeoutMs: number;
@@ -171,7 +178,9 @@ async function openPglite(options: DatabaseOptions): Promise<DatabaseHandle> {
     }
     dataPath = path.join(options.dataDir, 'pgdata');
   }
-  const client = await PGlite.create(inMemory ? undefined : dataPath);
+  const client = await PGlite.create(
+    inMemory ? options.pgliteDump && { loadDataDir: options.pgliteDump } : { dataDir: dataPath },
+  );
   const db = drizzlePglite({ client, schema, casing: 'snake_case' }) as unknown as Db;
 
   return {
@@ -184,6 +193,7 @@ async function openPglite(options: DatabaseOptions): Promise<DatabaseHandle> {
     async migrate() {
       await migratePglite(drizzlePglite({ client, schema }), { migrationsFolder: MIGRATIONS_DIR });
     },
+    dumpDataDir: () => client.dumpDataDir('none'),
     async close() {
       await client.close();
       await releaseLock?.();

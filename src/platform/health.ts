@@ -24,6 +24,8 @@ const OPEN_WARNING =
 export const healthRoutes: FastifyPluginAsync<{
   database: DatabaseHandle;
   cache: Pick<Cache, 'check'>;
+  /** Read replicas, each ok or why it is skipped (down, lagging, paused, not_standby). */
+  replicas?: { check(): Promise<Record<string, string>> } | undefined;
   /** Whether requests need credentials right now (reported, never a reason to be unready). */
   auth: () => Promise<'open' | 'required'>;
   /**
@@ -31,7 +33,7 @@ export const healthRoutes: FastifyPluginAsync<{
    * the plain body; the header is always there.
    */
   announceOpen: boolean;
-}> = async (app, { database, cache, auth, announceOpen }) => {
+}> = async (app, { database, cache, replicas, auth, announceOpen }) => {
   app.get(
     '/healthz',
     {
@@ -50,7 +52,8 @@ export const healthRoutes: FastifyPluginAsync<{
     {
       schema: {
         tags: ['operations'],
-        summary: 'Readiness: the database answers (a degraded cache is reported, not fatal)',
+        summary:
+          'Readiness: the database answers (a degraded cache or read replica is reported, not fatal)',
         response: {
           200: Type.Object({
             status: Type.Literal('ready'),
@@ -58,18 +61,29 @@ export const healthRoutes: FastifyPluginAsync<{
             auth: Type.Optional(Auth),
             warning: Type.Optional(Type.String()),
           }),
-          503: Type.Object({ ...ErrorBody.properties, checks: Checks }),
+          // No checks when the server is shutting down: it answers before probing anything.
+          503: Type.Object({ ...ErrorBody.properties, checks: Type.Optional(Checks) }),
         },
       },
       config: { access: 'public' },
     },
     async (request, reply) => {
-      const [databaseStatus, cacheStatus] = await Promise.all([
-        check(() => database.ping()),
-        cache.check(),
-      ]);
+      const [databaseStatus, cacheStatus, replicaStates]: [string, string, Record<string, string>] =
+        await Promise.all([
+          check(() => database.ping()),
+          cache.check(),
+          replicas ? withTimeout(replicas.check(), { replica_check: 'timeout' }) : {},
+        ]);
       // Without the cache every request is still answered, from the database: ready, degraded.
-      const checks = { database: databaseStatus, cache: cacheStatus };
+      // Likewise without a replica: its reads go to the primary.
+      const checks: Record<string, string> = { database: databaseStatus, cache: cacheStatus };
+      const replicaNames = Object.keys(replicaStates);
+      if (replicaNames.length > 0) {
+        checks.read_replicas = replicaNames.every((name) => replicaStates[name] === 'ok')
+          ? 'ok'
+          : 'degraded';
+        Object.assign(checks, replicaStates);
+      }
       const mode = await auth();
       void reply.header('fido-auth', mode);
       if (checks.database === 'ok') {
@@ -87,6 +101,18 @@ export const healthRoutes: FastifyPluginAsync<{
     },
   );
 };
+
+async function withTimeout<T>(work: Promise<T>, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<T>((resolve) => {
+    timer = setTimeout(() => resolve(fallback), READINESS_TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 async function check(probe: () => Promise<void>): Promise<'ok' | 'unavailable'> {
   let timer: NodeJS.Timeout | undefined;

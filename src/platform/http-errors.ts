@@ -1,3 +1,6 @@
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import FindMyWay, { type HTTPMethod } from 'find-my-way';
 import { Type, type Static } from 'typebox';
@@ -124,6 +127,40 @@ export function frameworkErrors(
   } else {
     send(request, reply, 'BAD_REQUEST', 'The URL is not valid');
   }
+}
+
+/**
+ * What the HTTP server itself refuses before Fastify sees a request (a head over
+ * MAX_HEADER_BYTES, a request that took too long to arrive, bytes that are not HTTP): answered in
+ * the one error shape too, with a request id of its own, and the connection closed.
+ */
+export function clientErrorHandler(error: NodeJS.ErrnoException, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [code, message]: [ErrorCode, string] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? ['REQUEST_HEADER_TOO_LARGE', 'The request headers are too large']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? ['REQUEST_TIMEOUT', 'Request took too long to arrive']
+        : ['BAD_REQUEST', 'The request is not valid HTTP'];
+  const status = ERROR_STATUS[code];
+  const requestId = randomUUID();
+  const body = JSON.stringify({
+    message,
+    name: 'FidoTransactionsAPI',
+    code,
+    request_id: requestId,
+  });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
+      'content-type: application/json; charset=utf-8\r\n' +
+      `content-length: ${Buffer.byteLength(body)}\r\n` +
+      `x-request-id: ${requestId}\r\n` +
+      'connection: close\r\n\r\n' +
+      body,
+  );
 }
 
 /**

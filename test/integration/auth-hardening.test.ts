@@ -101,7 +101,7 @@ describe('CORS', () => {
 });
 
 describe('limits', () => {
-  it('refuses a request head over MAX_HEADER_BYTES (431, from Node itself)', async () => {
+  it('refuses a request head over MAX_HEADER_BYTES (431, in the error shape)', async () => {
     await tuned.listen({ port: 0, host: '127.0.0.1' });
     const { port } = tuned.server.address() as net.AddressInfo;
     const answer = await new Promise<string>((resolve, reject) => {
@@ -114,6 +114,8 @@ describe('limits', () => {
       socket.on('error', reject);
     });
     expect(answer).toMatch(/^HTTP\/1\.1 431/);
+    const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as unknown;
+    expect(body).toMatchObject({ name: 'FidoTransactionsAPI', code: 'REQUEST_HEADER_TOO_LARGE' });
     expect(tuned.server.maxConnections).toBe(50);
   });
 

@@ -654,7 +654,7 @@ describe('operations', () => {
     expect(spec.statusCode).toBe(200);
     expect(Object.keys(spec.json().paths)).toEqual(
       expect.arrayContaining([
-        '/api/v1/transaction/',
+        '/api/v1/transaction',
         '/api/v1/transaction/{id}',
         '/api/v1/transaction/history/{user_id}',
       ]),

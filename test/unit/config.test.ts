@@ -70,6 +70,37 @@ describe('loadConfig', () => {
     ).toBe(2);
   });
 
+  it('reads read replicas as a list beside the primary, and refuses them without one', () => {
+    const primary = 'postgres://fido@db:5432/fido';
+    expect(loadConfig({ DATABASE_URL: primary })).toMatchObject({
+      readDatabaseUrls: [],
+      readReplicaMaxLagMs: 10_000,
+    });
+    const config = loadConfig({
+      DATABASE_URL: primary,
+      READ_DATABASE_URL: ' postgres://fido@r1:5432/fido , postgresql://fido@r2/fido ',
+      READ_REPLICA_MAX_LAG_MS: '250',
+    });
+    expect(config.readDatabaseUrls).toEqual([
+      'postgres://fido@r1:5432/fido',
+      'postgresql://fido@r2/fido',
+    ]);
+    expect(config.readReplicaMaxLagMs).toBe(250);
+    expect(problemsOf({ READ_DATABASE_URL: 'postgres://fido@r1/fido' })).toEqual([
+      'READ_DATABASE_URL needs DATABASE_URL (the primary the replicas stream from)',
+    ]);
+    expect(
+      problemsOf({
+        DATABASE_URL: primary,
+        READ_DATABASE_URL: 'postgres://fido@r1/fido,mysql://r2',
+        READ_REPLICA_MAX_LAG_MS: '-1',
+      }),
+    ).toEqual([
+      'READ_DATABASE_URL must list postgres:// or postgresql:// connection strings, comma-separated',
+      'READ_REPLICA_MAX_LAG_MS must be a whole number from 0 to 3600000 (got "-1")',
+    ]);
+  });
+
   it('reads the old service names and their meaning', () => {
     expect(loadConfig({ DEBUG: 'true' }).logLevel).toBe('debug');
     expect(loadConfig({ DEBUG: 'true', LOG_LEVEL: 'warn' }).logLevel).toBe('warn');

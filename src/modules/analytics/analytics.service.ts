@@ -1,5 +1,6 @@
 import { cacheKey, type Cache } from '../../platform/cache.js';
 import type { Db } from '../../platform/db.js';
+import { primaryOnly, type ReadRouter } from '../../platform/read-replicas.js';
 import { AppError, validationError, type ValidationIssue } from '../../platform/errors.js';
 import {
   currencyExponent,
@@ -23,6 +24,8 @@ export interface AnalyticsServiceDeps {
   defaultCurrency: string;
   timeZone: string;
   cache: Cache;
+  /** Where the figures are read (a fresh-enough replica, or the primary). */
+  reads?: ReadRouter;
 }
 
 export const analyticsNotFound = (userId: string) =>
@@ -33,6 +36,7 @@ export type AnalyticsService = ReturnType<typeof createAnalyticsService>;
 /** Per-user analytics, read from rollups kept exact by every write. Knows nothing about HTTP. */
 export function createAnalyticsService(deps: AnalyticsServiceDeps) {
   const { db, timeZone } = deps;
+  const reads = deps.reads ?? primaryOnly(db);
 
   function currencyOf(raw: string | undefined, issues: ValidationIssue[]): string {
     const currency = (raw ?? deps.defaultCurrency).toUpperCase();
@@ -57,7 +61,9 @@ export function createAnalyticsService(deps: AnalyticsServiceDeps) {
       userId,
       `analytics:${cacheKey([currency])}`,
       async () => {
-        const figures = await readAllTime(db, userId, currency);
+        const figures = await reads.forUser(userId, (readDb) =>
+          readAllTime(readDb, userId, currency),
+        );
         if (!figures) throw analyticsNotFound(userId);
         return JSON.stringify(present(userId, currency, figures));
       },
@@ -116,7 +122,9 @@ export function createAnalyticsService(deps: AnalyticsServiceDeps) {
     if (issues.length > 0) throw validationError(issues);
     const entry = `analytics-range:${cacheKey([currency, start?.toISOString(), end?.toISOString()])}`;
     const answer = await deps.cache.cached(userId, entry, async () => {
-      const figures = await readRange(db, userId, currency, start, end, timeZone);
+      const figures = await reads.forUser(userId, (readDb) =>
+        readRange(readDb, userId, currency, start, end, timeZone),
+      );
       if (!figures) throw analyticsNotFound(userId);
       const range: RangeAnalytics = {
         ...present(userId, currency, figures),

@@ -34,6 +34,8 @@ const TAGS = ['transactions'];
 const errors = (...statuses: number[]) =>
   Object.fromEntries(statuses.map((status) => [status, ErrorBody]));
 
+const IF_MATCH_LENGTH_MAX = 1_024;
+
 const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.Optional(
     Type.String({
@@ -47,6 +49,8 @@ const WriteHeaders = Type.Object({
   ...IdempotencyHeaders.properties,
   'if-match': Type.Optional(
     Type.String({
+      // A few entity tags at most; bounded so a header can never cost much to read.
+      maxLength: IF_MATCH_LENGTH_MAX,
       description: 'The ETag of the version you read; a stale one answers 412.',
     }),
   ),
@@ -129,6 +133,9 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
     schema: {
       tags: TAGS,
       summary: 'Record a transaction',
+      description:
+        'Also served at `POST /api/v1/transaction/` (with the trailing slash, the path the ' +
+        'original service used): the same operation, without a redirect.',
       headers: IdempotencyHeaders,
       body: CreateTransactionBody,
       response: { 201: TransactionEnvelope, ...errors(409, 413, 415, 422, 503) },
@@ -138,9 +145,10 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
       access: { scope: 'transactions:write', owner: 'body:user_id' },
     },
   } as const;
-  // Old clients post to the path with and without the trailing slash; neither redirects.
+  // Old clients post to the path with and without the trailing slash; neither redirects. The
+  // document names the one without (trailing slashes confuse generated clients) and says so.
   for (const url of ['/api/v1/transaction/', '/api/v1/transaction']) {
-    const hide = !url.endsWith('/');
+    const hide = url.endsWith('/');
     app.post(
       url,
       { ...createRoute, schema: { ...createRoute.schema, hide } },

@@ -6,6 +6,7 @@ import { DecryptionError, type FieldCipher } from '../../platform/crypto.js';
 import { applyRollups, changesRollups } from '../analytics/rollups.js';
 import { appendEvent } from '../events/events.repository.js';
 import { cacheKey, type Cache } from '../../platform/cache.js';
+import { primaryOnly, type ReadRouter } from '../../platform/read-replicas.js';
 import { historyBody } from './transactions.views.js';
 import { decodeCursor, encodeCursor, isUuid } from './cursor.js';
 import { FUTURE_TOLERANCE_MS, parseInstant } from './dates.js';
@@ -50,6 +51,8 @@ export interface TransactionsServiceDeps {
   /** The zone whose calendar days the daily rollups count in. */
   analyticsTimeZone: string;
   cache: Cache;
+  /** Where history pages and reads by id run (a fresh-enough replica, or the primary). */
+  reads?: ReadRouter;
   /** Told after every committed write (the event worker looks for the new event at once). */
   afterCommit?: () => void;
   /** Largest history page (PAGE_SIZE_MAX, which may lower the contract's 500). */
@@ -87,6 +90,7 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
   const { db, cipher } = deps;
   const now = deps.now ?? (() => new Date());
   const pageSizeMax = deps.pageSizeMax ?? PAGE_SIZE_MAX;
+  const reads = deps.reads ?? primaryOnly(db);
 
   /** The API's view of a row, its fields in the schema's order (history bodies keep it). */
   function toView(row: TransactionRow): Transaction {
@@ -155,7 +159,12 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
 
   /** One transaction; with `owner`, only if that user owns it (else not found, as if absent). */
   async function get(id: string, owner?: string): Promise<TransactionRow> {
-    const row = isUuid(id) ? await findTransactionById(db, id) : undefined;
+    const row = isUuid(id)
+      ? await reads.byRecord(
+          (readDb) => findTransactionById(readDb, id),
+          (found) => found.userId,
+        )
+      : undefined;
     if (!row || !ownedBy(row, owner)) throw transactionNotFound(id);
     return row;
   }
@@ -201,14 +210,19 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
       filters.currency,
     ])}`;
     const render = async (): Promise<string> => {
-      // One row more than asked tells whether another page exists without a count.
-      const rows = await listHistory(db, userId, filters, after, limit + 1);
+      // One row more than asked tells whether another page exists without a count. Both
+      // queries on one target: a replica that has replayed the user's writes, or the primary.
+      const rows = await reads.forUser(userId, async (readDb) => {
+        const found = await listHistory(readDb, userId, filters, after, limit + 1);
+        if (found.length > 0) return found;
+        const narrowed = after || Object.values(filters).some((v) => v !== undefined);
+        if (!narrowed || !(await userHasTransactions(readDb, userId))) {
+          throw historyNotFound(userId);
+        }
+        return found;
+      });
       const hasMore = rows.length > limit;
       const page = hasMore ? rows.slice(0, limit) : rows;
-      if (page.length === 0) {
-        const narrowed = after || Object.values(filters).some((v) => v !== undefined);
-        if (!narrowed || !(await userHasTransactions(db, userId))) throw historyNotFound(userId);
-      }
       const last = page.at(-1);
       return historyBody(page.map(toView), {
         limit,

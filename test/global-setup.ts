@@ -1,0 +1,69 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import type { TestProject } from 'vitest/node';
+import { openDatabase } from '../src/platform/db.js';
+import { createLogger } from '../src/platform/logging.js';
+
+/*
+ * Once per `npm test`: one migrated database that every test file starts from, instead of each
+ * file creating and migrating its own. A fresh PGlite spends seconds in initdb (far more than the
+ * migrations); loading a dump of a migrated one skips both. On PostgreSQL, files create their
+ * database from a migrated template. Either way each file still gets a database of its own.
+ */
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** A migrated PGlite data directory dump (PGlite runs), as a file path. */
+    pgliteDumpPath: string | undefined;
+    /** A migrated database to create each file's database from (PostgreSQL runs). */
+    postgresTemplate: string | undefined;
+  }
+}
+
+const logger = createLogger('silent');
+const common = { poolSize: 2, statementTimeoutMs: 60_000, connectTimeoutMs: 10_000, logger };
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const serverUrl = process.env.TEST_DATABASE_URL || undefined;
+  if (!serverUrl) {
+    const directory = await mkdtemp(path.join(os.tmpdir(), 'fido-test-template-'));
+    const handle = await openDatabase({ ...common, dataDir: 'memory://' });
+    try {
+      await handle.migrate();
+      const dump = await handle.dumpDataDir!();
+      const file = path.join(directory, 'pgdata.tar');
+      await writeFile(file, Buffer.from(await dump.arrayBuffer()));
+      project.provide('pgliteDumpPath', file);
+      project.provide('postgresTemplate', undefined);
+    } finally {
+      await handle.close();
+    }
+    return () => rm(directory, { recursive: true, force: true });
+  }
+
+  const name = `fido_template_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const admin = async (text: string) => {
+    const client = new pg.Client({ connectionString: serverUrl });
+    await client.connect();
+    try {
+      await client.query(text);
+    } finally {
+      await client.end();
+    }
+  };
+  await admin(`create database ${name}`);
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  const handle = await openDatabase({ ...common, dataDir: 'unused', databaseUrl: url.toString() });
+  try {
+    await handle.migrate();
+  } finally {
+    await handle.close();
+  }
+  project.provide('pgliteDumpPath', undefined);
+  project.provide('postgresTemplate', name);
+  return () => admin(`drop database if exists ${name} with (force)`);
+}
