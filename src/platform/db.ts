@@ -13,7 +13,12 @@ import pg from 'pg';
 import lockfile from 'proper-lockfile';
 import type { FastifyBaseLogger } from 'fastify';
 import * as schema from '../db/schema/index.js';
-import { isDatabaseUnavailable, StartupError } from './errors.js';
+import {
+  CommitOutcomeUnknown,
+  isDatabaseUnavailable,
+  leavesOutcomeUnknown,
+  StartupError,
+} from './errors.js';
 
 export type Schema = typeof schema;
 /** A database handle or an open database transaction: repositories accept either. */
@@ -114,18 +119,24 @@ function openPostgres(options: DatabaseOptions & { databaseUrl: string }): Datab
   const transaction: Db['transaction'] = async (work, config) => {
     const client = await pool.connect();
     let broken: Error | undefined;
+    // Set once the work is done: a failure after that is the COMMIT's.
+    let committing = false;
     try {
       let onClient = onClients.get(client);
       if (!onClient) {
         onClient = drizzlePg({ client, schema, casing: 'snake_case' });
         onClients.set(client, onClient);
       }
-      return await onClient.transaction((dbTx) => {
+      return await onClient.transaction(async (dbTx) => {
         transactionClients.set(dbTx, client);
-        return work(dbTx);
+        const result = await work(dbTx);
+        committing = true;
+        return result;
       }, config);
     } catch (error) {
       if (isDatabaseUnavailable(error)) broken = error as Error;
+      // The COMMIT was sent and the connection failed: it may have been applied.
+      if (committing && leavesOutcomeUnknown(error)) throw new CommitOutcomeUnknown(error);
       throw error;
     } finally {
       client.release(broken);
@@ -237,12 +248,33 @@ export async function runStatement<T>(
   dbTx: DbTx | undefined,
   statement: Statement,
   values: readonly (string | number | null)[],
+  { commits = false }: { commits?: boolean } = {},
 ): Promise<T[]> {
   // The driver under a pool or a PostgreSQL transaction of ours, or PGlite outside one; any
   // other transaction (a PGlite one, a savepoint) goes through the query builder.
   const client: unknown = dbTx
     ? transactionClients.get(dbTx)
     : (db as { $client?: unknown }).$client;
+  if (client instanceof pg.Pool && commits) {
+    // A statement that commits by itself: a connection that fails once it is sent leaves the
+    // outcome unknown (one that could not be had leaves nothing done).
+    const connection = await client.connect();
+    let broken: Error | undefined;
+    try {
+      const result = await connection.query<pg.QueryResultRow>({
+        name: statement.name,
+        text: statement.text,
+        values: [...values],
+      });
+      return result.rows as T[];
+    } catch (error) {
+      if (isDatabaseUnavailable(error)) broken = error as Error;
+      if (leavesOutcomeUnknown(error)) throw new CommitOutcomeUnknown(error);
+      throw error;
+    } finally {
+      connection.release(broken);
+    }
+  }
   if (client instanceof pg.Pool || client instanceof pg.Client) {
     const result = await client.query<pg.QueryResultRow>({
       name: statement.name,

@@ -34,6 +34,11 @@ export const ERROR_STATUS = {
   BAD_REQUEST: 400,
   REQUEST_TIMEOUT: 408,
   SERVICE_UNAVAILABLE: 503,
+  /**
+   * A write whose commit was sent but never confirmed (the connection was lost, or the client
+   * stopped waiting): it may or may not have been applied. Never "nothing happened".
+   */
+  WRITE_OUTCOME_UNKNOWN: 504,
   INTERNAL_ERROR: 500,
 } as const;
 
@@ -110,6 +115,26 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     current = cause;
   }
   return false;
+}
+
+/**
+ * The database connection failed after a commit was sent (a COMMIT, or a statement that commits
+ * by itself), so whether it was applied is unknown: with synchronous replication, for instance, a
+ * commit waiting for the standby that is cut off has already committed on the primary.
+ */
+export class CommitOutcomeUnknown extends Error {
+  override readonly name = 'CommitOutcomeUnknown';
+  constructor(cause: unknown) {
+    super('the database did not confirm the commit', { cause });
+  }
+}
+
+/**
+ * Whether a failure of a statement that commits (sent to the server) leaves its outcome unknown:
+ * the connection failed. A statement cancelled by statement_timeout (57014) was rolled back.
+ */
+export function leavesOutcomeUnknown(error: unknown): boolean {
+  return isDatabaseUnavailable(error) && (error as { code?: unknown }).code !== '57014';
 }
 
 /**

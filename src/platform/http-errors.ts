@@ -6,6 +6,7 @@ import FindMyWay, { type HTTPMethod } from 'find-my-way';
 import { Type, type Static } from 'typebox';
 import {
   AppError,
+  CommitOutcomeUnknown,
   ERROR_STATUS,
   isDatabaseUnavailable,
   validationError,
@@ -39,6 +40,9 @@ export type ErrorBody = Static<typeof ErrorBody>;
 /** Seconds a client should wait before retrying when a dependency is down. */
 export const RETRY_AFTER_SECONDS = 2;
 export const DEFAULT_UNAVAILABLE_MESSAGE = 'Service is unavailable, please try again later';
+export const WRITE_OUTCOME_UNKNOWN_MESSAGE =
+  'The database did not confirm the write: it may or may not have been applied. Retry with the ' +
+  'same Idempotency-Key to get its outcome, or read the record before writing again';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -194,6 +198,12 @@ export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const known = error instanceof AppError ? error : fromFastifyError(error);
     if (known) return send(request, reply, known.code, known.message, known.detail);
+    if (error instanceof CommitOutcomeUnknown && request.method !== 'GET') {
+      // Not a 503: that would tell the client nothing happened, and a retry without a key could
+      // then apply the write twice.
+      request.log.warn({ err: error }, 'write outcome unknown');
+      return send(request, reply, 'WRITE_OUTCOME_UNKNOWN', WRITE_OUTCOME_UNKNOWN_MESSAGE);
+    }
     if (isDatabaseUnavailable(error)) {
       request.log.warn({ err: error }, 'database unavailable');
       void reply.header('retry-after', String(RETRY_AFTER_SECONDS));

@@ -96,22 +96,28 @@ export async function insertTransaction(
   row: TransactionRow,
   effects: CreateEffects,
 ): Promise<void> {
-  const [result] = await runStatement<{ effects: number }>(db, dbTx, CREATE_STATEMENT, [
-    ROLLUP_LOCK_CLASS,
-    row.userId,
-    row.id,
-    row.fullNameCiphertext,
-    row.transactionDate.toISOString(),
-    row.amountMinor.toString(),
-    row.transactionType,
-    row.currency,
-    row.description,
-    row.metadata === null ? null : JSON.stringify(row.metadata),
-    row.createdAt.toISOString(),
-    effects.timeZone,
-    effects.eventId,
-    JSON.stringify(effects.eventPayload),
-  ]);
+  const [result] = await runStatement<{ effects: number }>(
+    db,
+    dbTx,
+    CREATE_STATEMENT,
+    [
+      ROLLUP_LOCK_CLASS,
+      row.userId,
+      row.id,
+      row.fullNameCiphertext,
+      row.transactionDate.toISOString(),
+      row.amountMinor.toString(),
+      row.transactionType,
+      row.currency,
+      row.description,
+      row.metadata === null ? null : JSON.stringify(row.metadata),
+      row.createdAt.toISOString(),
+      effects.timeZone,
+      effects.eventId,
+      JSON.stringify(effects.eventPayload),
+    ],
+    { commits: dbTx === undefined },
+  );
   // Cannot fail unless the statement itself is wrong; the row is committed by then (outside a
   // transaction), so this only makes such a bug loud instead of leaving rollups silently short.
   if (Number(result?.effects) !== 2) {

@@ -1,7 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import { ErrorBody } from '../../platform/http-errors.js';
+import { AppError, CommitOutcomeUnknown } from '../../platform/errors.js';
+import { ErrorBody, WRITE_OUTCOME_UNKNOWN_MESSAGE } from '../../platform/http-errors.js';
 import {
   replayableHeaders,
   sendOutcome,
@@ -97,19 +98,34 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
   async function writeTransaction(
     request: FastifyRequest,
     reply: FastifyReply,
-    write: (dbTx: DbTx | undefined) => Promise<TransactionRow>,
+    write: (dbTx: DbTx | undefined, touched: (userId: string) => void) => Promise<TransactionRow>,
     answer: (row: TransactionRow) => StoredResponse,
-    options?: { atomic: boolean },
+    options?: { atomic: boolean; id?: string },
   ): Promise<void> {
     let written: TransactionRow | undefined;
-    const outcome = await idempotency.execute(
-      request,
-      async (dbTx) => {
-        written = await write(dbTx);
-        return answer(written);
-      },
-      options,
-    );
+    let user: string | undefined;
+    let outcome;
+    try {
+      outcome = await idempotency.execute(
+        request,
+        async (dbTx) => {
+          written = await write(dbTx, (userId) => (user = userId));
+          return answer(written);
+        },
+        options,
+      );
+    } catch (error) {
+      if (!(error instanceof CommitOutcomeUnknown)) throw error;
+      // It may have been applied: treat it as a write for the cache and read replicas (best
+      // effort: the database or Redis may be what failed), and say that nobody knows.
+      if (user !== undefined) await transactions.committed({ userId: user }).catch(() => undefined);
+      throw new AppError(
+        'WRITE_OUTCOME_UNKNOWN',
+        options?.id === undefined
+          ? WRITE_OUTCOME_UNKNOWN_MESSAGE
+          : `${WRITE_OUTCOME_UNKNOWN_MESSAGE} (it would be /api/v1/transaction/${options.id})`,
+      );
+    }
     // Before the answer leaves: a client that reads right after must not hit the old cache.
     if (written) await transactions.committed(written);
     sendOutcome(reply, outcome);
@@ -138,7 +154,7 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
         'original service used): the same operation, without a redirect.',
       headers: IdempotencyHeaders,
       body: CreateTransactionBody,
-      response: { 201: TransactionEnvelope, ...errors(409, 413, 415, 422, 503) },
+      response: { 201: TransactionEnvelope, ...errors(409, 413, 415, 422, 503, 504) },
     },
     config: {
       unavailableMessage: 'An error occurred while adding the transaction',
@@ -160,9 +176,12 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
         await writeTransaction(
           request,
           reply,
-          (dbTx) => transactions.create(row, { dbTx }),
+          (dbTx, touched) => {
+            touched(row.userId);
+            return transactions.create(row, { dbTx });
+          },
           () => answer,
-          { atomic: true },
+          { atomic: true, id: row.id },
         );
       },
     );
@@ -229,18 +248,19 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
         params: TransactionIdParams,
         headers: WriteHeaders,
         body: UpdateTransactionBody,
-        response: { 200: TransactionEnvelope, ...errors(404, 409, 412, 413, 415, 422, 503) },
+        response: { 200: TransactionEnvelope, ...errors(404, 409, 412, 413, 415, 422, 503, 504) },
       },
       config: { access: { scope: 'transactions:write', owner: 'record' } },
       handler: async (request, reply) => {
         await writeTransaction(
           request,
           reply,
-          (dbTx) =>
+          (dbTx, touched) =>
             transactions.update(request.params.id, request.body, {
               dbTx,
               ifMatch: readIfMatch(request),
               owner: ownerOf(request),
+              touched,
             }),
           recordAnswer(reply, 200, 'Transaction updated successfully'),
         );
@@ -256,7 +276,7 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
         summary: 'Delete a transaction',
         params: TransactionIdParams,
         headers: WriteHeaders,
-        response: { 200: DeleteEnvelope, ...errors(404, 409, 412, 422, 503) },
+        response: { 200: DeleteEnvelope, ...errors(404, 409, 412, 422, 503, 504) },
       },
       config: { access: { scope: 'transactions:write', owner: 'record' } },
     },
@@ -265,8 +285,13 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
       await writeTransaction(
         request,
         reply,
-        (dbTx) =>
-          transactions.remove(id, { dbTx, ifMatch: readIfMatch(request), owner: ownerOf(request) }),
+        (dbTx, touched) =>
+          transactions.remove(id, {
+            dbTx,
+            ifMatch: readIfMatch(request),
+            owner: ownerOf(request),
+            touched,
+          }),
         () =>
           respond(reply, 200, {
             data: `Transaction with ID: ${id} removed`,

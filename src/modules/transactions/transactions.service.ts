@@ -69,6 +69,8 @@ export interface WriteOptions {
   ifMatch?: VersionPrecondition | undefined;
   /** A user token's user: a record of anyone else is answered as not found. */
   owner?: string | undefined;
+  /** Told whose record the write changes, once known (before its commit). */
+  touched?: ((userId: string) => void) | undefined;
 }
 
 /** A new transaction that has passed every rule, ready to store. */
@@ -260,6 +262,7 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
     return inTransaction(db, options.dbTx, async (dbTx) => {
       const current = await findTransactionById(dbTx, id, { forUpdate: true });
       if (!current || !ownedBy(current, options.owner)) throw transactionNotFoundForUpdate(id);
+      options.touched?.(current.userId);
       checkPrecondition(current, options.ifMatch);
       const changes = checkChanges(current, body);
       const saved = await updateTransaction(dbTx, current, changes, now());
@@ -276,6 +279,7 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
     return inTransaction(db, options.dbTx, async (dbTx) => {
       const current = await findTransactionById(dbTx, id, { forUpdate: true });
       if (!current || !ownedBy(current, options.owner)) throw transactionNotFound(id);
+      options.touched?.(current.userId);
       checkPrecondition(current, options.ifMatch);
       await deleteTransaction(dbTx, current);
       await applyRollups(dbTx, { removed: current }, deps.analyticsTimeZone);

@@ -1,0 +1,163 @@
+import cors from '@fastify/cors';
+import type { FastifyBaseLogger } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Config } from '../config.js';
+import { looksLikeApiKey, type ApiKeysService } from '../modules/api-keys/api-keys.service.js';
+import { installAccessControl, type Authentication, type Scope } from '../platform/auth.js';
+import { createTokenVerifier, type TokenVerifier } from '../platform/jwt.js';
+import { StartupError } from '../platform/errors.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** True while requests without credentials are let in (development, before any key exists). */
+    isOpenMode(): Promise<boolean>;
+  }
+}
+
+/** The service cannot start: nobody could ever authenticate. */
+export class AuthSetupError extends StartupError {
+  override readonly name = 'AuthSetupError';
+}
+
+/** While open, how often a process looks for a key created elsewhere (another replica, the CLI). */
+const OPEN_MODE_RECHECK_MS = 5_000;
+/** Browsers may reuse a CORS preflight answer this long. */
+const CORS_PREFLIGHT_MAX_AGE_SECONDS = 600;
+
+/**
+ * Whether requests without credentials are let in: only outside production, with AUTH_MODE=auto,
+ * no JWT verifier and no usable API key. Once a key exists the process closes for good (revoking
+ * every key later does not reopen it; a restart decides afresh).
+ */
+async function openModeGate(
+  config: Config,
+  verifier: TokenVerifier | undefined,
+  apiKeys: ApiKeysService,
+  log: FastifyBaseLogger,
+): Promise<() => Promise<boolean>> {
+  const hasKey = await apiKeys.hasUsable();
+  const required = config.nodeEnv === 'production' || config.authMode === 'required';
+  if (required && !verifier && !hasKey) {
+    throw new AuthSetupError(
+      `${config.nodeEnv === 'production' ? 'NODE_ENV=production' : 'AUTH_MODE=required'} needs a ` +
+        'way to authenticate, and none is configured: set JWT_SECRET, JWT_JWKS_URL or JWT_JWKS ' +
+        'for user tokens, or create the first API key with ' +
+        '`npm run cli -- keys create --scopes admin --name ops` ' +
+        '(in the production image: `node dist/cli.js keys create --scopes admin --name ops`)',
+    );
+  }
+  if (required || verifier || hasKey) return async () => false;
+
+  let open = true;
+  let checkedAt = Date.now();
+  const close = (why: string) => {
+    if (!open) return;
+    open = false;
+    log.warn({ auth: 'required' }, `authentication is now required: ${why}`);
+  };
+  apiKeys.onCreated(() => close('an API key was created'));
+  log.warn(
+    { auth: 'open' },
+    'AUTHENTICATION IS OFF: no API key and no JWT verifier exist, so every request is let in ' +
+      'as anonymous (development only; production refuses to start like this). Create a key ' +
+      'to turn it on: npm run cli -- keys create --scopes admin --name me',
+  );
+  return async () => {
+    if (open && Date.now() - checkedAt >= OPEN_MODE_RECHECK_MS) {
+      checkedAt = Date.now();
+      try {
+        if (await apiKeys.hasUsable()) close('an API key exists');
+      } catch {
+        // The database is down: the request that asked will fail on its own.
+      }
+    }
+    return open;
+  };
+}
+
+/** An API key (`fido_…`) is checked against the database, anything else as a user's JWT. */
+function authenticator(apiKeys: ApiKeysService, verifier: TokenVerifier | undefined) {
+  return async (credential: string): Promise<Authentication> => {
+    if (looksLikeApiKey(credential)) {
+      const found = await apiKeys.check(credential);
+      if (!found.ok) return { ok: false, reason: 'invalid', detail: `${found.reason} API key` };
+      return {
+        ok: true,
+        principal: {
+          kind: 'key',
+          keyId: found.row.id,
+          scopes: new Set(found.row.scopes as Scope[]),
+        },
+      };
+    }
+    if (!verifier) return { ok: false, reason: 'invalid', detail: 'token, and no JWT verifier' };
+    const token = await verifier.verify(credential);
+    return token.ok
+      ? { ok: true, principal: { kind: 'user', userId: token.userId } }
+      : { ok: false, reason: token.reason, detail: `user token: ${token.detail}` };
+  };
+}
+
+export interface AccessControlPluginOptions {
+  config: Config;
+  apiKeys: ApiKeysService;
+  /** The worker role serves only health and metrics, and checks no credentials. */
+  serving: boolean;
+}
+
+/**
+ * Who may call what: the open-mode gate, API-key or JWT authentication, rate limits, scope checks
+ * and CORS. Register before any route: a route registered after it without `config.access` stops
+ * the build. Refuses to start (AuthSetupError) when nobody could ever authenticate.
+ */
+export const accessControlPlugin = fp<AccessControlPluginOptions>(
+  async (app, { config, apiKeys, serving }) => {
+    if (!serving) {
+      app.decorate('isOpenMode', async () => false);
+      return;
+    }
+    const verifier = createTokenVerifier({
+      secret: config.jwtSecret,
+      jwksUrl: config.jwtJwksUrl,
+      jwks: config.jwtJwks,
+      issuer: config.jwtIssuer,
+      audience: config.jwtAudience,
+      clockToleranceSeconds: config.jwtClockToleranceSeconds,
+    });
+    const isOpen = await openModeGate(config, verifier, apiKeys, app.log);
+    app.decorate('isOpenMode', isOpen);
+    installAccessControl(app, {
+      authenticate: authenticator(apiKeys, verifier),
+      isOpen,
+      limiter: app.rateLimiter,
+      rateLimitMax: config.rateLimitMax,
+      rateLimitIpMax: config.rateLimitIpMax,
+    });
+    if (config.corsOrigins.length === 0) return;
+    await app.register(cors, {
+      origin: [...config.corsOrigins],
+      methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
+      allowedHeaders: [
+        'authorization',
+        'content-type',
+        'idempotency-key',
+        'if-match',
+        'if-none-match',
+        'x-request-id',
+      ],
+      exposedHeaders: [
+        'etag',
+        'location',
+        'retry-after',
+        'idempotent-replayed',
+        'x-request-id',
+        'ratelimit-limit',
+        'ratelimit-remaining',
+        'ratelimit-reset',
+        'ratelimit-policy',
+      ],
+      maxAge: CORS_PREFLIGHT_MAX_AGE_SECONDS,
+    });
+  },
+  { name: 'access-control', fastify: '5.x', dependencies: ['redis'] },
+);

@@ -1,0 +1,84 @@
+import fp from 'fastify-plugin';
+import type { Config } from '../config.js';
+import type { AnalyticsService } from '../modules/analytics/analytics.service.js';
+import {
+  cacheWarmupHandler,
+  HandlerRegistry,
+  type EventHandler,
+} from '../modules/events/handlers.js';
+import { registerHandlers } from '../modules/events/outbox.js';
+import { startWorker, type Worker } from '../modules/events/worker.js';
+import type { TransactionsService } from '../modules/transactions/transactions.service.js';
+import type { WebhooksService } from '../modules/webhooks/webhooks.service.js';
+import { AppError } from '../platform/errors.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The event worker, when this process runs it: nudged after a write commits. */
+    eventWorker?: Pick<Worker, 'nudge'>;
+  }
+}
+
+export interface EventWorkerPluginOptions {
+  config: Config;
+  transactions: TransactionsService;
+  analytics: AnalyticsService;
+  webhooks: WebhooksService;
+  /** In-process consumers of committed events, run beside the built-in cache warm-up. */
+  eventHandlers: readonly EventHandler[];
+}
+
+/** A warm-up for a user whose last transaction is gone finds nothing to cache; that is fine. */
+function ignoreNotFound(error: unknown): void {
+  if (error instanceof AppError && error.status === 404) return;
+  throw error;
+}
+
+/**
+ * The event worker (`app.eventWorker`): relays committed events to webhooks and in-process
+ * handlers. Started once the app is ready; stopped before the database closes (preClose), so
+ * attempts in flight record their outcome first.
+ */
+export const eventWorkerPlugin = fp<EventWorkerPluginOptions>(
+  async (app, { config, transactions, analytics, webhooks, eventHandlers }) => {
+    const db = app.database.db;
+    const handlers = new HandlerRegistry([
+      cacheWarmupHandler({
+        history: (userId) => transactions.history(userId, {}).catch(ignoreNotFound),
+        analytics: (userId, currency) =>
+          analytics.allTime(userId, { currency }).catch(ignoreNotFound),
+      }),
+      ...eventHandlers,
+    ]);
+    let worker: Worker | undefined;
+    app.decorate('eventWorker', { nudge: () => worker?.nudge() });
+    app.addHook('onReady', async () => {
+      // Recorded before the app is ready, so every event written from then on is owed to them.
+      // If the database is not there yet, the worker records them at its first step instead.
+      await registerHandlers(
+        db,
+        handlers.all().map((h) => ({ name: h.name, types: h.types ?? [] })),
+      ).catch((error: unknown) => {
+        app.log.warn({ err: error }, 'event handlers not recorded yet; the worker will retry');
+      });
+      worker = startWorker({
+        db,
+        handlers,
+        webhooks,
+        pollMs: config.workerPollMs,
+        concurrency: config.workerConcurrency,
+        attemptTimeoutMs: config.webhookTimeoutMs,
+        retryWindowMs: config.webhookRetryHours * 3_600_000,
+        backoffBaseMs: config.webhookBackoffBaseMs,
+        backoffMaxMs: config.webhookBackoffMaxMs,
+        shutdownTimeoutMs: config.shutdownTimeoutMs,
+        logger: app.log,
+        metrics: app.metrics,
+      });
+    });
+    app.addHook('preClose', async () => {
+      await worker?.stop();
+    });
+  },
+  { name: 'event-worker', fastify: '5.x', dependencies: ['database', 'metrics'] },
+);

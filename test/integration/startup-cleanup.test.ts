@@ -1,0 +1,69 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../../src/app.js';
+import { openDatabase } from '../../src/platform/db.js';
+import { createLogger } from '../../src/platform/logging.js';
+import { createTestDatabase, TEST_DATABASE_URL, testConfig } from '../helpers/app.js';
+import { eventually } from '../helpers/webhook-receiver.js';
+
+/*
+ * Start-up fails after the database was opened and migrated (here: the development key file in
+ * DATA_DIR is corrupt, so the key ring cannot load). The database is closed again before
+ * buildApp rejects: the data directory's lock is released, or no session is left on PostgreSQL.
+ * (test/integration/redis/startup-cleanup.test.ts shows the same for the Redis connections.)
+ */
+
+const dataDir = mkdtempSync(join(tmpdir(), 'fido-startup-'));
+afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+/** Sessions other than the caller's on database `name` (PostgreSQL only). */
+async function sessionsOn(name: string): Promise<number> {
+  const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await client.connect();
+  try {
+    const result = await client.query<{ count: string }>(
+      'select count(*) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()',
+      [name],
+    );
+    return Number(result.rows[0]?.count ?? 0);
+  } finally {
+    await client.end();
+  }
+}
+
+describe('a start-up that fails after opening the database', () => {
+  it('closes it before it rejects', { timeout: 180_000 }, async () => {
+    writeFileSync(join(dataDir, 'encryption.key'), 'not a key\n');
+    const database = TEST_DATABASE_URL ? await createTestDatabase() : undefined;
+    try {
+      const config = testConfig({
+        DATA_DIR: dataDir,
+        ...(database?.url ? { DATABASE_URL: database.url } : {}),
+      });
+      await expect(buildApp(config)).rejects.toThrow(/encryption\.key/);
+
+      if (database?.url) {
+        const name = new URL(database.url).pathname.slice(1);
+        await eventually(async () => ((await sessionsOn(name)) === 0 ? true : undefined), {
+          what: 'the database sessions to close',
+        });
+      } else {
+        // The embedded database holds DATA_DIR's lock while open: a second open succeeds only
+        // once the first was closed.
+        const reopened = await openDatabase({
+          dataDir,
+          poolSize: 1,
+          statementTimeoutMs: 10_000,
+          connectTimeoutMs: 2_000,
+          logger: createLogger('silent'),
+        });
+        await reopened.close();
+      }
+    } finally {
+      await database?.drop();
+    }
+  });
+});
