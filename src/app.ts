@@ -32,6 +32,7 @@ import { metricsPlugin } from './plugins/metrics.js';
 import { openApiPlugin } from './plugins/openapi.js';
 import { readReplicasPlugin } from './plugins/read-replicas.js';
 import { redisPlugin } from './plugins/redis.js';
+import { redisConnectionPlugin } from './plugins/redis-connection.js';
 import { requestLifecyclePlugin } from './plugins/request-lifecycle.js';
 import { schedulerPlugin } from './plugins/scheduler.js';
 import { createServices } from './services.js';
@@ -135,6 +136,8 @@ async function compose(app: FastifyInstance, config: Config, deps: AppDeps): Pro
   const serving = (deps.role ?? 'api') === 'api';
   await app.register(databasePlugin, { config, database: deps.database, migrate: deps.migrate });
   await app.register(metricsPlugin);
+  // Before everything that uses Redis: it closes after them.
+  await app.register(redisConnectionPlugin, { config });
   await app.register(readReplicasPlugin, { config, positionStore: deps.positionStore });
   const { cacheStore, rateLimitStore } = deps;
   await app.register(redisPlugin, { config, serving, cacheStore, rateLimitStore });

@@ -3,8 +3,10 @@ import { buildApp, loadKeyRing } from './app.js';
 import { reconcileAll, reconcileUser } from './modules/analytics/reconciliation.js';
 import { retireHandler } from './modules/events/outbox.js';
 import { loadConfig, readDotEnv, type Config } from './config.js';
+import type { FastifyBaseLogger } from 'fastify';
 import { FieldCipher, generateKeyBase64 } from './platform/crypto.js';
 import { createCache, redisStore } from './platform/cache.js';
+import { createRedisConnection } from './platform/redis.js';
 import { DataDirInUseError, openDatabase } from './platform/db.js';
 import { describeFailure } from './platform/process.js';
 import {
@@ -20,6 +22,11 @@ import {
   createApiKeysService,
 } from './modules/api-keys/api-keys.service.js';
 import type { Db } from './platform/db.js';
+import {
+  MIGRATION_USAGE,
+  runMigrationCommand,
+  type MigrationOptions,
+} from './modules/legacy/index.js';
 
 const DAY_MS = 86_400_000;
 /** Keys `keys list` prints at most: a list longer than this wants the HTTP API's pages. */
@@ -198,7 +205,7 @@ Commands:
                               is stored). Scopes: ${SCOPES.join(', ')}
   keys list                   list API keys (ids, names, scopes, status; never secrets)
   keys revoke ID              revoke an API key
-  generate-key                print a new random encryption key (base64, 32 bytes)
+${MIGRATION_USAGE}  generate-key                print a new random encryption key (base64, 32 bytes)
   openapi                     print the OpenAPI document as JSON
 `;
 
@@ -212,6 +219,14 @@ async function main(argv: string[]): Promise<number> {
       name: { type: 'string' },
       scopes: { type: 'string' },
       'expires-in-days': { type: 'string' },
+      file: { type: 'string' },
+      report: { type: 'string' },
+      currency: { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      'emit-events': { type: 'boolean' },
+      format: { type: 'string' },
+      since: { type: 'string' },
+      output: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -251,6 +266,8 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const logger = createLogger(config.logLevel);
+  const migration = await migrationCommand(command, config, logger, values);
+  if (migration !== undefined) return migration;
   let database;
   try {
     database = await openDatabase({
@@ -331,13 +348,16 @@ async function main(argv: string[]): Promise<number> {
         await database.migrate();
         // Repaired users' cached answers are invalidated in Redis; an in-process cache belongs to
         // the server process and ages out within CACHE_EXPIRATION.
-        const cacheStore = config.redisUrl
-          ? redisStore({
-              url: config.redisUrl,
-              prefix: config.cachePrefix,
-              timeoutMs: config.cacheTimeoutMs,
-              logger,
-            })
+        const redis =
+          config.redisUrl || config.redisClusterNodes
+            ? createRedisConnection({
+                url: config.redisUrl,
+                clusterNodes: config.redisClusterNodes,
+                timeoutMs: config.cacheTimeoutMs,
+              })
+            : undefined;
+        const cacheStore = redis
+          ? redisStore({ connection: redis, prefix: config.cachePrefix })
           : undefined;
         const cache = cacheStore
           ? createCache(cacheStore, { ttlSeconds: config.cacheExpirationSeconds, logger })
@@ -366,6 +386,7 @@ async function main(argv: string[]): Promise<number> {
           }
         } finally {
           await cache?.close();
+          await redis?.close();
         }
         logger.info(
           {
@@ -387,6 +408,70 @@ async function main(argv: string[]): Promise<number> {
     }
   } finally {
     await database.close();
+  }
+}
+
+/** `import-legacy`, `import` and `export`, which open the database only when they need it. */
+async function migrationCommand(
+  command: string,
+  config: Config,
+  logger: FastifyBaseLogger,
+  values: MigrationOptions,
+): Promise<number | undefined> {
+  if (!['import-legacy', 'import', 'export'].includes(command)) return undefined;
+  const controller = new AbortController();
+  const interrupt = () => controller.abort();
+  process.once('SIGINT', interrupt);
+  process.once('SIGTERM', interrupt);
+  // Imported users' cached reads are invalidated in Redis, batch by batch; an in-process cache
+  // belongs to the server process and ages out within CACHE_EXPIRATION.
+  const cache = config.redisUrl
+    ? createCache(
+        redisStore({
+          url: config.redisUrl,
+          prefix: config.cachePrefix,
+          timeoutMs: config.cacheTimeoutMs,
+          logger,
+        }),
+        { ttlSeconds: config.cacheExpirationSeconds, logger },
+      )
+    : undefined;
+  try {
+    return await runMigrationCommand(
+      command,
+      {
+        config,
+        openDatabase: async () => {
+          const database = await openDatabase({
+            databaseUrl: config.databaseUrl,
+            dataDir: config.dataDir,
+            poolSize: 2,
+            statementTimeoutMs: config.dbStatementTimeoutMs,
+            connectTimeoutMs: config.dbConnectTimeoutMs,
+            logger,
+          });
+          try {
+            await database.migrate();
+          } catch (error) {
+            await database.close();
+            throw error;
+          }
+          return database;
+        },
+        loadKeyRing: () => loadKeyRing(config),
+        invalidate: cache
+          ? async (userIds) => {
+              for (const userId of userIds) await cache.invalidate(userId);
+            }
+          : undefined,
+        stdout: process.stdout,
+        stderr: process.stderr,
+        signal: controller.signal,
+      },
+      values,
+    );
+  } finally {
+    await cache?.close();
   }
 }
 

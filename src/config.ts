@@ -22,8 +22,10 @@ export interface Config {
   readonly readDatabaseUrls: readonly string[];
   /** A replica whose replay lags the primary by more than this is skipped. */
   readonly readReplicaMaxLagMs: number;
-  /** Redis connection string; undefined means the in-process cache. */
+  /** Redis connection string (one server); undefined means the in-process cache. */
   readonly redisUrl: string | undefined;
+  /** Seed nodes of a Redis Cluster (REDIS_CLUSTER_NODES); used instead of REDIS_URL when set. */
+  readonly redisClusterNodes: readonly string[] | undefined;
   /** Seconds a cached history page or analytics answer lives (the old service's name). */
   readonly cacheExpirationSeconds: number;
   readonly cachePrefix: string;
@@ -44,6 +46,11 @@ export interface Config {
   readonly idempotencyExpirySchedule: string;
   readonly secretKey: string | undefined;
   readonly encryptionKeys: string | undefined;
+  /**
+   * The old FastAPI service's SECRET_KEY (a Fernet key), for `import-legacy` only. Checked by that
+   * command (a bad one is its fatal error, exit 2), not here: nothing else uses it.
+   */
+  readonly legacySecretKey: string | undefined;
   readonly dbPoolSize: number;
   readonly dbStatementTimeoutMs: number;
   readonly dbConnectTimeoutMs: number;
@@ -58,6 +65,12 @@ export interface Config {
   readonly worker: 'inline' | 'off';
   /** How often the worker looks for new events and due retries when nothing wakes it sooner. */
   readonly workerPollMs: number;
+  /**
+   * `on`: after each change the worker recomputes the user's first history page and all-time
+   * analytics into the cache. Off by default: it doubled the work a create leaves behind, for
+   * reads that may never come (docs/performance.md).
+   */
+  readonly cacheWarmup: 'on' | 'off';
   /** Port of the standalone worker's /healthz, /readyz and /metrics. */
   readonly workerPort: number;
   /** Deliveries (webhook calls and handler runs) one worker process runs at once. */
@@ -252,6 +265,29 @@ export function loadConfig(env: Env = process.env): Config {
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
     problems.push('REDIS_URL must be a redis:// or rediss:// connection string');
   }
+  const clusterNodesRaw = read('REDIS_CLUSTER_NODES');
+  const redisClusterNodes = clusterNodesRaw
+    ?.split(',')
+    .map((seed) => seed.trim())
+    .filter((seed) => seed !== '');
+  if (redisClusterNodes !== undefined) {
+    if (redisClusterNodes.length === 0) {
+      problems.push('REDIS_CLUSTER_NODES must list at least one redis:// or rediss:// node');
+    }
+    for (const seed of redisClusterNodes) {
+      if (!/^rediss?:\/\/[^/?#]+:\d+\/?$/.test(seed)) {
+        problems.push(
+          `REDIS_CLUSTER_NODES must be comma-separated redis://host:port or rediss://host:port (got "${seed.replace(/\/\/[^@]*@/, '//…@')}")`,
+        );
+      }
+    }
+    if (new Set(redisClusterNodes.map((seed) => seed.split(':')[0])).size > 1) {
+      problems.push('REDIS_CLUSTER_NODES must all be redis:// or all rediss://');
+    }
+    if (redisUrl !== undefined) {
+      problems.push('set REDIS_URL (one server) or REDIS_CLUSTER_NODES (a cluster), not both');
+    }
+  }
   const cachePrefix = read('CACHE_PREFIX') ?? 'fido';
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(cachePrefix)) {
     problems.push('CACHE_PREFIX must be 1-64 of A-Z a-z 0-9 _ . -');
@@ -313,6 +349,7 @@ export function loadConfig(env: Env = process.env): Config {
     readDatabaseUrls,
     readReplicaMaxLagMs: integer('READ_REPLICA_MAX_LAG_MS', 10_000, 0, 3_600_000),
     redisUrl,
+    redisClusterNodes,
     cacheExpirationSeconds: integer('CACHE_EXPIRATION', 300, 1, 86_400),
     cachePrefix,
     cacheMaxEntries: integer('CACHE_MAX_ENTRIES', 10_000, 1, 1_000_000),
@@ -328,6 +365,7 @@ export function loadConfig(env: Env = process.env): Config {
     reconcileBatchSize: integer('RECONCILE_BATCH_SIZE', 500, 1, 100_000),
     secretKey: read('SECRET_KEY'),
     encryptionKeys: read('ENCRYPTION_KEYS'),
+    legacySecretKey: read('LEGACY_SECRET_KEY'),
     dbPoolSize: integer('DB_POOL_SIZE', 10, 1, 200),
     dbStatementTimeoutMs: integer('DB_STATEMENT_TIMEOUT_MS', 5_000, 100, 600_000),
     dbConnectTimeoutMs: integer('DB_CONNECT_TIMEOUT_MS', 2_000, 100, 60_000),
@@ -339,6 +377,7 @@ export function loadConfig(env: Env = process.env): Config {
     webConcurrency: integer('WEB_CONCURRENCY', 1, 1, 64),
     worker: oneOf('WORKER', ['inline', 'off'] as const, 'inline'),
     workerPollMs: integer('WORKER_POLL_MS', 1_000, 10, 60_000),
+    cacheWarmup: oneOf('CACHE_WARMUP', ['on', 'off'] as const, 'off'),
     workerPort: integer('WORKER_PORT', 8001, 0, 65_535),
     workerConcurrency: integer('WORKER_CONCURRENCY', 8, 1, 256),
     webhookRetryHours: decimal('WEBHOOK_RETRY_HOURS', 72, 0.0001, 24 * 30),
@@ -384,7 +423,9 @@ export function loadConfig(env: Env = process.env): Config {
     // Embedded PGlite belongs to one process, and an in-process cache per process could serve a
     // read from before another process's write.
     if (!config.databaseUrl) problems.push('WEB_CONCURRENCY above 1 needs DATABASE_URL');
-    if (!config.redisUrl) problems.push('WEB_CONCURRENCY above 1 needs REDIS_URL');
+    if (!config.redisUrl && !config.redisClusterNodes) {
+      problems.push('WEB_CONCURRENCY above 1 needs REDIS_URL or REDIS_CLUSTER_NODES');
+    }
   }
 
   if (problems.length > 0) throw new ConfigError(problems);

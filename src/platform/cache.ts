@@ -1,9 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
-import { Redis } from 'ioredis';
+import type { Cluster } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { outageLog } from './outage.js';
+import { createRedisConnection, type RedisConnection } from './redis.js';
 
 /**
  * Where cached entries live. Every entry of a user is stored under that user's current generation
@@ -34,8 +35,11 @@ export interface CacheStore {
   bumpEpoch(): Promise<void>;
   ping(): Promise<void>;
   close(): Promise<void>;
-  /** Called when the connection is re-established after being lost (Redis only). */
-  onReconnect?(listener: () => void): void;
+  /**
+   * Called when this process may have missed writes to the store, or may now reach data that did
+   * not see them (a lost connection, a failover): Redis only. See `createCache`.
+   */
+  onDisruption?(listener: (reason: string) => void): void;
   /** Resolves once connected, or after `timeoutMs` regardless (the cache fails open). */
   ready?(timeoutMs: number): Promise<void>;
 }
@@ -81,8 +85,17 @@ export function memoryStore(maxEntries: number): CacheStore {
   };
 }
 
-// A missing generation (never written, expired or evicted) is replaced by the fresh token the
-// caller passes, never read as a fixed default that older entries could still be stored under.
+/**
+ * Epoch shards. Every user belongs to one (by a hash of the user); the shard's epoch key and all of
+ * the user's keys share one hash tag, so they live in one cluster slot and one script reads them
+ * together. Bumping the epoch sets every shard's key: rare (after a disruption), 1,024 small writes.
+ */
+const EPOCH_SHARDS = 1_024;
+
+// KEYS: the user's shard epoch, the user's generation. A missing generation (never written,
+// expired or evicted) is replaced by the fresh token the caller passes, never read as a fixed
+// default that older entries could still be stored under. Every key read or written is under the
+// same hash tag as KEYS (one slot).
 const READ_SCRIPT = `
 local epoch = redis.call('GET', KEYS[1]) or '0'
 local gen = redis.call('GET', KEYS[2])
@@ -93,88 +106,136 @@ end
 local value = redis.call('GET', ARGV[1] .. epoch .. ':' .. gen .. ':' .. ARGV[2])
 return {epoch .. ':' .. gen, value}`;
 
-export interface RedisStoreOptions {
-  url: string;
-  prefix: string;
-  timeoutMs: number;
-  logger: Pick<FastifyBaseLogger, 'warn' | 'info'>;
+/** `READ_SCRIPT` as a command of the client (`defineCommand`): sent as EVALSHA. */
+interface ReadCommand {
+  fidoCacheRead(
+    epochKey: string,
+    generationKey: string,
+    entryPrefix: string,
+    entry: string,
+    freshGeneration: string,
+    generationTtl: string,
+  ): Promise<[string, string | null]>;
 }
 
+/** A user's Redis keys: the shard's epoch, the user's generation, and its entries' prefix. */
+export function redisCacheKeys(
+  prefix: string,
+  user: string,
+): { epoch: string; generation: string; entries: string } {
+  // Users are hashed: keys stay short and reveal no ids.
+  const digest = createHash('sha256').update(user).digest();
+  const tag = `${prefix}:{s${digest.readUInt16BE(0) % EPOCH_SHARDS}}`;
+  const id = digest.toString('base64url', 2, 18);
+  return { epoch: `${tag}:epoch`, generation: `${tag}:g:${id}`, entries: `${tag}:e:${id}:` };
+}
+
+export type RedisStoreOptions = { prefix: string } & (
+  | {
+      /** The process's shared connection (closed by its owner, not by the store). */
+      connection: RedisConnection;
+    }
+  | {
+      /** A connection of the store's own (closed with it), to one server. */
+      url: string;
+      timeoutMs: number;
+      logger?: Pick<FastifyBaseLogger, 'warn' | 'info'>;
+    }
+);
+
 /**
- * Redis store. Commands fail fast while disconnected (no offline queue, no retries per request)
- * and time out after `timeoutMs`: the caller then serves from the database. The client keeps
- * reconnecting in the background.
+ * Redis store, on one server or a cluster. Commands fail fast while disconnected and time out
+ * (see `createRedisConnection`): the caller then serves from the database.
+ *
+ * Keys, for a user hashed to `id` in epoch shard `s`:
+ * `PREFIX:{sS}:epoch` (the shard's epoch), `PREFIX:{sS}:g:ID` (the user's generation),
+ * `PREFIX:{sS}:e:ID:EPOCH:GEN:ENTRY` (an entry). Users spread over 1,024 slots, so over every
+ * master; no key is read by every request.
  */
 export function redisStore(options: RedisStoreOptions): CacheStore {
   const { prefix } = options;
-  const client = new Redis(options.url, {
-    commandTimeout: options.timeoutMs,
-    connectTimeout: Math.max(options.timeoutMs, 1_000),
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
-    lazyConnect: false,
-  });
-  // Errors are reported by the commands that fail; the event only needs a listener.
-  client.on('error', () => undefined);
-  const reconnectListeners: (() => void)[] = [];
-  let everReady = false;
-  client.on('ready', () => {
-    if (everReady) for (const listener of reconnectListeners) listener();
-    everReady = true;
-  });
+  const owned = 'url' in options;
+  const connection = owned
+    ? createRedisConnection({ url: options.url, timeoutMs: options.timeoutMs })
+    : options.connection;
+  const client = connection.client;
+  client.defineCommand('fidoCacheRead', { numberOfKeys: 2, lua: READ_SCRIPT });
+  const commands = client as unknown as ReadCommand;
 
-  // Users are hashed: keys stay short, reveal no ids, and share a hash slot ({…}) per user.
-  const userTag = (user: string) =>
-    `${prefix}:{u:${createHash('sha256').update(user).digest('base64url').slice(0, 22)}}`;
-  const epochKey = `${prefix}:epoch`;
+  const keysOf = (user: string) => redisCacheKeys(prefix, user);
 
   return {
     kind: 'redis',
     async read(user, entry, ttlSeconds = 0) {
-      const tag = userTag(user);
-      const [generation, value] = (await client.eval(
-        READ_SCRIPT,
-        2,
-        epochKey,
-        `${tag}:gen`,
-        `${tag}:e`,
+      const keys = keysOf(user);
+      const [generation, value] = await commands.fidoCacheRead(
+        keys.epoch,
+        keys.generation,
+        keys.entries,
         entry,
         token(),
         String(Math.max(ttlSeconds, 1) * 2),
-      )) as [string, string | null];
+      );
+      // Answered by a master other than the one trusted (a failover that may have lost writes):
+      // the listeners hear of it before this answer is used.
+      connection.checkTopology(keys.generation);
       return { generation, value: value ?? undefined };
     },
     async write(user, generation, entry, value, ttlSeconds) {
-      await client.set(`${userTag(user)}:e${generation}:${entry}`, value, 'EX', ttlSeconds);
+      await client.set(`${keysOf(user).entries}${generation}:${entry}`, value, 'EX', ttlSeconds);
     },
     async bump(user, ttlSeconds) {
-      await client.set(`${userTag(user)}:gen`, token(), 'EX', ttlSeconds * 2);
+      await client.set(keysOf(user).generation, token(), 'EX', ttlSeconds * 2);
     },
     async bumpEpoch() {
-      await client.set(epochKey, token());
+      // Reads are checked against the masters as they are now: a slot that moves during or after
+      // the bump is a new disruption, and a new bump.
+      connection.trustTopology();
+      const epoch = token();
+      const keys = Array.from(
+        { length: EPOCH_SHARDS },
+        (_, shard) => `${prefix}:{s${shard}}:epoch`,
+      );
+      if (connection.kind === 'server') {
+        await client.mset(...keys.flatMap((key) => [key, epoch]));
+        return;
+      }
+      // One slot per shard: a cluster takes them one SET each (sent together, on each master).
+      const results = await Promise.allSettled(keys.map((key) => client.set(key, epoch)));
+      // Every shard must take it; one failure leaves the bump to be done again.
+      const failed = results.find((result) => result.status === 'rejected');
+      if (failed) throw failed.reason;
     },
     async ping() {
+      if (connection.kind === 'cluster') {
+        // Every slot's master must answer: a cluster with a master down is degraded.
+        const cluster = client as Cluster;
+        const nodes = new Map(
+          cluster
+            .nodes('master')
+            .map((node) => [`${node.options.host}:${node.options.port}`, node]),
+        );
+        const masters = new Set<string>();
+        for (let slot = 0; slot < 16_384; slot += 1) masters.add(cluster.slots[slot]?.[0] ?? '');
+        await Promise.all(
+          [...masters].map(async (key) => {
+            const node = nodes.get(key);
+            if (!node)
+              throw new Error(`no connection to the master of some slots (${key || 'none'})`);
+            await node.ping();
+          }),
+        );
+        return;
+      }
       await client.ping();
     },
     async close() {
-      client.disconnect();
+      if (owned) await connection.close();
     },
-    onReconnect(listener) {
-      reconnectListeners.push(listener);
+    onDisruption(listener) {
+      connection.onDisruption(listener);
     },
-    async ready(timeoutMs) {
-      if (client.status === 'ready') return;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, timeoutMs);
-        client.once('ready', done);
-        function done() {
-          clearTimeout(timer);
-          client.off('ready', done);
-          resolve();
-        }
-      });
-    },
+    ready: (timeoutMs) => connection.ready(timeoutMs),
   };
 }
 
@@ -196,6 +257,9 @@ export interface CacheOptions {
 
 export type Cache = ReturnType<typeof createCache>;
 
+/** How long after a failed epoch bump the next one is tried (reads use the database meanwhile). */
+const EPOCH_RETRY_MS = 500;
+
 /**
  * The cache as services use it: read-through with single flight, invalidation after commit, and
  * a store failure never failing a request: it is logged once per outage, counted, and the value
@@ -209,9 +273,14 @@ export function createCache(store: CacheStore, options: CacheOptions) {
     { cache: store.kind },
     { down: 'cache unavailable; serving from the database', up: 'cache recovered' },
   );
-  // Set when an invalidation could not reach the store: until every entry is made unreachable,
-  // entries may be stale, so none is read.
+  // Set when an invalidation could not reach the store, or the store was disrupted (see
+  // `onDisruption`): until every entry is made unreachable, entries may be stale, so none is read.
   let epochBumpPending = false;
+  // Counts disruptions: an answer read while one happened is not used, nor is one stored.
+  let disruptions = 0;
+  let bumping: Promise<boolean> | undefined;
+  // After a failed bump, reads go to the database for a moment rather than each trying again.
+  let bumpFailedAt = Number.NEGATIVE_INFINITY;
 
   const hits = new Counter({
     name: 'fido_cache_hits_total',
@@ -255,19 +324,44 @@ export function createCache(store: CacheStore, options: CacheOptions) {
     }
   }
 
+  /** True when no epoch bump is pending (any pending one done now); one bump at a time. */
   async function ensureEpoch(): Promise<boolean> {
     if (!epochBumpPending) return true;
-    const done = await attempt('bump_epoch', () => store.bumpEpoch());
-    if (done === undefined) return false;
-    epochBumpPending = false;
-    logger.info({ cache: store.kind }, 'cache epoch bumped after an outage');
-    return true;
+    if (!bumping && Date.now() - bumpFailedAt < EPOCH_RETRY_MS) return false;
+    bumping ??= (async () => {
+      const seen = disruptions;
+      const done = await attempt('bump_epoch', () => store.bumpEpoch());
+      if (done === undefined) {
+        bumpFailedAt = Date.now();
+        return false;
+      }
+      // Disrupted again while bumping: the bump may have missed the data now reached.
+      if (disruptions !== seen) return false;
+      epochBumpPending = false;
+      logger.info({ cache: store.kind }, 'cache epoch bumped after an outage');
+      return true;
+    })().finally(() => (bumping = undefined));
+    return bumping;
   }
 
-  // A process whose connection was lost may have missed bumps (its own, or it cannot know): it
-  // makes every older entry unreachable before trusting the cache again.
-  store.onReconnect?.(() => {
+  function disrupted(): void {
+    disruptions += 1;
     epochBumpPending = true;
+  }
+
+  /*
+   * Why no read is stale (docs/scaling.md, "Why no cached read is stale"): an entry is stored under
+   * the user's generation and the user's shard epoch as read, in one script, before it was
+   * computed; a committed write moves the generation before it answers. A write whose move could
+   * not be confirmed, a lost connection, and a change of the master serving any slot (a failover,
+   * which can lose acknowledged writes) each mark the epoch pending: this process then reads and
+   * stores nothing until a new epoch is written to every shard, which makes every older entry
+   * unreachable. Each process watches its own connections, so each one that could reach data a
+   * disruption touched bumps before reading it again.
+   */
+  store.onDisruption?.((reason) => {
+    disrupted();
+    logger.info({ cache: store.kind, reason }, 'cache disrupted; bumping the epoch before reading');
     void ensureEpoch();
   });
 
@@ -278,7 +372,10 @@ export function createCache(store: CacheStore, options: CacheOptions) {
     compute: () => Promise<string>,
   ): Promise<string> {
     if (!(await ensureEpoch())) return compute();
+    const seen = disruptions;
     const found = (await attempt('read', () => store.read(user, entry, ttlSeconds)))?.value;
+    // A disruption while reading: the answer may come from data that missed a write.
+    if (disruptions !== seen) return compute();
     if (found?.value !== undefined) {
       hits.inc();
       return found.value;
@@ -293,8 +390,11 @@ export function createCache(store: CacheStore, options: CacheOptions) {
     const work = (async () => {
       const value = await compute();
       // Stored under the generation read before computing: if a write committed meanwhile, the
-      // generation has moved on and nobody reads this entry.
-      await attempt('write', () => store.write(user, found.generation, entry, value, ttlSeconds));
+      // generation has moved on and nobody reads this entry. Not stored at all across a
+      // disruption (nor while an epoch bump is pending).
+      if (disruptions === seen && !epochBumpPending) {
+        await attempt('write', () => store.write(user, found.generation, entry, value, ttlSeconds));
+      }
       return value;
     })();
     inFlight.set(flightKey, work);
@@ -312,7 +412,10 @@ export function createCache(store: CacheStore, options: CacheOptions) {
   async function invalidate(user: string): Promise<boolean> {
     await options.beforeInvalidate?.(user);
     const done = await attempt('bump', () => store.bump(user, ttlSeconds));
-    if (done === undefined && store.kind === 'redis') epochBumpPending = true;
+    if (done === undefined && store.kind === 'redis') {
+      disrupted();
+      void ensureEpoch();
+    }
     return done !== undefined;
   }
 

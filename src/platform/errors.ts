@@ -98,6 +98,9 @@ const UNAVAILABLE_MESSAGES = [
 
 /** True when `error`, or anything in its cause chain, says the database is unreachable. */
 export function isDatabaseUnavailable(error: unknown): boolean {
+  // An error with an HTTP status is the request's (a client hanging up mid-body is ECONNRESET
+  // too): never the database's, whatever socket code it carries.
+  if (typeof (error as { statusCode?: unknown } | null)?.statusCode === 'number') return false;
   for (let current = error, depth = 0; current && depth < 8; depth += 1) {
     if (typeof current !== 'object') return false;
     const { code, message, cause } = current as {

@@ -198,6 +198,18 @@ export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const known = error instanceof AppError ? error : fromFastifyError(error);
     if (known) return send(request, reply, known.code, known.message, known.detail);
+    // Errors Fastify marks as the client's (4xx) come from the request itself: reading its body,
+    // say. A socket code among them (`ECONNRESET` when the client hangs up mid-body) is the
+    // client's connection, not the database's, and must not raise the outage alarm.
+    if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
+      if (request.raw.destroyed || error.code === 'ECONNRESET') {
+        request.log.info(
+          { err: error },
+          'client closed the connection before the request was read',
+        );
+      }
+      return send(request, reply, 'BAD_REQUEST', error.message);
+    }
     if (error instanceof CommitOutcomeUnknown && request.method !== 'GET') {
       // Not a 503: that would tell the client nothing happened, and a retry without a key could
       // then apply the write twice.
@@ -209,9 +221,6 @@ export function installErrorHandling(app: FastifyInstance): void {
       void reply.header('retry-after', String(RETRY_AFTER_SECONDS));
       const message = request.routeOptions.config.unavailableMessage ?? DEFAULT_UNAVAILABLE_MESSAGE;
       return send(request, reply, 'SERVICE_UNAVAILABLE', message);
-    }
-    if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
-      return send(request, reply, 'BAD_REQUEST', error.message);
     }
     request.log.error({ err: error }, 'unhandled error');
     return send(request, reply, 'INTERNAL_ERROR', 'Internal server error');

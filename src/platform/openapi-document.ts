@@ -404,6 +404,7 @@ const TRANSACTION_EXAMPLE: Json = {
   created_at: '2024-10-10T09:00:01.234Z',
   updated_at: '2024-10-10T09:00:01.234Z',
   version: 1,
+  legacy_id: null,
 };
 
 /** Real answers where a tool would otherwise invent one from the schema (zeros and "string"). */

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
-import { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import { Counter, type Registry } from 'prom-client';
 import { outageLog } from './outage.js';
+import { createRedisConnection, type RedisConnection } from './redis.js';
 
 /**
  * Fixed-window request counting per caller. A window opens with a caller's first request and
@@ -74,25 +74,24 @@ interface HitCommand {
   fidoRateLimitHit(key: string, windowMs: string, amount: string): Promise<[number, number]>;
 }
 
-/** Counts in Redis, shared by every replica. Fails fast while Redis is unreachable. */
-export function redisRateLimitStore(options: {
-  url: string;
-  prefix: string;
-  timeoutMs: number;
-}): RateLimitStore {
-  const client = new Redis(options.url, {
-    commandTimeout: options.timeoutMs,
-    connectTimeout: Math.max(options.timeoutMs, 1_000),
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
-  });
-  // Failures are reported by the commands that fail; the event only needs a listener.
-  client.on('error', () => undefined);
+/**
+ * Counts in Redis (one server or a cluster: one key per caller, so any slot), shared by every
+ * replica. Fails fast while Redis is unreachable. `connection` is the process's shared one (closed
+ * by its owner); with `url` the store opens one of its own and closes it.
+ */
+export function redisRateLimitStore(
+  options: { prefix: string } & (
+    { connection: RedisConnection } | { url: string; timeoutMs: number }
+  ),
+): RateLimitStore {
+  const owned = 'url' in options;
+  const connection = owned
+    ? createRedisConnection({ url: options.url, timeoutMs: options.timeoutMs })
+    : options.connection;
   // The script's text goes once per connection (EVAL), then only its SHA1 (EVALSHA); a server
   // that lost its script cache (a restart) gets the text again.
-  client.defineCommand('fidoRateLimitHit', { numberOfKeys: 1, lua: HIT_SCRIPT });
-  const commands = client as unknown as HitCommand;
+  connection.client.defineCommand('fidoRateLimitHit', { numberOfKeys: 1, lua: HIT_SCRIPT });
+  const commands = connection.client as unknown as HitCommand;
   return {
     kind: 'redis',
     async hit(key, windowMs, amount = 1) {
@@ -104,20 +103,9 @@ export function redisRateLimitStore(options: {
       return { count, ttlMs };
     },
     async close() {
-      client.disconnect();
+      if (owned) await connection.close();
     },
-    async ready(timeoutMs) {
-      if (client.status === 'ready') return;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, timeoutMs);
-        client.once('ready', done);
-        function done() {
-          clearTimeout(timer);
-          client.off('ready', done);
-          resolve();
-        }
-      });
-    },
+    ready: (timeoutMs) => connection.ready(timeoutMs),
   };
 }
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import { Counter, type Registry } from 'prom-client';
 import { openDatabase, runStatement, type DatabaseHandle, type Db, type Statement } from './db.js';
@@ -104,7 +104,7 @@ redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
 return 1`;
 
 /** Positions in Redis: one key per user, in the user's hash slot (cluster-safe). */
-export function redisPositionStore(client: Redis, prefix: string): PositionStore {
+export function redisPositionStore(client: Redis | Cluster, prefix: string): PositionStore {
   const keyOf = (user: string) =>
     `${prefix}:{u:${createHash('sha256').update(user).digest('base64url').slice(0, 22)}}:lsn`;
   return {

@@ -5,7 +5,7 @@ import type { Config } from '../config.js';
 import { looksLikeApiKey, type ApiKeysService } from '../modules/api-keys/api-keys.service.js';
 import { installAccessControl, type Authentication, type Scope } from '../platform/auth.js';
 import { createTokenVerifier, type TokenVerifier } from '../platform/jwt.js';
-import { StartupError } from '../platform/errors.js';
+import { AppError, StartupError } from '../platform/errors.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -126,37 +126,51 @@ export const accessControlPlugin = fp<AccessControlPluginOptions>(
     });
     const isOpen = await openModeGate(config, verifier, apiKeys, app.log);
     app.decorate('isOpenMode', isOpen);
+    // CORS before access control: its refusals (401, 403, 429) must carry the CORS headers too,
+    // or an allowed browser application could read neither the error nor its Retry-After.
+    if (config.corsOrigins.length > 0) {
+      // A preflight must name its origin and method; @fastify/cors would refuse one that does not
+      // in text/plain. Refused here, in the error shape.
+      app.addHook('onRequest', async (request) => {
+        if (request.method !== 'OPTIONS') return;
+        if (request.headers.origin && request.headers['access-control-request-method']) return;
+        throw new AppError(
+          'BAD_REQUEST',
+          'A CORS preflight needs the Origin and Access-Control-Request-Method headers',
+        );
+      });
+      await app.register(cors, {
+        origin: [...config.corsOrigins],
+        methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
+        allowedHeaders: [
+          'authorization',
+          'content-type',
+          'idempotency-key',
+          'if-match',
+          'if-none-match',
+          'x-request-id',
+        ],
+        exposedHeaders: [
+          'etag',
+          'location',
+          'retry-after',
+          'idempotent-replayed',
+          'x-request-id',
+          'ratelimit-limit',
+          'ratelimit-remaining',
+          'ratelimit-reset',
+          'ratelimit-policy',
+          'www-authenticate',
+        ],
+        maxAge: CORS_PREFLIGHT_MAX_AGE_SECONDS,
+      });
+    }
     installAccessControl(app, {
       authenticate: authenticator(apiKeys, verifier),
       isOpen,
       limiter: app.rateLimiter,
       rateLimitMax: config.rateLimitMax,
       rateLimitIpMax: config.rateLimitIpMax,
-    });
-    if (config.corsOrigins.length === 0) return;
-    await app.register(cors, {
-      origin: [...config.corsOrigins],
-      methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
-      allowedHeaders: [
-        'authorization',
-        'content-type',
-        'idempotency-key',
-        'if-match',
-        'if-none-match',
-        'x-request-id',
-      ],
-      exposedHeaders: [
-        'etag',
-        'location',
-        'retry-after',
-        'idempotent-replayed',
-        'x-request-id',
-        'ratelimit-limit',
-        'ratelimit-remaining',
-        'ratelimit-reset',
-        'ratelimit-policy',
-      ],
-      maxAge: CORS_PREFLIGHT_MAX_AGE_SECONDS,
     });
   },
   { name: 'access-control', fastify: '5.x', dependencies: ['redis'] },

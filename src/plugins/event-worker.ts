@@ -6,7 +6,7 @@ import {
   HandlerRegistry,
   type EventHandler,
 } from '../modules/events/handlers.js';
-import { registerHandlers } from '../modules/events/outbox.js';
+import { registerHandlers, retireHandler } from '../modules/events/outbox.js';
 import { startWorker, type Worker } from '../modules/events/worker.js';
 import type { TransactionsService } from '../modules/transactions/transactions.service.js';
 import type { WebhooksService } from '../modules/webhooks/webhooks.service.js';
@@ -24,7 +24,7 @@ export interface EventWorkerPluginOptions {
   transactions: TransactionsService;
   analytics: AnalyticsService;
   webhooks: WebhooksService;
-  /** In-process consumers of committed events, run beside the built-in cache warm-up. */
+  /** In-process consumers of committed events, run beside the built-in cache warm-up if on. */
   eventHandlers: readonly EventHandler[];
 }
 
@@ -42,17 +42,25 @@ function ignoreNotFound(error: unknown): void {
 export const eventWorkerPlugin = fp<EventWorkerPluginOptions>(
   async (app, { config, transactions, analytics, webhooks, eventHandlers }) => {
     const db = app.database.db;
+    const warmup = cacheWarmupHandler({
+      history: (userId) => transactions.history(userId, {}).catch(ignoreNotFound),
+      analytics: (userId, currency) =>
+        analytics.allTime(userId, { currency }).catch(ignoreNotFound),
+    });
     const handlers = new HandlerRegistry([
-      cacheWarmupHandler({
-        history: (userId) => transactions.history(userId, {}).catch(ignoreNotFound),
-        analytics: (userId, currency) =>
-          analytics.allTime(userId, { currency }).catch(ignoreNotFound),
-      }),
+      ...(config.cacheWarmup === 'on' ? [warmup] : []),
       ...eventHandlers,
     ]);
     let worker: Worker | undefined;
     app.decorate('eventWorker', { nudge: () => worker?.nudge() });
     app.addHook('onReady', async () => {
+      // Off, the built-in warm-up is owed nothing: a database that ran it before (it was on by
+      // default) would otherwise keep a delivery row per event for a handler nobody runs.
+      if (config.cacheWarmup === 'off') {
+        await retireHandler(db, warmup.name).catch((error: unknown) => {
+          app.log.warn({ err: error }, 'cache warm-up not retired yet; retried at the next start');
+        });
+      }
       // Recorded before the app is ready, so every event written from then on is owed to them.
       // If the database is not there yet, the worker records them at its first step instead.
       await registerHandlers(

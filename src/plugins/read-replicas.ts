@@ -1,5 +1,4 @@
 import fp from 'fastify-plugin';
-import { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import {
   memoryPositionStore,
@@ -38,21 +37,10 @@ export const readReplicasPlugin = fp<ReadReplicasPluginOptions>(
       app.decorate('reads', primaryOnly(primary));
       return;
     }
-    let client: Redis | undefined;
     let positions = positionStore;
-    if (!positions && config.redisUrl) {
-      client = new Redis(config.redisUrl, {
-        commandTimeout: config.cacheTimeoutMs,
-        connectTimeout: Math.max(config.cacheTimeoutMs, 1_000),
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 0,
-        retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
-      });
-      // Failed commands are counted and logged by the router.
-      client.on('error', () => undefined);
-      app.addHook('onClose', async () => client?.disconnect());
-      positions = redisPositionStore(client, config.cachePrefix);
-    }
+    // On the process's shared Redis connection (a server or a cluster: one key per command).
+    const redis = app.redisConnection;
+    if (!positions && redis) positions = redisPositionStore(redis.client, config.cachePrefix);
     const router = await openReadReplicas({
       primary,
       urls: config.readDatabaseUrls,
@@ -67,5 +55,9 @@ export const readReplicasPlugin = fp<ReadReplicasPluginOptions>(
     app.addHook('onClose', async () => router.close());
     app.decorate('reads', router);
   },
-  { name: 'read-replicas', fastify: '5.x', dependencies: ['database', 'metrics'] },
+  {
+    name: 'read-replicas',
+    fastify: '5.x',
+    dependencies: ['database', 'metrics', 'redis-connection'],
+  },
 );

@@ -29,28 +29,26 @@ const REDIS_STARTUP_WAIT_MS = 2_000;
 
 export interface RedisPluginOptions {
   config: Config;
-  /** Where cached reads live; otherwise Redis (REDIS_URL) or the in-process store. */
+  /** Where cached reads live; otherwise Redis (the shared connection) or the in-process store. */
   cacheStore?: CacheStore | undefined;
-  /** Where rate-limit counts live; otherwise Redis (REDIS_URL) or process memory. */
+  /** Where rate-limit counts live; otherwise Redis (the shared connection) or process memory. */
   rateLimitStore?: RateLimitStore | undefined;
   /** Whether this process serves the API (the worker role counts no requests). */
   serving: boolean;
 }
 
 /**
- * Everything that lives in Redis (REDIS_URL), or in process memory without it: the read cache
- * (`app.cache`) and the rate limiter (`app.rateLimiter`). The Redis connections are made here and
- * closed here, after the requests in flight have drained.
+ * Everything that lives in Redis (REDIS_URL or REDIS_CLUSTER_NODES), or in process memory without
+ * it: the read cache (`app.cache`) and the rate limiter (`app.rateLimiter`), both on the process's
+ * one connection (`app.redisConnection`), which closes after them, once the requests in flight
+ * have drained.
  */
 export const redisPlugin = fp<RedisPluginOptions>(
   async (app, { config, serving, ...given }) => {
-    const { redisUrl } = config;
-    const redis = redisUrl
-      ? { url: redisUrl, prefix: config.cachePrefix, timeoutMs: config.cacheTimeoutMs }
-      : undefined;
+    const connection = app.redisConnection;
+    const redis = connection ? { connection, prefix: config.cachePrefix } : undefined;
     const cacheStore =
-      given.cacheStore ??
-      (redis ? redisStore({ ...redis, logger: app.log }) : memoryStore(config.cacheMaxEntries));
+      given.cacheStore ?? (redis ? redisStore(redis) : memoryStore(config.cacheMaxEntries));
     const cache = createCache(cacheStore, {
       ttlSeconds: config.cacheExpirationSeconds,
       logger: app.log,
@@ -74,5 +72,5 @@ export const redisPlugin = fp<RedisPluginOptions>(
     await cacheStore.ready?.(REDIS_STARTUP_WAIT_MS);
     await rateLimiter.ready(REDIS_STARTUP_WAIT_MS);
   },
-  { name: 'redis', fastify: '5.x', dependencies: ['metrics', 'read-replicas'] },
+  { name: 'redis', fastify: '5.x', dependencies: ['metrics', 'read-replicas', 'redis-connection'] },
 );

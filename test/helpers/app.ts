@@ -98,7 +98,8 @@ export function testConfig(env: Record<string, string> = {}): Config {
     // Tests send bursts from one address; the rate-limit tests turn it on.
     RATE_LIMIT_MAX: '0',
     RATE_LIMIT_IP_MAX: '0',
-    ...(TEST_REDIS_URL
+    // A test on a cluster of its own (REDIS_CLUSTER_NODES) does not also get the shared server.
+    ...(TEST_REDIS_URL && !env.REDIS_CLUSTER_NODES
       ? { REDIS_URL: TEST_REDIS_URL, CACHE_PREFIX: `fido-test-${randomBytes(6).toString('hex')}` }
       : {}),
     ...env,

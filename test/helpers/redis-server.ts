@@ -53,6 +53,14 @@ export class RedisServer {
   private listeningPort = 0;
   private readonly dir = mkdtempSync(join(tmpdir(), 'fido-redis-'));
 
+  /** `extraArgs` go after the defaults (cluster mode, say); `port` fixes the port up front. */
+  constructor(
+    private readonly extraArgs: readonly string[] = [],
+    port = 0,
+  ) {
+    this.listeningPort = port;
+  }
+
   /** The port it listens on; stable across stop() and start(). */
   get port(): number {
     if (this.listeningPort === 0) throw new Error('RedisServer: start() it first');
@@ -132,6 +140,7 @@ export class RedisServer {
         this.dir,
         '--loglevel',
         'warning',
+        ...this.extraArgs,
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );

@@ -18,7 +18,10 @@ export class WebhookReceiver {
   readonly requests: ReceivedRequest[] = [];
   /** Requests held open without an answer ('hang'), by path. */
   readonly hung: ReceivedRequest[] = [];
-  respond: (path: string, index: number) => number | 'hang' = () => 200;
+  /** Requests whose answer `respond` held back with a promise (recorded when they arrive). */
+  readonly held: Omit<ReceivedRequest, 'answered'>[] = [];
+  /** A promise holds the answer until it settles (a test acts while the sender waits). */
+  respond: (path: string, index: number) => number | 'hang' | Promise<number> = () => 200;
   #server: Server;
   #hanging = new Set<() => void>();
 
@@ -37,19 +40,27 @@ export class WebhookReceiver {
         const index = [...receiver.requests, ...receiver.hung].filter(
           (r) => r.path === path,
         ).length;
-        const outcome = receiver.respond(path, index);
         const received = {
           path,
           headers: request.headers,
           body: Buffer.concat(chunks).toString('utf8'),
         };
-        if (outcome === 'hang') {
-          receiver.hung.push({ ...received, answered: 0 });
-          receiver.#hanging.add(() => response.destroy());
-          return;
+        const answer = receiver.respond(path, index);
+        const reply = (outcome: number | 'hang') => {
+          if (outcome === 'hang') {
+            receiver.hung.push({ ...received, answered: 0 });
+            receiver.#hanging.add(() => response.destroy());
+            return;
+          }
+          receiver.requests.push({ ...received, answered: outcome });
+          response.writeHead(outcome, { 'content-type': 'text/plain' }).end('ok');
+        };
+        if (answer instanceof Promise) {
+          receiver.held.push(received);
+          void answer.then(reply);
+        } else {
+          reply(answer);
         }
-        receiver.requests.push({ ...received, answered: outcome });
-        response.writeHead(outcome, { 'content-type': 'text/plain' }).end('ok');
       });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -1,3 +1,6 @@
+import dns from 'node:dns/promises';
+import net from 'node:net';
+import os from 'node:os';
 import { SignJWT } from 'jose';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,8 +11,20 @@ import {
   postTransaction,
   type TestDatabase,
 } from '../helpers/app.js';
-import { bearer, REQUIRED_AUTH_ENV, TEST_JWT_SECRET, userToken } from '../helpers/auth.js';
+import {
+  bearer,
+  createKey,
+  REQUIRED_AUTH_ENV,
+  TEST_JWT_SECRET,
+  userToken,
+} from '../helpers/auth.js';
 import { transactionBody, uniqueUserId } from '../helpers/factories.js';
+import { eventually } from '../helpers/webhook-receiver.js';
+import {
+  checkResolvedHost,
+  isPublicAddress,
+  isSpecialUseName,
+} from '../../src/modules/webhooks/sender.js';
 
 /*
  * Regression tests for the defects an adversarial test pass found (issue 12, defects 1-12): each
@@ -295,5 +310,178 @@ describe('defect 12: the documented CSP, and bodies that are not UTF-8', () => {
       description: 'r\u00e9sum\u00e9 \ufffd \u{1f600}',
     });
     expect(created.description).toBe('r\u00e9sum\u00e9 \ufffd \u{1f600}');
+  });
+});
+
+describe('defect 9: a client that disconnects mid-body is not a database outage', () => {
+  it('logs the disconnect as the client’s, never "database unavailable"', async () => {
+    const { logger, lines } = captureLogs('info');
+    const served = await buildTestApp(database, { deps: { logger } });
+    try {
+      const address = await served.listen({ port: 0, host: '127.0.0.1' });
+      const { port } = new URL(address);
+      // Node parsed the request's head and handed it to Fastify: now the body is being read.
+      const arrived = new Promise<void>((resolve) =>
+        served.server.once('request', () => resolve()),
+      );
+      const socket = net.connect({ port: Number(port), host: '127.0.0.1' });
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      socket.write(
+        'POST /api/v1/transaction/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+          'Content-Length: 1000\r\n\r\n{"user_id": "half',
+      );
+      await arrived;
+      socket.destroy();
+      const ended = await eventually(
+        () => lines.find((line) => /client closed|database unavailable/.test(line)),
+        { what: 'the abandoned request to be logged' },
+      );
+      expect(ended).toContain('client closed');
+      expect(lines.join('\n')).not.toContain('database unavailable');
+    } finally {
+      await served.close();
+    }
+  });
+});
+
+describe('defect 6: CORS headers on refusals, and a preflight without Origin in the error shape', () => {
+  const ORIGIN = 'https://app.example.com';
+  let guarded: FastifyInstance;
+  beforeAll(async () => {
+    guarded = await buildTestApp(database, {
+      env: { ...REQUIRED_AUTH_ENV, CORS_ORIGINS: ORIGIN, RATE_LIMIT_IP_MAX: '3' },
+    });
+  });
+  afterAll(async () => {
+    await guarded?.close();
+  });
+
+  function expectReadable(response: { headers: Record<string, unknown> }, header: string): void {
+    expect(response.headers['access-control-allow-origin']).toBe(ORIGIN);
+    const exposed = String(response.headers['access-control-expose-headers']).toLowerCase();
+    expect(exposed.split(/,\s*/)).toContain(header);
+  }
+
+  it('lets the allowed origin read a 401, a 403 and a 429 with Retry-After', async () => {
+    const keyless = await guarded.inject({
+      method: 'GET',
+      url: '/api/v1/transaction/history/bob',
+      headers: { origin: ORIGIN },
+    });
+    expect(keyless.statusCode).toBe(401);
+    expectReadable(keyless, 'www-authenticate');
+
+    const { key } = await createKey(database, ['analytics:read']);
+    const unscoped = await guarded.inject({
+      method: 'GET',
+      url: '/api/v1/transaction/history/bob',
+      headers: { origin: ORIGIN, ...bearer(key) },
+    });
+    expect(unscoped.statusCode).toBe(403);
+    expectReadable(unscoped, 'www-authenticate');
+
+    let limited: Awaited<ReturnType<typeof guarded.inject>> | undefined;
+    for (let i = 0; i < 10 && limited?.statusCode !== 429; i += 1) {
+      limited = await guarded.inject({
+        method: 'GET',
+        url: '/api/v1/transaction/history/bob',
+        headers: { origin: ORIGIN, ...bearer('not-a-valid-credential') },
+      });
+    }
+    if (!limited) throw new Error('no request was sent');
+    expect(limited.statusCode).toBe(429);
+    expect(limited.headers['retry-after']).toMatch(/^\d+$/);
+    expectReadable(limited, 'retry-after');
+  });
+
+  it('answers a preflight without Origin 400 in the JSON error shape', async () => {
+    const response = await guarded.inject({
+      method: 'OPTIONS',
+      url: '/api/v1/transaction/',
+      headers: { 'access-control-request-method': 'POST' },
+    });
+    expect(response.statusCode).toBe(400);
+    expect(response.headers['content-type']).toMatch(/^application\/json/);
+    expect(response.json()).toMatchObject({ name: 'FidoTransactionsAPI', code: 'BAD_REQUEST' });
+  });
+
+  it('still answers a real preflight from the allowed origin', async () => {
+    const response = await guarded.inject({
+      method: 'OPTIONS',
+      url: '/api/v1/transaction/',
+      headers: { origin: ORIGIN, 'access-control-request-method': 'POST' },
+    });
+    expect(response.statusCode).toBe(204);
+    expect(response.headers['access-control-allow-origin']).toBe(ORIGIN);
+  });
+});
+
+describe('defect 5: webhooks may not be registered for loopback or internal host names', () => {
+  let production: FastifyInstance;
+  let admin: Record<string, string>;
+  beforeAll(async () => {
+    // What production does by default: only public targets, and credentials required.
+    production = await buildTestApp(database, {
+      env: { ...REQUIRED_AUTH_ENV, WEBHOOK_ALLOW_PRIVATE_TARGETS: 'false' },
+    });
+    admin = bearer((await createKey(database, ['webhooks:manage'])).key);
+  });
+  afterAll(async () => {
+    await production?.close();
+  });
+
+  function register(url: string) {
+    return production.inject({
+      method: 'POST',
+      url: '/api/v1/webhooks',
+      headers: admin,
+      payload: { url },
+    });
+  }
+
+  it.each([
+    'http://localhost./x',
+    'http://foo.localhost/x',
+    'https://FOO.LOCALHOST./x',
+    'http://metadata.google.internal/computeMetadata/v1/',
+    'http://anything.internal/x',
+    'http://printer.local/x',
+    'http://router.home.arpa/x',
+  ])('refuses the special-use name in %s outright', async (url) => {
+    const response = await register(url);
+    expect(response.statusCode).toBe(422);
+    expect(response.json<{ detail: { loc: unknown[]; msg: string }[] }>().detail[0]).toMatchObject({
+      loc: ['body', 'url'],
+      msg: 'URL must point at a public address',
+    });
+  });
+
+  it('refuses a name that resolves (here through /etc/hosts) to a non-public address', async () => {
+    const name = os.hostname();
+    // The precondition that makes this test mean something: the machine's own name is local.
+    const addresses = await dns.lookup(name, { all: true });
+    expect(addresses.length).toBeGreaterThan(0);
+    expect(addresses.every((entry) => !isPublicAddress(entry.address))).toBe(true);
+    expect(isSpecialUseName(name)).toBe(false);
+
+    const response = await register(`https://${name}/hook`);
+    expect(response.statusCode).toBe(422);
+    const patched = await production.inject({
+      method: 'PATCH',
+      url: `/api/v1/webhooks/${(await register('https://93.184.216.34/hook')).json<{ data: { id: string } }>().data.id}`,
+      headers: admin,
+      payload: { url: `https://${name}:8443/hook` },
+    });
+    expect(patched.statusCode).toBe(422);
+  });
+
+  it('resolves with the real resolver: localhost answers a loopback address', async () => {
+    const check = await checkResolvedHost('localhost');
+    expect(check).toMatchObject({ ok: false, reason: 'not-public' });
+  });
+
+  it('still registers a public address', async () => {
+    const response = await register('https://93.184.216.34/hook');
+    expect(response.statusCode, response.body).toBe(201);
   });
 });

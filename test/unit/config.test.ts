@@ -59,7 +59,7 @@ describe('loadConfig', () => {
     const problems = problemsOf({ WEB_CONCURRENCY: '2' });
     expect(problems).toEqual([
       'WEB_CONCURRENCY above 1 needs DATABASE_URL',
-      'WEB_CONCURRENCY above 1 needs REDIS_URL',
+      'WEB_CONCURRENCY above 1 needs REDIS_URL or REDIS_CLUSTER_NODES',
     ]);
     expect(
       loadConfig({
@@ -68,6 +68,35 @@ describe('loadConfig', () => {
         REDIS_URL: 'redis://localhost:6379',
       }).webConcurrency,
     ).toBe(2);
+    expect(
+      loadConfig({
+        WEB_CONCURRENCY: '2',
+        DATABASE_URL: 'postgres://x@localhost/db',
+        REDIS_CLUSTER_NODES: 'redis://10.0.0.1:7000',
+      }).webConcurrency,
+    ).toBe(2);
+  });
+
+  it('reads REDIS_CLUSTER_NODES as a list of redis:// or rediss:// seeds, exclusive of REDIS_URL', () => {
+    expect(
+      loadConfig({ REDIS_CLUSTER_NODES: ' redis://10.0.0.1:7000, redis://10.0.0.2:7001/ ,' })
+        .redisClusterNodes,
+    ).toEqual(['redis://10.0.0.1:7000', 'redis://10.0.0.2:7001/']);
+    expect(loadConfig({}).redisClusterNodes).toBeUndefined();
+    for (const bad of [
+      ',',
+      'http://10.0.0.1:7000',
+      'redis://10.0.0.1',
+      'redis://a:1,rediss://b:2',
+    ]) {
+      expect(
+        problemsOf({ REDIS_CLUSTER_NODES: bad }).some((p) => p.startsWith('REDIS_CLUSTER_NODES')),
+        bad,
+      ).toBe(true);
+    }
+    expect(problemsOf({ REDIS_CLUSTER_NODES: 'redis://a:1', REDIS_URL: 'redis://b:2' })).toContain(
+      'set REDIS_URL (one server) or REDIS_CLUSTER_NODES (a cluster), not both',
+    );
   });
 
   it('reads read replicas as a list beside the primary, and refuses them without one', () => {

@@ -9,6 +9,7 @@ import {
   primaryKey,
   text,
   timestamp,
+  uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
 
@@ -31,6 +32,8 @@ export const transactions = pgTable(
     version: integer('version').notNull().default(1),
     createdAt: timestampMs('created_at').notNull().defaultNow(),
     updatedAt: timestampMs('updated_at').notNull().defaultNow(),
+    /** The old service's ObjectId (24 lower-case hex digits) of an imported row; null otherwise. */
+    legacyId: text('legacy_id'),
   },
   (t) => [
     // user_id leads the key so the table can be distributed by user (Citus) without a rewrite.
@@ -52,6 +55,12 @@ export const transactions = pgTable(
       t.transactionType,
       t.amountMinor,
     ),
+    // Reads by an old id, and what makes an import idempotent: one row per ObjectId and user. The
+    // user rides along so the index stays valid when the table is distributed by user_id.
+    uniqueIndex('transactions_legacy_id_idx')
+      .on(t.legacyId, t.userId)
+      .where(sql`${t.legacyId} is not null`),
+    check('transactions_legacy_id_format', sql`${t.legacyId} ~ '^[0-9a-f]{24}$'`),
     check('transactions_amount_minor_positive', sql`${t.amountMinor} > 0`),
     check('transactions_type_valid', sql`${t.transactionType} in ('credit', 'debit')`),
     check('transactions_currency_format', sql`${t.currency} ~ '^[A-Z]{3}$'`),

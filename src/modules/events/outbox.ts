@@ -262,8 +262,9 @@ export async function recordAttempt(
   delivery: Pick<ClaimedDelivery, 'id' | 'attempt'>,
   outcome: AttemptOutcome,
   retryDelayMs: number,
-): Promise<DeliveryState | 'superseded'> {
+): Promise<DeliveryState | 'superseded' | 'gone'> {
   return db.transaction(async (dbTx) => {
+    if (!(await holdDelivery(dbTx, delivery.id))) return 'gone';
     await insertAttempt(dbTx, delivery.id, outcome, false);
     const current = sql`id = ${delivery.id} and state = 'pending' and attempts = ${delivery.attempt}`;
     const [row] = await queryRows<{ state: DeliveryState; consumer: string; user_id: string }>(
@@ -285,20 +286,24 @@ export async function recordAttempt(
   });
 }
 
-/** Records a manual attempt: success completes the delivery, failure changes nothing but the log. */
+/**
+ * Records a manual attempt: success completes the delivery, failure changes nothing but the log.
+ * False when the delivery no longer exists (its webhook was deleted while the attempt was made).
+ */
 export async function recordManualAttempt(
   db: Db,
   deliveryId: string,
   outcome: AttemptOutcome,
-): Promise<void> {
-  await db.transaction(async (dbTx) => {
+): Promise<boolean> {
+  return db.transaction(async (dbTx) => {
+    if (!(await holdDelivery(dbTx, deliveryId))) return false;
     await insertAttempt(dbTx, deliveryId, outcome, true);
     if (!outcome.ok) {
       await dbTx.execute(
         sql`update deliveries set last_status = ${outcome.status},
           last_error = ${clip(outcome.error)}, updated_at = now() where id = ${deliveryId}`,
       );
-      return;
+      return true;
     }
     const [completed] = await queryRows<{ consumer: string; user_id: string; was: DeliveryState }>(
       dbTx,
@@ -309,7 +314,21 @@ export async function recordManualAttempt(
     );
     if (completed?.was === 'pending')
       await releaseNext(dbTx, completed.consumer, completed.user_id);
+    return true;
   });
+}
+
+/**
+ * Whether the delivery still exists, holding it until `dbTx` ends: deleting its webhook (which
+ * deletes the delivery) waits for the attempt to be recorded, or has already happened, so an
+ * attempt is never logged against a delivery that is gone (a foreign-key violation, 23503).
+ */
+async function holdDelivery(dbTx: Db, deliveryId: string): Promise<boolean> {
+  const rows = await queryRows<{ id: string }>(
+    dbTx,
+    sql`select id from deliveries where id = ${deliveryId} for key share`,
+  );
+  return rows.length > 0;
 }
 
 /** Makes the next parked delivery of a (consumer, user) due now. */

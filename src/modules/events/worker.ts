@@ -187,7 +187,13 @@ export function startWorker(options: WorkerOptions): Worker {
           outcome,
           retryDelayMs(delivery.attempt, options.backoffBaseMs, options.backoffMaxMs),
         );
-        if (state === 'dead') {
+        if (state === 'gone') {
+          // Its webhook was deleted during the attempt: nothing is left to retry or record.
+          logger.info(
+            { delivery_id: delivery.id, consumer: delivery.consumer, event_id: delivery.event.id },
+            'delivery dropped: its webhook was deleted',
+          );
+        } else if (state === 'dead') {
           options.metrics?.deliveriesDead.inc({ kind });
           logger.error(
             { delivery_id: delivery.id, consumer: delivery.consumer, event_id: delivery.event.id },

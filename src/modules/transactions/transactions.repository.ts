@@ -128,7 +128,7 @@ export async function insertTransaction(
 /** A stored row as the hot reads select it: the amount as text, so no driver rounds it. */
 const ROW_COLUMNS = `user_id, id, full_name_ciphertext, transaction_date,
   amount_minor::text as amount_minor, transaction_type, currency, description, metadata, version,
-  created_at, updated_at`;
+  created_at, updated_at, legacy_id`;
 
 interface StoredRow {
   user_id: string;
@@ -143,6 +143,7 @@ interface StoredRow {
   version: number;
   created_at: Date | string;
   updated_at: Date | string;
+  legacy_id: string | null;
 }
 
 function fromStored(row: StoredRow): TransactionRow {
@@ -159,6 +160,7 @@ function fromStored(row: StoredRow): TransactionRow {
     version: Number(row.version),
     createdAt: new Date(row.created_at),
     updatedAt: new Date(row.updated_at),
+    legacyId: row.legacy_id,
   };
 }
 
@@ -168,25 +170,37 @@ const FIND_BY_ID_STATEMENT: Statement = {
   text: `select ${ROW_COLUMNS} from transactions where id = $1::uuid limit 1`,
 };
 
+/** A read by the old service's ObjectId (an imported row's `legacy_id`). */
+const FIND_BY_LEGACY_ID_STATEMENT: Statement = {
+  name: 'fido_find_transaction_by_legacy_id_1',
+  text: `select ${ROW_COLUMNS} from transactions where legacy_id = $1::text limit 1`,
+};
+
+/** Which transaction a path names: its id, or the ObjectId it had in the old service. */
+export type TransactionRef = { id: string } | { legacyId: string };
+
 /**
  * One transaction by id; `forUpdate` locks it for the rest of `db`'s transaction (the query
  * builder's path, as a transaction needs), and a plain read is the prepared statement.
  */
 export async function findTransactionById(
   db: Db,
-  id: string,
+  ref: TransactionRef,
   { forUpdate = false }: { forUpdate?: boolean } = {},
 ): Promise<TransactionRow | undefined> {
   if (forUpdate) {
     const [row] = await db
       .select()
       .from(transactions)
-      .where(eq(transactions.id, id))
+      .where('id' in ref ? eq(transactions.id, ref.id) : eq(transactions.legacyId, ref.legacyId))
       .limit(1)
       .for('update');
     return row;
   }
-  const [row] = await runStatement<StoredRow>(db, undefined, FIND_BY_ID_STATEMENT, [id]);
+  const [row] =
+    'id' in ref
+      ? await runStatement<StoredRow>(db, undefined, FIND_BY_ID_STATEMENT, [ref.id])
+      : await runStatement<StoredRow>(db, undefined, FIND_BY_LEGACY_ID_STATEMENT, [ref.legacyId]);
   return row && fromStored(row);
 }
 

@@ -153,6 +153,12 @@ export const Transaction = Type.Object(
     created_at: Type.String({ format: 'date-time' }),
     updated_at: Type.String({ format: 'date-time' }),
     version: Type.Integer({ description: 'Starts at 1, +1 per update; also the ETag.' }),
+    legacy_id: Type.Union([Type.String({ pattern: '^[0-9a-f]{24}$' }), Type.Null()], {
+      description:
+        "An imported transaction's id in the old service (a MongoDB ObjectId, 24 hex digits), " +
+        'which the routes taking `{id}` accept as well; null for transactions recorded here.',
+      examples: [null, '65a1f0c2e4b0a1b2c3d4e5f6'],
+    }),
   },
   { title: 'Transaction' },
 );
@@ -161,7 +167,11 @@ export type Transaction = Static<typeof Transaction>;
 // No length bound here: the router's maxParamLength bounds it, and any id that is not a UUID
 // answers the old service's 404 rather than a 422.
 export const TransactionIdParams = Type.Object({
-  id: Type.String({ description: 'The transaction id (a UUID).' }),
+  id: Type.String({
+    description:
+      "The transaction id (a UUID), or an imported transaction's ObjectId from the old service " +
+      '(`legacy_id`, 24 hex digits).',
+  }),
 });
 
 export const HistoryParams = Type.Object({ user_id: UserId });

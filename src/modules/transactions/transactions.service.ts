@@ -26,6 +26,7 @@ import {
   userHasTransactions,
   type HistoryFilters,
   type TransactionChanges,
+  type TransactionRef,
   type TransactionRow,
 } from './transactions.repository.js';
 import {
@@ -143,6 +144,7 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
       version: 1,
       createdAt: timestamp,
       updatedAt: timestamp,
+      legacyId: null,
     };
   }
 
@@ -161,9 +163,10 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
 
   /** One transaction; with `owner`, only if that user owns it (else not found, as if absent). */
   async function get(id: string, owner?: string): Promise<TransactionRow> {
-    const row = isUuid(id)
+    const ref = refOf(id);
+    const row = ref
       ? await reads.byRecord(
-          (readDb) => findTransactionById(readDb, id),
+          (readDb) => findTransactionById(readDb, ref),
           (found) => found.userId,
         )
       : undefined;
@@ -258,9 +261,10 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
   }
 
   async function update(id: string, body: UpdateTransactionBody, options: WriteOptions = {}) {
-    if (!isUuid(id)) throw transactionNotFoundForUpdate(id);
+    const ref = refOf(id);
+    if (!ref) throw transactionNotFoundForUpdate(id);
     return inTransaction(db, options.dbTx, async (dbTx) => {
-      const current = await findTransactionById(dbTx, id, { forUpdate: true });
+      const current = await findTransactionById(dbTx, ref, { forUpdate: true });
       if (!current || !ownedBy(current, options.owner)) throw transactionNotFoundForUpdate(id);
       options.touched?.(current.userId);
       checkPrecondition(current, options.ifMatch);
@@ -275,9 +279,10 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
   }
 
   async function remove(id: string, options: WriteOptions = {}): Promise<TransactionRow> {
-    if (!isUuid(id)) throw transactionNotFound(id);
+    const ref = refOf(id);
+    if (!ref) throw transactionNotFound(id);
     return inTransaction(db, options.dbTx, async (dbTx) => {
-      const current = await findTransactionById(dbTx, id, { forUpdate: true });
+      const current = await findTransactionById(dbTx, ref, { forUpdate: true });
       if (!current || !ownedBy(current, options.owner)) throw transactionNotFound(id);
       options.touched?.(current.userId);
       checkPrecondition(current, options.ifMatch);
@@ -382,8 +387,23 @@ export function jsonbKeyOrder<T>(object: Record<string, T>): Record<string, T> {
   return Object.fromEntries(keys.map(({ key }) => [key, object[key]!]));
 }
 
+const OBJECT_ID = /^[0-9a-fA-F]{24}$/;
+
+/**
+ * What a path's id names: a transaction id (a UUID), or an imported row's ObjectId from the old
+ * service, which its clients still hold; anything else names nothing.
+ */
+function refOf(id: string): TransactionRef | undefined {
+  if (isUuid(id)) return { id: id.toLowerCase() };
+  if (OBJECT_ID.test(id)) return { legacyId: id.toLowerCase() };
+  return undefined;
+}
+
 /** An event's payload: the transaction (and what it was, on update) without the name. */
-function eventPayload(row: TransactionRow, previous?: TransactionRow): Record<string, unknown> {
+export function eventPayload(
+  row: TransactionRow,
+  previous?: TransactionRow,
+): Record<string, unknown> {
   return {
     transaction: publicFields(row),
     ...(previous ? { previous: publicFields(previous) } : {}),
@@ -404,6 +424,7 @@ function publicFields(row: TransactionRow): Omit<Transaction, 'full_name'> {
     created_at: row.createdAt.toISOString(),
     updated_at: row.updatedAt.toISOString(),
     version: row.version,
+    legacy_id: row.legacyId,
   };
 }
 

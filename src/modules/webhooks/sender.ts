@@ -1,4 +1,4 @@
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { lookup as dnsLookup, promises as dnsPromises, type LookupAddress } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
@@ -67,6 +67,80 @@ const publicOnlyLookup: LookupFunction = (hostname, options, callback) => {
     else callback(null, first.address, first.family);
   });
 };
+
+/**
+ * Special-use domain names (RFC 6761, RFC 6762, RFC 8375, and the cloud metadata names under
+ * `.internal`): they never name a public host, so a webhook may not point at one whatever they
+ * resolve to. `localhost.` and `foo.localhost` included: the trailing dot is dropped first.
+ */
+const SPECIAL_USE_SUFFIXES = [
+  'localhost',
+  'internal',
+  'local',
+  'localdomain',
+  'home.arpa',
+  'invalid',
+  'test',
+  'onion',
+  'in-addr.arpa',
+  'ip6.arpa',
+];
+
+/** True for a host name that is, or is under, a special-use name (case and final dot ignored). */
+export function isSpecialUseName(hostname: string): boolean {
+  const name = hostname.toLowerCase().replace(/\.+$/, '');
+  return SPECIAL_USE_SUFFIXES.some((suffix) => name === suffix || name.endsWith(`.${suffix}`));
+}
+
+/** How long registration waits for a name to resolve before leaving the check to connect time. */
+const REGISTRATION_LOOKUP_TIMEOUT_MS = 2_000;
+
+/** The system resolver (/etc/hosts, then DNS), every address of the name. */
+const systemLookup = (name: string) => dnsPromises.lookup(name, { all: true, verbatim: true });
+
+export type HostCheck =
+  | { ok: true }
+  | { ok: false; reason: 'special-use' | 'not-public' | 'unresolvable'; address?: string };
+
+/**
+ * Whether a webhook may be registered for `hostname` when only public targets are allowed: not
+ * a special-use name, not a non-public IP literal, and every address it resolves to public. A
+ * lookup that fails for a reason other than "no such name" (a DNS outage, a timeout) lets the
+ * registration through: the sender checks every address again when it connects.
+ */
+export async function checkPublicHost(hostname: string): Promise<HostCheck> {
+  const host = hostname.replace(/^\[|\]$/g, '');
+  if (isIP(host)) {
+    return isPublicAddress(host)
+      ? { ok: true }
+      : { ok: false, reason: 'not-public', address: host };
+  }
+  if (isSpecialUseName(host)) return { ok: false, reason: 'special-use' };
+  return checkResolvedHost(host);
+}
+
+/** The resolution part of checkPublicHost: every address `name` resolves to must be public. */
+export async function checkResolvedHost(name: string): Promise<HostCheck> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const addresses = await Promise.race([
+      systemLookup(name),
+      new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), REGISTRATION_LOOKUP_TIMEOUT_MS);
+      }),
+    ]);
+    if (addresses === undefined) return { ok: true };
+    const blocked = addresses.find((entry) => !isPublicAddress(entry.address));
+    return blocked ? { ok: false, reason: 'not-public', address: blocked.address } : { ok: true };
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    return code === 'ENOTFOUND' || code === 'ENODATA'
+      ? { ok: false, reason: 'unresolvable' }
+      : { ok: true };
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** The URL's host when it is an IP literal outside the public internet (known before any lookup). */
 export function privateLiteralHost(url: URL): string | undefined {

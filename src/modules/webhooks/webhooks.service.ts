@@ -22,7 +22,7 @@ import {
   type WebhookChanges,
   type WebhookRow,
 } from './webhooks.repository.js';
-import { privateLiteralHost, sendWebhook, type SendResult } from './sender.js';
+import { checkPublicHost, sendWebhook, type SendResult } from './sender.js';
 import {
   DELIVERY_ID_HEADER,
   EVENT_ID_HEADER,
@@ -87,7 +87,7 @@ const deliveryNotFound = (id: string) =>
 export function createWebhooksService(deps: WebhooksServiceDeps) {
   const { db, cipher } = deps;
 
-  function checkUrl(raw: string, issues: ValidationIssue[]): string | undefined {
+  async function checkUrl(raw: string, issues: ValidationIssue[]): Promise<string | undefined> {
     const issue = (msg: string) => {
       issues.push({ loc: ['body', 'url'], msg, type: 'value_error' });
       return undefined;
@@ -103,11 +103,17 @@ export function createWebhooksService(deps: WebhooksServiceDeps) {
     }
     // Credentials in a URL would be stored and shown in plain text; use a secret path instead.
     if (url.username || url.password) return issue('URL must not contain credentials');
-    if (
-      !deps.allowPrivateTargets &&
-      (url.hostname === 'localhost' || privateLiteralHost(url) !== undefined)
-    ) {
-      return issue('URL must point at a public address');
+    if (!deps.allowPrivateTargets) {
+      // Refused now rather than only when a delivery connects (the sender checks again then: a
+      // name may resolve elsewhere later).
+      const host = await checkPublicHost(url.hostname);
+      if (!host.ok) {
+        return issue(
+          host.reason === 'unresolvable'
+            ? 'URL host name does not resolve'
+            : 'URL must point at a public address',
+        );
+      }
     }
     return url.toString();
   }
@@ -121,7 +127,7 @@ export function createWebhooksService(deps: WebhooksServiceDeps) {
 
   async function create(body: CreateWebhookBody): Promise<{ webhook: WebhookRow; secret: string }> {
     const issues: ValidationIssue[] = [];
-    const url = checkUrl(body.url, issues);
+    const url = await checkUrl(body.url, issues);
     if (!url) throw validationError(issues);
     return db.transaction(async (dbTx) => {
       await lockWebhookCreation(dbTx);
@@ -155,7 +161,7 @@ export function createWebhooksService(deps: WebhooksServiceDeps) {
     if (!isUuid(id)) throw webhookNotFound(id);
     const issues: ValidationIssue[] = [];
     const changes: WebhookChanges = {};
-    if (body.url !== undefined) changes.url = checkUrl(body.url, issues);
+    if (body.url !== undefined) changes.url = await checkUrl(body.url, issues);
     if (body.description !== undefined) changes.description = body.description;
     if (body.event_types !== undefined) changes.eventTypes = checkEventTypes(body.event_types);
     if (body.active !== undefined) changes.active = body.active;
@@ -295,8 +301,9 @@ export function createWebhooksService(deps: WebhooksServiceDeps) {
       );
     }
     const result = await send(webhook, row.id, event);
-    // The worker's own bookkeeping, so a manual attempt is logged as an automatic one is.
-    await recordManualAttempt(db, row.id, result);
+    // The worker's own bookkeeping, so a manual attempt is logged as an automatic one is. The
+    // webhook may have been deleted while the attempt was made: then so has the delivery.
+    if (!(await recordManualAttempt(db, row.id, result))) throw deliveryNotFound(deliveryId);
     return delivery(webhookId, deliveryId);
   }
 

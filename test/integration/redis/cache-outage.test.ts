@@ -1,13 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createCache, redisStore } from '../../../src/platform/cache.js';
 import { loggerOptions } from '../../../src/platform/logging.js';
 import { buildTestApp, createTestDatabase, type TestDatabase } from '../../helpers/app.js';
-import { transactionBody, uniqueUserId } from '../../helpers/factories.js';
+import { uniqueUserId } from '../../helpers/factories.js';
+import { cacheBecomes, LedgerUser, metric, readyz } from '../../helpers/ledger.js';
 import { useRedisServer } from '../../helpers/redis-server.js';
 import { TcpProxy } from '../../helpers/tcp-proxy.js';
 
@@ -97,151 +98,6 @@ async function dump(prefix: string): Promise<Map<string, string>> {
   }
 }
 
-/** Sum of a metric's samples (all label sets) in the app's /metrics. */
-async function metric(app: FastifyInstance, name: string): Promise<number> {
-  const response = await app.inject({ method: 'GET', url: '/metrics' });
-  expect(response.statusCode).toBe(200);
-  let total = 0;
-  for (const line of response.body.split('\n')) {
-    const match = /^([a-z_]+)(?:\{[^}]*\})? (\S+)$/.exec(line);
-    if (match?.[1] === name) total += Number(match[2]);
-  }
-  return total;
-}
-
-async function readyz(app: FastifyInstance): Promise<{ status: number; cache: unknown }> {
-  const response = await app.inject({ method: 'GET', url: '/readyz' });
-  const body = response.json<{ checks?: { cache?: unknown } }>();
-  return { status: response.statusCode, cache: body.checks?.cache };
-}
-
-/** Polls /readyz, boundedly, until the cache check says `want`. */
-async function cacheBecomes(app: FastifyInstance, want: string, within = 10_000): Promise<void> {
-  const deadline = Date.now() + within;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    const ready = await readyz(app);
-    expect(ready.status).toBe(200);
-    last = ready.cache;
-    if (last === want) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`/readyz cache stayed ${String(last)} for ${within} ms (wanted ${want})`);
-}
-
-/** What a user's transactions should be, kept beside the API. */
-interface Expected {
-  id: string;
-  amount: number;
-  type: 'credit' | 'debit';
-  date: string;
-  name: string;
-}
-
-class User {
-  readonly id = uniqueUserId('outage');
-  readonly rows = new Map<string, Expected>();
-  constructor(private readonly harness: Harness) {}
-
-  private get app() {
-    return this.harness.app;
-  }
-
-  async create(
-    amount: number,
-    type: 'credit' | 'debit',
-    date: string,
-    name = 'Ama Owusu',
-  ): Promise<string> {
-    const response = await this.app.inject({
-      method: 'POST',
-      url: '/api/v1/transaction/',
-      payload: transactionBody({
-        user_id: this.id,
-        full_name: name,
-        transaction_amount: amount,
-        transaction_type: type,
-        transaction_date: date,
-      }),
-    });
-    expect(response.statusCode, response.body).toBe(201);
-    const { id } = response.json<{ data: { id: string } }>().data;
-    this.rows.set(id, { id, amount, type, date, name });
-    return id;
-  }
-
-  async update(id: string, changes: { amount?: number; name?: string }): Promise<void> {
-    const response = await this.app.inject({
-      method: 'PATCH',
-      url: `/api/v1/transaction/${id}`,
-      payload: {
-        ...(changes.amount === undefined ? {} : { transaction_amount: changes.amount }),
-        ...(changes.name === undefined ? {} : { full_name: changes.name }),
-      },
-    });
-    expect(response.statusCode, response.body).toBe(200);
-    const row = this.rows.get(id)!;
-    this.rows.set(id, {
-      ...row,
-      amount: changes.amount ?? row.amount,
-      name: changes.name ?? row.name,
-    });
-  }
-
-  async remove(id: string): Promise<void> {
-    const response = await this.app.inject({ method: 'DELETE', url: `/api/v1/transaction/${id}` });
-    expect(response.statusCode, response.body).toBe(200);
-    this.rows.delete(id);
-  }
-
-  private async get(url: string): Promise<LightMyRequestResponse> {
-    const response = await this.app.inject({ method: 'GET', url });
-    expect(response.statusCode, `${url}: ${response.body}`).toBe(200);
-    return response;
-  }
-
-  history() {
-    return this.get(`/api/v1/transaction/history/${this.id}?limit=50`);
-  }
-  analytics() {
-    return this.get(`/api/v1/analytics/${this.id}`);
-  }
-  range() {
-    return this.get(
-      `/api/v1/analytics/range/${this.id}?start_date=2024-10-01&end_date=2024-10-31T23:59:59Z`,
-    );
-  }
-
-  /** Reads history, all-time and range analytics, and checks each against what was written. */
-  async expectCurrent(): Promise<void> {
-    const rows = [...this.rows.values()];
-    const history = (await this.history()).json<{
-      data: { id: string; transaction_amount: number; full_name: string }[];
-    }>().data;
-    const seen = history
-      .map((row) => ({ id: row.id, amount: row.transaction_amount, name: row.full_name }))
-      .sort((a, b) => a.id.localeCompare(b.id));
-    const wanted = rows
-      .map((row) => ({ id: row.id, amount: row.amount, name: row.name }))
-      .sort((a, b) => a.id.localeCompare(b.id));
-    expect(seen).toEqual(wanted);
-
-    const figures = (of: Expected[]) => {
-      const credit = of.filter((r) => r.type === 'credit').reduce((s, r) => s + r.amount, 0);
-      const debit = of.filter((r) => r.type === 'debit').reduce((s, r) => s + r.amount, 0);
-      return {
-        transaction_count: of.length,
-        credit_total: credit,
-        debit_total: debit,
-        net_total: credit - debit,
-      };
-    };
-    expect((await this.analytics()).json().data).toMatchObject(figures(rows));
-    const inOctober = rows.filter((r) => r.date.startsWith('2024-10'));
-    expect((await this.range()).json().data).toMatchObject(figures(inOctober));
-  }
-}
-
 describe('Redis stops, and restarts empty', () => {
   let harness: Harness;
   beforeAll(async () => {
@@ -250,7 +106,7 @@ describe('Redis stops, and restarts empty', () => {
 
   it('serves every request from the database meanwhile, and uses the cache again after', async () => {
     const { app, logs } = harness;
-    const user = new User(harness);
+    const user = new LedgerUser(harness.app, uniqueUserId('outage'));
     const first = await user.create(100, 'credit', '2024-10-10T09:00:00Z');
     const second = await user.create(40.5, 'debit', '2024-10-11T09:00:00Z');
     await user.create(7, 'credit', '2024-09-30T09:00:00Z');
@@ -310,7 +166,7 @@ describe('Redis is cut off but keeps its keys', () => {
 
   it('never serves an entry cached before a write it could not invalidate', async () => {
     const { app, logs, prefix } = harness;
-    const user = new User(harness);
+    const user = new LedgerUser(harness.app, uniqueUserId('outage'));
     const first = await user.create(100, 'credit', '2024-10-10T09:00:00Z');
     const second = await user.create(30, 'debit', '2024-10-11T09:00:00Z');
     await user.expectCurrent();
@@ -371,7 +227,7 @@ describe('Redis stalls: the connection stays open, commands time out', () => {
   it('serves from the database meanwhile, and uses the cache again after', async () => {
     const harness = await startApp(redis.url);
     const { app, logs } = harness;
-    const user = new User(harness);
+    const user = new LedgerUser(harness.app, uniqueUserId('outage'));
     const first = await user.create(100, 'credit', '2024-10-10T09:00:00Z');
     await user.expectCurrent();
     await user.expectCurrent();
@@ -399,7 +255,7 @@ describe('Redis stalls: the connection stays open, commands time out', () => {
   // finishes the pending epoch bump: an instance serving no reads must not stay 'degraded'.
   it('reports the cache ok again from readiness alone, with no read', async () => {
     const harness = await startApp(redis.url);
-    const user = new User(harness);
+    const user = new LedgerUser(harness.app, uniqueUserId('outage'));
     const first = await user.create(100, 'credit', '2024-10-10T09:00:00Z');
     const pausedUntil = await pause(1_000);
     await user.update(first, { amount: 80 });
@@ -412,7 +268,7 @@ describe('what Redis holds', () => {
   it('never holds a name, in plain text or encoded, nor a user id', async () => {
     const harness = await startApp(redis.url);
     const names = ['Zephyrine Quillfeather', 'Oluwaseun Brightwater-Mensah'];
-    const user = new User(harness);
+    const user = new LedgerUser(harness.app, uniqueUserId('outage'));
     const id = await user.create(12.34, 'credit', '2024-10-10T09:00:00Z', names[0]);
     await user.create(5, 'debit', '2024-10-11T09:00:00Z', names[1]);
     await user.update(id, { name: `${names[0]} Jr` });

@@ -1,0 +1,341 @@
+/**
+ * The old service's documents, as `mongoexport --collection transactions` writes them (MongoDB
+ * Extended JSON v2, relaxed or canonical), checked against this service's rules one by one: a
+ * document either becomes a row to store or a reason it cannot be.
+ */
+import { createHash } from 'node:crypto';
+import { parseInstant } from '../transactions/dates.js';
+import { currencyExponent, parseAmount } from '../transactions/money.js';
+import {
+  DESCRIPTION_LENGTH_MAX,
+  FULL_NAME_LENGTH_MAX,
+  USER_ID_LENGTH_MAX,
+} from '../transactions/transactions.schemas.js';
+import { FernetTokenError, type FernetKey } from './fernet.js';
+
+/** A transaction ready to store, from an old document or from this service's own export. */
+export interface ImportRow {
+  id: string;
+  /** The old service's ObjectId (24 lower-case hex digits); null for rows born here. */
+  legacyId: string | null;
+  userId: string;
+  fullName: string;
+  transactionDate: Date;
+  amountMinor: bigint;
+  transactionType: 'credit' | 'debit';
+  currency: string;
+  description: string | null;
+  metadata: Record<string, string> | null;
+  version: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export type Decoded =
+  { ok: true; row: ImportRow } | { ok: false; legacyId: string | null; reason: string };
+
+const OBJECT_ID = /^[0-9a-fA-F]{24}$/;
+// As the API's schemas: no control characters or unpaired surrogates in ids and names.
+const PRINTABLE = /^[^\p{Cc}\p{Cs}]*$/u;
+const SURROGATE_FREE = /^[^\p{Cs}]*$/u;
+/** As the schemas' storable text: PostgreSQL text holds no NUL, UTF-8 no lone surrogate. */
+const isStorable = (text: string) => !text.includes('\u0000') && SURROGATE_FREE.test(text);
+
+export function isObjectId(value: string): boolean {
+  return OBJECT_ID.test(value);
+}
+
+const rejected = (legacyId: string | null, reason: string): Decoded => ({
+  ok: false,
+  legacyId,
+  reason,
+});
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+function isObject(value: unknown): value is Record<string, Json> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** `_id` as `{"$oid": "…"}` (what mongoexport writes) or a bare 24-hex string. */
+function objectIdOf(value: Json | undefined): string | null {
+  const text = isObject(value) ? value.$oid : value;
+  return typeof text === 'string' && OBJECT_ID.test(text) ? text.toLowerCase() : null;
+}
+
+/**
+ * The amount's decimal text, or a reason. Relaxed mode writes a JSON number (read as the double
+ * it denotes; its shortest decimal form is what `parseAmount` uses); canonical mode writes
+ * `{"$numberDouble": "100.5"}` and the like; NaN and the infinities come as `$numberDouble` in
+ * both modes.
+ */
+function amountInput(value: Json | undefined): number | string | { reason: string } {
+  if (value === undefined || value === null) return { reason: 'missing' };
+  if (typeof value === 'number') return value;
+  if (isObject(value)) {
+    const double = value.$numberDouble;
+    if (typeof double === 'string') {
+      if (!/^-?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/.test(double)) {
+        return { reason: `not a finite number (${double.slice(0, 20)})` };
+      }
+      return Number(double);
+    }
+    for (const key of ['$numberInt', '$numberLong'] as const) {
+      const integer = value[key];
+      if (typeof integer === 'string') {
+        return /^-?\d{1,20}$/.test(integer)
+          ? integer.replace(/^(-?)0+(?=\d)/, '$1')
+          : { reason: 'invalid integer' };
+      }
+    }
+    const decimal = value.$numberDecimal;
+    if (typeof decimal === 'string') {
+      if (/^(-)?(NaN|Inf(inity)?)$/i.test(decimal))
+        return { reason: `not a finite number (${decimal})` };
+      return decimal;
+    }
+  }
+  return { reason: `not a number (${typeof value === 'string' ? 'a string' : typeof value})` };
+}
+
+function amountOf(value: Json | undefined, currency: string): bigint | string {
+  const input = amountInput(value);
+  if (typeof input === 'object') return `transaction_amount: ${input.reason}`;
+  if (typeof input === 'number' && !Number.isFinite(input)) {
+    return 'transaction_amount: not a finite number';
+  }
+  const parsed = parseAmount(input, currencyExponent(currency));
+  if (parsed.ok) return parsed.minor;
+  switch (parsed.error) {
+    case 'not_positive':
+      return 'transaction_amount: must be greater than 0';
+    case 'too_many_fraction_digits':
+      return `transaction_amount: ${String(input)} has more decimal places than ${currency} allows (${currencyExponent(currency)}); not rounded`;
+    default:
+      return `transaction_amount: ${parsed.message}`;
+  }
+}
+
+/** `transaction_date`: the Pydantic string (Z, an offset, or naive = UTC), or a BSON `$date`. */
+function dateOf(value: Json | undefined): Date | string {
+  if (value === undefined || value === null) return 'transaction_date: missing';
+  let text: string | undefined;
+  if (typeof value === 'string') text = value;
+  else if (isObject(value) && value.$date !== undefined) {
+    const inner = value.$date;
+    if (typeof inner === 'string') text = inner;
+    else if (isObject(inner) && typeof inner.$numberLong === 'string') {
+      const ms = Number(inner.$numberLong);
+      if (Number.isSafeInteger(ms)) text = new Date(ms).toISOString();
+    }
+  }
+  if (text === undefined) return 'transaction_date: not a date string';
+  // At most a few dozen characters in any real form; a longer string is not worth a regex.
+  const date = text.length <= 40 ? parseInstant(text) : undefined;
+  return date ?? `transaction_date: not a valid date (${JSON.stringify(text.slice(0, 40))})`;
+}
+
+function userIdOf(value: Json | undefined): string | { reason: string } {
+  if (value === undefined || value === null) return { reason: 'user_id: missing' };
+  if (typeof value !== 'string') return { reason: 'user_id: not a string' };
+  if (value.length < 1 || value.length > USER_ID_LENGTH_MAX) {
+    return { reason: `user_id: must be 1-${USER_ID_LENGTH_MAX} characters` };
+  }
+  if (!PRINTABLE.test(value)) return { reason: 'user_id: contains control characters' };
+  return value;
+}
+
+/** The API's rules for a name (trimmed, 1–200 characters, printable). */
+function fullNameOf(name: string): string | { reason: string } {
+  const trimmed = name.trim();
+  const length = [...trimmed].length;
+  if (length < 1) return { reason: 'full_name: empty after trimming' };
+  if (length > FULL_NAME_LENGTH_MAX) {
+    return { reason: `full_name: longer than ${FULL_NAME_LENGTH_MAX} characters` };
+  }
+  if (!PRINTABLE.test(trimmed)) return { reason: 'full_name: contains control characters' };
+  return trimmed;
+}
+
+function typeOf(value: Json | undefined): 'credit' | 'debit' | { reason: string } {
+  if (value === 'credit' || value === 'debit') return value;
+  if (value === undefined || value === null) return { reason: 'transaction_type: missing' };
+  return {
+    reason: `transaction_type: must be credit or debit (got ${JSON.stringify(value).slice(0, 40)})`,
+  };
+}
+
+/**
+ * The new id of an imported row: a UUIDv7 whose time is the ObjectId's (when the old service
+ * created the document) and whose other bits are a hash of it, so the same document always gets
+ * the same id (a re-run or a resumed run cannot create a second row for it).
+ */
+export function idForObjectId(objectId: string): string {
+  const bytes = createHash('sha256').update(`fido-legacy:${objectId}`).digest().subarray(0, 16);
+  const ms = BigInt(Number.parseInt(objectId.slice(0, 8), 16)) * 1000n;
+  for (let i = 0; i < 6; i += 1) bytes[i] = Number((ms >> BigInt(8 * (5 - i))) & 0xffn);
+  bytes[6] = (bytes[6]! & 0x0f) | 0x70;
+  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
+  const hex = bytes.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** When the ObjectId was made (its first four bytes: seconds since the epoch). */
+export function objectIdTime(objectId: string): Date {
+  return new Date(Number.parseInt(objectId.slice(0, 8), 16) * 1000);
+}
+
+/**
+ * One document of the old service's export. `text` is its JSON; `key` decrypts `full_name`, or is
+ * undefined to check everything but the name (never: the import always has the key).
+ */
+export function decodeLegacyDocument(text: string, key: FernetKey, currency: string): Decoded {
+  let document: Json;
+  try {
+    document = JSON.parse(text) as Json;
+  } catch {
+    return rejected(null, 'malformed JSON');
+  }
+  if (!isObject(document)) return rejected(null, 'not a JSON object');
+  const legacyId = objectIdOf(document._id);
+  if (legacyId === null) {
+    return rejected(null, document._id === undefined ? '_id: missing' : '_id: not an ObjectId');
+  }
+  const userId = userIdOf(document.user_id);
+  if (typeof userId === 'object') return rejected(legacyId, userId.reason);
+  const transactionType = typeOf(document.transaction_type);
+  if (typeof transactionType === 'object') return rejected(legacyId, transactionType.reason);
+  const amountMinor = amountOf(document.transaction_amount, currency);
+  if (typeof amountMinor === 'string') return rejected(legacyId, amountMinor);
+  const transactionDate = dateOf(document.transaction_date);
+  if (typeof transactionDate === 'string') return rejected(legacyId, transactionDate);
+  const token = document.full_name;
+  if (typeof token !== 'string') {
+    return rejected(legacyId, token == null ? 'full_name: missing' : 'full_name: not a string');
+  }
+  let plaintext: string;
+  try {
+    plaintext = key.decryptText(token);
+  } catch (error) {
+    if (!(error instanceof FernetTokenError)) throw error;
+    return rejected(
+      legacyId,
+      `full_name: does not decrypt under LEGACY_SECRET_KEY (${error.message})`,
+    );
+  }
+  const fullName = fullNameOf(plaintext);
+  if (typeof fullName === 'object') return rejected(legacyId, fullName.reason);
+  const created = objectIdTime(legacyId);
+  return {
+    ok: true,
+    row: {
+      id: idForObjectId(legacyId),
+      legacyId,
+      userId,
+      fullName,
+      transactionDate,
+      amountMinor,
+      transactionType,
+      currency,
+      description: null,
+      metadata: null,
+      version: 1,
+      createdAt: created,
+      updatedAt: created,
+    },
+  };
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+function instantOf(value: Json | undefined, field: string): Date | string {
+  if (typeof value !== 'string') return `${field}: not a date string`;
+  const date = value.length <= 40 ? parseInstant(value) : undefined;
+  return date ?? `${field}: not a valid date`;
+}
+
+/**
+ * One line of this service's own NDJSON export (`export --format ndjson`): every column as the API
+ * shows it, the name in plaintext. Restored as it was: same id, versions, times, legacy id.
+ */
+export function decodeExportedDocument(text: string): Decoded {
+  let document: Json;
+  try {
+    document = JSON.parse(text) as Json;
+  } catch {
+    return rejected(null, 'malformed JSON');
+  }
+  if (!isObject(document)) return rejected(null, 'not a JSON object');
+  const legacyValue = document.legacy_id ?? null;
+  const legacyId =
+    typeof legacyValue === 'string' && OBJECT_ID.test(legacyValue)
+      ? legacyValue.toLowerCase()
+      : null;
+  if (legacyValue !== null && legacyId === null)
+    return rejected(null, 'legacy_id: not an ObjectId');
+  const id = document.id;
+  if (typeof id !== 'string' || !UUID.test(id)) return rejected(legacyId, 'id: not a UUID');
+  const userId = userIdOf(document.user_id);
+  if (typeof userId === 'object') return rejected(legacyId, userId.reason);
+  const name = document.full_name;
+  if (typeof name !== 'string') return rejected(legacyId, 'full_name: not a string');
+  const fullName = fullNameOf(name);
+  if (typeof fullName === 'object') return rejected(legacyId, fullName.reason);
+  const transactionType = typeOf(document.transaction_type);
+  if (typeof transactionType === 'object') return rejected(legacyId, transactionType.reason);
+  const currency = document.currency;
+  if (typeof currency !== 'string' || !/^[A-Z]{3}$/.test(currency)) {
+    return rejected(legacyId, 'currency: not an ISO 4217 code');
+  }
+  try {
+    currencyExponent(currency);
+  } catch {
+    return rejected(legacyId, `currency: unknown (${currency})`);
+  }
+  const amountMinor = amountOf(document.transaction_amount, currency);
+  if (typeof amountMinor === 'string') return rejected(legacyId, amountMinor);
+  const transactionDate = instantOf(document.transaction_date, 'transaction_date');
+  if (typeof transactionDate === 'string') return rejected(legacyId, transactionDate);
+  const createdAt = instantOf(document.created_at, 'created_at');
+  if (typeof createdAt === 'string') return rejected(legacyId, createdAt);
+  const updatedAt = instantOf(document.updated_at, 'updated_at');
+  if (typeof updatedAt === 'string') return rejected(legacyId, updatedAt);
+  const version = document.version;
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
+    return rejected(legacyId, 'version: not a positive integer');
+  }
+  const description = document.description ?? null;
+  if (
+    description !== null &&
+    (typeof description !== 'string' ||
+      description.length > DESCRIPTION_LENGTH_MAX ||
+      !isStorable(description))
+  ) {
+    return rejected(legacyId, 'description: invalid');
+  }
+  const metadata = document.metadata ?? null;
+  if (
+    metadata !== null &&
+    (!isObject(metadata) || !Object.values(metadata).every((v) => typeof v === 'string'))
+  ) {
+    return rejected(legacyId, 'metadata: not a flat object of strings');
+  }
+  return {
+    ok: true,
+    row: {
+      id,
+      legacyId,
+      userId,
+      fullName,
+      transactionDate,
+      amountMinor,
+      transactionType,
+      currency,
+      description,
+      metadata: metadata as Record<string, string> | null,
+      version,
+      createdAt,
+      updatedAt,
+    },
+  };
+}

@@ -1,0 +1,114 @@
+import { sql } from 'drizzle-orm';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EventHandler } from '../../src/modules/events/handlers.js';
+import { queryRows } from '../../src/platform/db.js';
+import { uniqueUserId } from '../helpers/factories.js';
+import {
+  buildTestApp,
+  createTestDatabase,
+  postTransaction,
+  type TestDatabase,
+} from '../helpers/app.js';
+import { eventually } from '../helpers/webhook-receiver.js';
+
+/*
+ * The built-in cache warm-up (CACHE_WARMUP): off by default, because it recomputed a user's first
+ * history page and analytics after every change, at about twice the create's own CPU, for reads
+ * that may never come. Off means no work and no delivery rows at all; on, it does what it says.
+ */
+
+const WORKER_ENV = { WORKER: 'inline', WORKER_POLL_MS: '50' };
+
+async function metric(app: FastifyInstance, name: string): Promise<number> {
+  const response = await app.inject({ method: 'GET', url: '/metrics' });
+  expect(response.statusCode).toBe(200);
+  let total = 0;
+  for (const line of response.body.split('\n')) {
+    const match = /^([a-z_]+)(?:\{[^}]*\})? (\S+)$/.exec(line);
+    if (match?.[1] === name) total += Number(match[2]);
+  }
+  return total;
+}
+
+/** An in-process handler that records what reached it: once it has, the relay fanned the event out. */
+function probe(): { handler: EventHandler; seen: Set<string> } {
+  const seen = new Set<string>();
+  return {
+    seen,
+    handler: {
+      name: 'probe',
+      async handle(event) {
+        seen.add(event.transaction_id);
+      },
+    },
+  };
+}
+
+describe('cache warm-up', () => {
+  let database: TestDatabase;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await database?.drop();
+  });
+
+  const deliveriesOf = (consumer: string, userId: string) =>
+    queryRows<{ state: string }>(
+      database.handle.db,
+      sql`select state from deliveries where consumer = ${consumer} and user_id = ${userId}`,
+    );
+
+  it('is off by default: nothing is owed to it, and a database that ran it stops owing it', async () => {
+    // A database the warm-up ran on before (it was on by default), with a delivery still owed.
+    await database.handle.db.execute(
+      sql`insert into event_consumers (name, event_types) values ('handler:cache-warmup', '{}')`,
+    );
+    const { handler, seen } = probe();
+    const app = await buildTestApp(database, {
+      env: WORKER_ENV,
+      deps: { eventHandlers: [handler] },
+    });
+    try {
+      await app.ready();
+      const consumers = await queryRows<{ name: string }>(
+        database.handle.db,
+        sql`select name from event_consumers order by name`,
+      );
+      expect(consumers.map((c) => c.name)).toEqual(['handler:probe']);
+
+      const userId = uniqueUserId();
+      const created = await postTransaction(app, { user_id: userId });
+      await eventually(() => (seen.has(created.id) ? true : undefined), { timeoutMs: 30_000 });
+      expect(await deliveriesOf('handler:cache-warmup', userId)).toEqual([]);
+      expect(await deliveriesOf('handler:probe', userId)).toEqual([{ state: 'succeeded' }]);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('when on, the first read after a write is already a cache hit', async () => {
+    const app = await buildTestApp(database, { env: { ...WORKER_ENV, CACHE_WARMUP: 'on' } });
+    try {
+      await app.ready();
+      const userId = uniqueUserId();
+      await postTransaction(app, { user_id: userId, currency: 'GHS' });
+      await eventually(
+        async () => {
+          const rows = await deliveriesOf('handler:cache-warmup', userId);
+          return rows.length === 1 && rows[0]?.state === 'succeeded' ? true : undefined;
+        },
+        { timeoutMs: 30_000 },
+      );
+      const hits = await metric(app, 'fido_cache_hits_total');
+      const history = await app.inject(`/api/v1/transaction/history/${userId}`);
+      expect(history.statusCode).toBe(200);
+      const analytics = await app.inject(`/api/v1/analytics/${userId}?currency=GHS`);
+      expect(analytics.statusCode).toBe(200);
+      expect(await metric(app, 'fido_cache_hits_total')).toBe(hits + 2);
+    } finally {
+      await app.close();
+    }
+  });
+});
