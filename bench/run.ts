@@ -4,16 +4,19 @@
  * Without --scenario: the API suite (bench/suite.ts), every scenario. A suite scenario by name
  * runs it alone with the hello-world ceiling; a `-2-processes` one (PostgreSQL and Redis only)
  * brings its 1-process counterpart along, for the `× 1 process` ratio. `scaling` (seeds
- * 10^6 rows) and `cache` are separate, in-process benchmarks that run only when named.
+ * 10^6 rows) and `cache` are separate, in-process benchmarks that run only when named, as is
+ * `scale-out` (a private primary with a streaming replica, Redis, and the API on 1 and 2 processes).
  */
 import { parseArgs } from 'node:util';
 import { scaling } from './scaling.js';
 import { cacheScenario } from './cache.js';
+import { scaleOut } from './scale-out.js';
 import { runSuite, SCENARIO_NAMES, SCENARIOS } from './suite.js';
 
 const STANDALONE: Record<string, () => Promise<void>> = {
   scaling,
   cache: cacheScenario,
+  'scale-out': scaleOut,
 };
 
 const USAGE = `Usage: npm run bench [-- --scenario NAME[,NAME…]] [-- --list] [-- --help]

@@ -5,6 +5,7 @@ import { analyticsRoutes } from './modules/analytics/analytics.routes.js';
 import { apiKeysRoutes } from './modules/api-keys/api-keys.routes.js';
 import { eventsRoutes } from './modules/events/events.routes.js';
 import type { EventHandler } from './modules/events/handlers.js';
+import type { JetStreamRelayOptions } from './modules/events/jetstream.js';
 import { transactionsRoutes } from './modules/transactions/transactions.routes.js';
 import { webhooksRoutes } from './modules/webhooks/webhooks.routes.js';
 import type { CacheStore } from './platform/cache.js';
@@ -28,6 +29,7 @@ import { accessControlPlugin } from './plugins/access-control.js';
 import { cryptoPlugin } from './plugins/crypto.js';
 import { databasePlugin } from './plugins/database.js';
 import { eventWorkerPlugin } from './plugins/event-worker.js';
+import { jetStreamPlugin } from './plugins/jetstream.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { openApiPlugin } from './plugins/openapi.js';
 import { readReplicasPlugin } from './plugins/read-replicas.js';
@@ -65,6 +67,8 @@ export interface AppDeps {
    * credentials, so it neither needs nor refuses for want of a way to authenticate.
    */
   role?: 'api' | 'worker';
+  /** Overrides for the JetStream relay (tests: a crash point, a smaller batch). */
+  jetStreamRelay?: Pick<JetStreamRelayOptions, 'afterPublish' | 'batchSize'>;
 }
 
 /** Fastify itself: limits, logging and the request id, from config. */
@@ -148,6 +152,14 @@ async function compose(app: FastifyInstance, config: Config, deps: AppDeps): Pro
   // Before any route: a route registered from here on without config.access stops the build.
   await app.register(accessControlPlugin, { config, apiKeys: services.apiKeys, serving });
   if (serving) await app.register(openApiPlugin);
+  const { natsUrl } = config;
+  if (natsUrl) {
+    await app.register(jetStreamPlugin, {
+      config: { ...config, natsUrl },
+      relay: config.worker === 'inline' || !serving,
+      overrides: deps.jetStreamRelay,
+    });
+  }
 
   await app.register(healthRoutes, {
     database: app.database,
@@ -155,6 +167,7 @@ async function compose(app: FastifyInstance, config: Config, deps: AppDeps): Pro
     replicas: app.reads,
     auth: async () => ((await app.isOpenMode()) ? 'open' : 'required'),
     announceOpen: serving && config.nodeEnv === 'development',
+    jetstream: app.jetstream,
   });
   await app.register(metricsRoutes, {
     metrics: app.metrics,

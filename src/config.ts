@@ -122,6 +122,12 @@ export interface Config {
   readonly pageSizeMax: number;
   /** `public`, or `admin` to require an admin key for Prometheus metrics. */
   readonly metricsAccess: 'public' | 'admin';
+  /** NATS server(s) whose JetStream receives every event; undefined leaves the relay off. */
+  readonly natsUrl: string | undefined;
+  /** The JetStream stream the relay publishes to (created if missing). */
+  readonly natsStream: string;
+  /** Events go to `<prefix>.<event type>`; the stream holds `<prefix>.>`. */
+  readonly natsSubjectPrefix: string;
 }
 
 export class ConfigError extends StartupError {
@@ -328,6 +334,29 @@ export function loadConfig(env: Env = process.env): Config {
   if (jwtJwks !== undefined && jwtJwksUrl !== undefined) {
     problems.push('JWT_JWKS and JWT_JWKS_URL are alternatives: set one');
   }
+  const natsUrl = read('NATS_URL');
+  if (
+    natsUrl !== undefined &&
+    !natsUrl.split(',').every((server) => /^(nats|tls):\/\/[^\s/,]+$/.test(server.trim()))
+  ) {
+    problems.push(
+      'NATS_URL must be a nats:// or tls:// server address (host:port), or several comma-separated',
+    );
+  }
+  // Stream names may not hold spaces, dots, wildcards or path separators.
+  const natsStream = read('NATS_STREAM') ?? 'FIDO_EVENTS';
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(natsStream)) {
+    problems.push(`NATS_STREAM must be 1-64 of A-Z a-z 0-9 _ - (got "${natsStream}")`);
+  }
+  const natsSubjectPrefix = read('NATS_SUBJECT_PREFIX') ?? 'fido.events';
+  if (
+    !/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(natsSubjectPrefix) ||
+    natsSubjectPrefix.length > 128
+  ) {
+    problems.push(
+      `NATS_SUBJECT_PREFIX must be dot-separated tokens of A-Z a-z 0-9 _ -, no wildcards, at most 128 characters (got "${natsSubjectPrefix}")`,
+    );
+  }
   const corsOrigins = (read('CORS_ORIGINS') ?? '')
     .split(',')
     .map((origin) => origin.trim())
@@ -406,6 +435,9 @@ export function loadConfig(env: Env = process.env): Config {
     keepAliveTimeoutMs: integer('KEEP_ALIVE_TIMEOUT_MS', 72_000, 1_000, 600_000),
     pageSizeMax: integer('PAGE_SIZE_MAX', PAGE_SIZE_MAX, 1, PAGE_SIZE_MAX),
     metricsAccess: oneOf('METRICS_ACCESS', ['public', 'admin'] as const, 'public'),
+    natsUrl,
+    natsStream,
+    natsSubjectPrefix,
   };
 
   try {

@@ -20,7 +20,10 @@ export function createServices(app: FastifyInstance, config: Config) {
       pageSizeMax: config.pageSizeMax,
       cache,
       reads,
-      afterCommit: () => app.eventWorker?.nudge(),
+      afterCommit: () => {
+        app.eventWorker?.nudge();
+        app.jetstream?.nudge();
+      },
     }),
     analytics: createAnalyticsService({
       db,

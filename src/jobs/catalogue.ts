@@ -55,6 +55,7 @@ export function scheduledJobs(deps: {
           retentionDays: config.eventRetentionDays,
           batchSize: PRUNE_BATCH_SIZE,
           deadline: Date.now() + JOB_TIME_BUDGET_MS,
+          jetstream: config.natsUrl !== undefined,
         });
         if (pruned.deliveries + pruned.events > 0) logger.info(pruned, 'old events pruned');
       },

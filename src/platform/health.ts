@@ -33,7 +33,13 @@ export const healthRoutes: FastifyPluginAsync<{
    * the plain body; the header is always there.
    */
   announceOpen: boolean;
-}> = async (app, { database, cache, replicas, auth, announceOpen }) => {
+  /**
+   * With NATS_URL: the relay's lag (events committed but not yet in the stream) and, in a process
+   * that runs the relay, whether it is connected (undefined elsewhere). Reported, never fatal:
+   * the API serves while NATS is away, and the relay catches up.
+   */
+  jetstream?: { lag: () => Promise<number>; connected: () => boolean | undefined };
+}> = async (app, { database, cache, replicas, auth, announceOpen, jetstream }) => {
   app.get(
     '/healthz',
     {
@@ -58,6 +64,14 @@ export const healthRoutes: FastifyPluginAsync<{
           200: Type.Object({
             status: Type.Literal('ready'),
             checks: Checks,
+            jetstream_lag: Type.Optional(
+              Type.Integer({
+                minimum: 0,
+                description:
+                  'With NATS_URL: events committed but not yet in the JetStream stream ' +
+                  '(counted up to 1,000,000)',
+              }),
+            ),
             auth: Type.Optional(Auth),
             warning: Type.Optional(Type.String()),
           }),
@@ -68,12 +82,21 @@ export const healthRoutes: FastifyPluginAsync<{
       config: { access: 'public' },
     },
     async (request, reply) => {
-      const [databaseStatus, cacheStatus, replicaStates]: [string, string, Record<string, string>] =
-        await Promise.all([
-          check(() => database.ping()),
-          cache.check(),
-          replicas ? withTimeout(replicas.check(), { replica_check: 'timeout' }) : {},
-        ]);
+      let lag: number | undefined;
+      const [databaseStatus, cacheStatus, replicaStates]: [
+        string,
+        string,
+        Record<string, string>,
+        unknown,
+      ] = await Promise.all([
+        check(() => database.ping()),
+        cache.check(),
+        replicas ? withTimeout(replicas.check(), { replica_check: 'timeout' }) : {},
+        jetstream &&
+          check(async () => {
+            lag = await jetstream.lag();
+          }),
+      ]);
       // Without the cache every request is still answered, from the database: ready, degraded.
       // Likewise without a replica: its reads go to the primary.
       const checks: Record<string, string> = { database: databaseStatus, cache: cacheStatus };
@@ -84,12 +107,15 @@ export const healthRoutes: FastifyPluginAsync<{
           : 'degraded';
         Object.assign(checks, replicaStates);
       }
+      const connected = jetstream?.connected();
+      if (connected !== undefined) checks.jetstream = connected ? 'ok' : 'unavailable';
       const mode = await auth();
       void reply.header('fido-auth', mode);
       if (checks.database === 'ok') {
         return {
           status: 'ready' as const,
           checks,
+          ...(lag === undefined ? {} : { jetstream_lag: lag }),
           ...(mode === 'open' && announceOpen ? { auth: mode, warning: OPEN_WARNING } : {}),
         };
       }

@@ -244,4 +244,31 @@ describe('loadConfig', () => {
       'JWT_JWKS and JWT_JWKS_URL are alternatives: set one',
     ]);
   });
+  it('reads the JetStream relay settings, off without NATS_URL', () => {
+    expect(loadConfig({})).toMatchObject({
+      natsUrl: undefined,
+      natsStream: 'FIDO_EVENTS',
+      natsSubjectPrefix: 'fido.events',
+    });
+    expect(
+      loadConfig({
+        NATS_URL: 'nats://127.0.0.1:4222,tls://nats.internal:4222',
+        NATS_STREAM: 'ORDERS_1',
+        NATS_SUBJECT_PREFIX: 'acme.fido-events',
+      }),
+    ).toMatchObject({
+      natsUrl: 'nats://127.0.0.1:4222,tls://nats.internal:4222',
+      natsStream: 'ORDERS_1',
+      natsSubjectPrefix: 'acme.fido-events',
+    });
+    const problems = problemsOf({
+      NATS_URL: 'http://127.0.0.1:4222',
+      NATS_STREAM: 'fido.events',
+      NATS_SUBJECT_PREFIX: 'fido.*',
+    });
+    for (const name of ['NATS_URL', 'NATS_STREAM', 'NATS_SUBJECT_PREFIX']) {
+      expect(problems.some((p) => p.startsWith(name))).toBe(true);
+    }
+    expect(problemsOf({ NATS_SUBJECT_PREFIX: 'fido..events' })).toHaveLength(1);
+  });
 });

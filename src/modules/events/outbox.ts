@@ -4,6 +4,7 @@ import type { DeliveryState } from '../../db/schema/index.js';
 import type { SendResult } from '../webhooks/sender.js';
 import { queryRows, type Db } from '../../platform/db.js';
 import { readJobState, writeJobState } from '../../platform/job-state.js';
+import { readJetStreamPosition } from './jetstream.repository.js';
 import {
   decodeFeedCursor,
   EVENT_COLUMNS,
@@ -388,11 +389,17 @@ const EXPIRY_GRACE = sql`interval '1 hour'`;
  *   runs their handler) are marked dead, so they stop holding back their user's later ones;
  * - completed deliveries (with their attempts) past the retention window are deleted;
  * - events past the retention window that the relay has passed and no consumer still owes are
- *   deleted.
+ *   deleted (with JetStream on, only once they are in the stream).
  */
 export async function pruneEvents(
   db: Db,
-  options: { retentionDays: number; batchSize: number; deadline: number },
+  options: {
+    retentionDays: number;
+    batchSize: number;
+    deadline: number;
+    /** NATS_URL is set: events not yet in the JetStream stream are kept. */
+    jetstream?: boolean;
+  },
 ): Promise<{ expired: number; deliveries: number; events: number }> {
   const cutoff = sql`now() - ${options.retentionDays} * interval '1 day'`;
   const batches = async (statement: SQL): Promise<number> => {
@@ -426,19 +433,26 @@ export async function pruneEvents(
   );
   const state = await readJobState(db, RELAY_STATE_NAME);
   const relayed = state === undefined ? undefined : decodeFeedCursor(state);
-  const events = relayed
-    ? await batches(
-        sql`with gone as (
+  // With JetStream on, an event stays until the stream has it too (its relay may be behind).
+  const published = options.jetstream ? await readJetStreamPosition(db) : undefined;
+  const inStream = published
+    ? sql`and (e.tx_id, e.sequence) <= (${published.txId}::bigint, ${published.sequence}::bigint)`
+    : sql``;
+  const events =
+    relayed && (!options.jetstream || published)
+      ? await batches(
+          sql`with gone as (
           delete from events where (user_id, sequence) in (
             select e.user_id, e.sequence from events e
             where e.created_at < ${cutoff}
               and (e.tx_id, e.sequence) <= (${relayed.txId}::bigint, ${relayed.sequence}::bigint)
+              ${inStream}
               and not exists (
                 select 1 from deliveries d where d.state = 'pending' and d.event_id = e.id)
             limit ${options.batchSize})
           returning 1)
         select count(*) as n from gone`,
-      )
-    : 0;
+        )
+      : 0;
   return { expired, deliveries, events };
 }
