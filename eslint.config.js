@@ -2,6 +2,28 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/*
+ * Module boundaries (docs/architecture.md, "Code map"). A module (src/modules/<m>/) is reached only
+ * through its index.ts; the layers below the modules (domain, platform, db, config) never import
+ * a module. test/unit/architecture.test.ts checks the same, and that modules import no cycle.
+ */
+const throughIndex = {
+  regex: String.raw`(^|/)modules/[^/]+/(?!index\.js$)[^/]+$`,
+  message: 'Import another module only through its index.js (its public face).',
+};
+const siblingModuleInternals = {
+  regex: String.raw`^\.\./(?!\.\.)[^/]+/(?!index\.js$)[^/]+$`,
+  message: 'Import another module only through its index.js (its public face).',
+};
+const noModules = {
+  regex: String.raw`(^|/)(modules|plugins)/|^\.\./(app|services|cli)\.js$`,
+  message: 'The layers below the modules (domain, platform, db, config) import no module.',
+};
+const noUpperLayers = {
+  regex: String.raw`(^|/)(modules|plugins|platform|db|jobs)/|(^|/)(config|app|services)\.js$`,
+  message: 'The domain layer holds plain value rules: it imports no other layer.',
+};
+
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'data/', 'coverage/', 'drizzle/'] },
   js.configs.recommended,
@@ -33,5 +55,23 @@ export default tseslint.config(
     },
   },
   { files: ['src/cli.ts'], rules: { 'no-console': 'off' } },
+  {
+    files: ['src/**/*.ts', 'bench/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [throughIndex] }] },
+  },
+  {
+    files: ['src/modules/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [throughIndex, siblingModuleInternals] }],
+    },
+  },
+  {
+    files: ['src/platform/**/*.ts', 'src/db/**/*.ts', 'src/config.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [noModules] }] },
+  },
+  {
+    files: ['src/domain/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [noUpperLayers] }] },
+  },
   { files: ['*.js', '*.config.ts', 'scripts/**'], ...tseslint.configs.disableTypeChecked },
 );

@@ -6,8 +6,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { ROLLUP_LOCK_CLASS } from '../src/modules/analytics/rollups.js';
-import { CREATE_STATEMENT } from '../src/modules/transactions/transactions.repository.js';
+import { ROLLUP_LOCK_CLASS } from '../src/modules/analytics/index.js';
+import { CREATE_STATEMENT } from '../src/modules/transactions/index.js';
 
 export interface PgbenchResult {
   name: string;

@@ -4,18 +4,21 @@
  * Without --scenario: the API suite (bench/suite.ts), every scenario. A suite scenario by name
  * runs it alone with the hello-world ceiling; a `-2-processes` one (PostgreSQL and Redis only)
  * brings its 1-process counterpart along, for the `× 1 process` ratio. `scaling` (seeds
- * 10^6 rows) and `cache` are separate, in-process benchmarks that run only when named, as is
- * `scale-out` (a private primary with a streaming replica, Redis, and the API on 1 and 2 processes).
+ * 10^6 rows), `cache` and `import` (import-legacy throughput) are separate, in-process benchmarks
+ * that run only when named, as is `scale-out` (a private primary with a streaming replica, Redis,
+ * and the API on 1 and 2 processes).
  */
 import { parseArgs } from 'node:util';
 import { scaling } from './scaling.js';
 import { cacheScenario } from './cache.js';
+import { importScenario } from './import.js';
 import { scaleOut } from './scale-out.js';
 import { runSuite, SCENARIO_NAMES, SCENARIOS } from './suite.js';
 
 const STANDALONE: Record<string, () => Promise<void>> = {
   scaling,
   cache: cacheScenario,
+  import: importScenario,
   'scale-out': scaleOut,
 };
 

@@ -23,7 +23,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createApiKeysService } from '../src/modules/api-keys/api-keys.service.js';
+import { createApiKeysService } from '../src/modules/api-keys/index.js';
 import { openDatabase } from '../src/platform/db.js';
 import { createLogger } from '../src/platform/logging.js';
 import { startStreamingPair, type StreamingPair } from '../test/helpers/postgres-replica.js';

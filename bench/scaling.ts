@@ -17,7 +17,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { buildApp } from '../src/app.js';
-import { reconcileUser } from '../src/modules/analytics/reconciliation.js';
+import { reconcileUser } from '../src/modules/analytics/index.js';
 import { FieldCipher } from '../src/platform/crypto.js';
 import { inProcessConfig, listen, openBenchDatabase, uncachedStore } from './http.js';
 import { analyzeTables, bulkLoad } from './seed.js';

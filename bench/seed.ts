@@ -4,7 +4,7 @@ import {
   CONTRIBUTION_COLUMNS,
   DAYS_UPSERT,
   TOTALS_UPSERT,
-} from '../src/modules/analytics/rollups.js';
+} from '../src/modules/analytics/index.js';
 import type { FieldCipher } from '../src/platform/crypto.js';
 import type { Db } from '../src/platform/db.js';
 

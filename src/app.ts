@@ -1,13 +1,15 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
-import { analyticsRoutes } from './modules/analytics/analytics.routes.js';
-import { apiKeysRoutes } from './modules/api-keys/api-keys.routes.js';
-import { eventsRoutes } from './modules/events/events.routes.js';
-import type { EventHandler } from './modules/events/handlers.js';
-import type { JetStreamRelayOptions } from './modules/events/jetstream.js';
-import { transactionsRoutes } from './modules/transactions/transactions.routes.js';
-import { webhooksRoutes } from './modules/webhooks/webhooks.routes.js';
+import { analyticsRoutes } from './modules/analytics/index.js';
+import { apiKeysRoutes } from './modules/api-keys/index.js';
+import {
+  eventsRoutes,
+  type EventHandler,
+  type JetStreamRelayOptions,
+} from './modules/events/index.js';
+import { transactionsRoutes } from './modules/transactions/index.js';
+import { webhooksRoutes } from './modules/webhooks/index.js';
 import type { CacheStore } from './platform/cache.js';
 import type { KeyRing } from './platform/crypto.js';
 import type { DatabaseHandle } from './platform/db.js';

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { buildApp, loadKeyRing } from './app.js';
-import { reconcileAll, reconcileUser } from './modules/analytics/reconciliation.js';
-import { retireHandler } from './modules/events/outbox.js';
+import { reconcileAll, reconcileUser } from './modules/analytics/index.js';
+import { retireHandler } from './modules/events/index.js';
 import { loadConfig, readDotEnv, type Config } from './config.js';
 import type { FastifyBaseLogger } from 'fastify';
 import { FieldCipher, generateKeyBase64 } from './platform/crypto.js';
@@ -20,7 +20,7 @@ import {
   API_KEY_LIFETIME_DAYS_MAX,
   API_KEY_NAME_LENGTH_MAX,
   createApiKeysService,
-} from './modules/api-keys/api-keys.service.js';
+} from './modules/api-keys/index.js';
 import type { Db } from './platform/db.js';
 import {
   MIGRATION_USAGE,
@@ -411,6 +411,9 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** The shortest statement timeout `import-legacy`, `import` and `export` run with. */
+const IMPORT_STATEMENT_TIMEOUT_MS = 120_000;
+
 /** `import-legacy`, `import` and `export`, which open the database only when they need it. */
 async function migrationCommand(
   command: string,
@@ -446,7 +449,9 @@ async function migrationCommand(
             databaseUrl: config.databaseUrl,
             dataDir: config.dataDir,
             poolSize: 2,
-            statementTimeoutMs: config.dbStatementTimeoutMs,
+            // A batch of thousands of rows is one statement: the API's per-request bound would
+            // cut it short on a busy server, and a cut batch only has to be sent again.
+            statementTimeoutMs: Math.max(config.dbStatementTimeoutMs, IMPORT_STATEMENT_TIMEOUT_MS),
             connectTimeoutMs: config.dbConnectTimeoutMs,
             logger,
           });

@@ -1,6 +1,6 @@
 import { Cron } from 'croner';
-import { isCurrencyCode } from './modules/transactions/money.js';
-import { PAGE_SIZE_MAX } from './modules/transactions/transactions.schemas.js';
+import { isCurrencyCode } from './domain/money.js';
+import { PAGE_SIZE_MAX } from './domain/pagination.js';
 import { KeyConfigError, parseKeyRing } from './platform/crypto.js';
 import { StartupError } from './platform/errors.js';
 

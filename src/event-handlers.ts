@@ -1,4 +1,4 @@
-import type { EventHandler } from './modules/events/handlers.js';
+import type { EventHandler } from './modules/events/index.js';
 
 /**
  * Your in-process consumers of committed events: the place to wire what runs on every change

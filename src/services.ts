@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
-import { createAnalyticsService } from './modules/analytics/analytics.service.js';
-import { createApiKeysService } from './modules/api-keys/api-keys.service.js';
-import { createTransactionsService } from './modules/transactions/transactions.service.js';
-import { createWebhooksService } from './modules/webhooks/webhooks.service.js';
+import { createAnalyticsService } from './modules/analytics/index.js';
+import { createApiKeysService } from './modules/api-keys/index.js';
+import { createTransactionsService } from './modules/transactions/index.js';
+import { createWebhooksService } from './modules/webhooks/index.js';
 import { callerIdentity } from './platform/auth.js';
 import { createIdempotency } from './platform/idempotency.js';
 

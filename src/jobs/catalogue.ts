@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config.js';
-import { runReconciliation } from '../modules/analytics/reconciliation.js';
-import { pruneEvents } from '../modules/events/outbox.js';
+import { runReconciliation } from '../modules/analytics/index.js';
+import { pruneEvents } from '../modules/events/index.js';
 import type { Cache } from '../platform/cache.js';
 import type { FieldCipher } from '../platform/crypto.js';
 import type { Db } from '../platform/db.js';

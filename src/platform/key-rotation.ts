@@ -2,7 +2,7 @@ import { and, asc, sql, type SQL } from 'drizzle-orm';
 import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
 import type { FastifyBaseLogger } from 'fastify';
 import { idempotencyKeys, transactions, webhooks } from '../db/schema/index.js';
-import { secretAssociatedData } from '../modules/webhooks/signing.js';
+import { secretAssociatedData } from '../domain/associated-data.js';
 import type { FieldCipher } from './crypto.js';
 import { queryRows, type Db } from './db.js';
 import { idempotencyAssociatedData } from './idempotency.js';

@@ -2,7 +2,7 @@ import cors from '@fastify/cors';
 import type { FastifyBaseLogger } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
-import { looksLikeApiKey, type ApiKeysService } from '../modules/api-keys/api-keys.service.js';
+import { looksLikeApiKey, type ApiKeysService } from '../modules/api-keys/index.js';
 import { installAccessControl, type Authentication, type Scope } from '../platform/auth.js';
 import { createTokenVerifier, type TokenVerifier } from '../platform/jwt.js';
 import { AppError, StartupError } from '../platform/errors.js';

@@ -1,15 +1,17 @@
 import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
-import type { AnalyticsService } from '../modules/analytics/analytics.service.js';
+import type { AnalyticsService } from '../modules/analytics/index.js';
 import {
   cacheWarmupHandler,
   HandlerRegistry,
   type EventHandler,
-} from '../modules/events/handlers.js';
-import { registerHandlers, retireHandler } from '../modules/events/outbox.js';
-import { startWorker, type Worker } from '../modules/events/worker.js';
-import type { TransactionsService } from '../modules/transactions/transactions.service.js';
-import type { WebhooksService } from '../modules/webhooks/webhooks.service.js';
+  registerHandlers,
+  retireHandler,
+  startWorker,
+  type Worker,
+} from '../modules/events/index.js';
+import type { TransactionsService } from '../modules/transactions/index.js';
+import type { WebhooksService } from '../modules/webhooks/index.js';
 import { AppError } from '../platform/errors.js';
 
 declare module 'fastify' {

@@ -6,7 +6,7 @@ import {
   startJetStreamRelay,
   type JetStreamRelay,
   type JetStreamRelayOptions,
-} from '../modules/events/jetstream.js';
+} from '../modules/events/index.js';
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -346,6 +346,22 @@ describe('import-legacy', () => {
     expect(await rollups()).toEqual(before);
   });
 
+  it('refuses an ObjectId already imported for another user', async () => {
+    const taken = legacy.lines.find((line) => line.includes(legacy.good[3]!.legacyId))!;
+    const file = path.join(dir, 'other-user.json');
+    await writeFile(file, `${taken.replace(legacy.good[3]!.userId, `${prefix}-someone-else`)}\n`);
+    const report = path.join(dir, 'other-user-report.json');
+    expect((await run('import-legacy', { file, report })).code).toBe(1);
+    expect((await readReport(report)).rejected).toEqual([
+      {
+        line: 1,
+        document: 1,
+        legacy_id: legacy.good[3]!.legacyId,
+        reason: '_id: already imported for another user_id',
+      },
+    ]);
+  });
+
   it('emits no events for imported rows by default', async () => {
     const [row] = await queryRows<{ n: string | number }>(
       context.database.handle.db,

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeCursor, encodeCursor } from '../../src/modules/transactions/cursor.js';
-import { parseInstant } from '../../src/modules/transactions/dates.js';
+import { parseInstant } from '../../src/domain/dates.js';
 
 describe('parseInstant', () => {
   it.each([

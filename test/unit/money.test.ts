@@ -10,7 +10,7 @@ import {
   parseAmount,
   rescaleMinor,
   type AmountError,
-} from '../../src/modules/transactions/money.js';
+} from '../../src/domain/money.js';
 
 const LIMIT = 10n ** 15n;
 const EXPONENTS = [0, 2, 3] as const;

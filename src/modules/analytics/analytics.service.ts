@@ -7,8 +7,8 @@ import {
   divideHalfEven,
   isCurrencyCode,
   minorToNumber,
-} from '../transactions/money.js';
-import { parseInstant } from '../transactions/dates.js';
+} from '../../domain/money.js';
+import { parseInstant } from '../../domain/dates.js';
 import {
   localDayStarts,
   readAllTime,

@@ -1,6 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { EVENT_TYPES } from '../../db/schema/index.js';
-import { UserId } from '../transactions/transactions.schemas.js';
+import { UserId } from '../../domain/ids.js';
 import { pageEnvelope } from '../../platform/envelopes.js';
 
 export const EVENT_PAGE_SIZE_DEFAULT = 100;

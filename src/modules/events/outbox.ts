@@ -1,7 +1,6 @@
 import { sql, type SQL } from 'drizzle-orm';
 import { v7 as uuidv7 } from 'uuid';
 import type { DeliveryState } from '../../db/schema/index.js';
-import type { SendResult } from '../webhooks/sender.js';
 import { queryRows, type Db } from '../../platform/db.js';
 import { readJobState, writeJobState } from '../../platform/job-state.js';
 import { readJetStreamPosition } from './jetstream.repository.js';
@@ -245,7 +244,13 @@ export async function claimDeliveries(
 }
 
 /** What one attempt came to: a webhook's send result, or a handler's in the same terms. */
-export type AttemptOutcome = SendResult;
+export interface AttemptOutcome {
+  ok: boolean;
+  /** The response status, or null when none arrived (refused, timed out, blocked). */
+  status: number | null;
+  latencyMs: number;
+  error: string | null;
+}
 
 /** Longest error text kept per attempt: enough to diagnose, bounded so the log stays small. */
 const ERROR_TEXT_MAX = 500;

@@ -4,8 +4,6 @@ import { isDatabaseUnavailable } from '../../platform/errors.js';
 import { serializeError } from '../../platform/logging.js';
 import type { Metrics } from '../../platform/metrics.js';
 import { outageLog } from '../../platform/outage.js';
-import type { WebhookRow } from '../webhooks/webhooks.repository.js';
-import type { SendResult } from '../webhooks/sender.js';
 import type { HandlerRegistry } from './handlers.js';
 import {
   claimDeliveries,
@@ -19,13 +17,16 @@ import {
 } from './outbox.js';
 import type { PublishedEvent } from './feed.js';
 
-export interface WorkerOptions {
+/** How the worker reaches webhooks (the webhooks module): find one, and send it an event. */
+export interface WebhookSender<Webhook = unknown> {
+  get(id: string): Promise<Webhook>;
+  send(webhook: Webhook, deliveryId: string, event: PublishedEvent): Promise<AttemptOutcome>;
+}
+
+export interface WorkerOptions<Webhook = unknown> {
   db: Db;
   handlers: HandlerRegistry;
-  webhooks: {
-    get(id: string): Promise<WebhookRow>;
-    send(webhook: WebhookRow, deliveryId: string, event: PublishedEvent): Promise<SendResult>;
-  };
+  webhooks: WebhookSender<Webhook>;
   pollMs: number;
   concurrency: number;
   /** Bounds one attempt: a webhook call, or a handler run (aborted through its signal). */
@@ -72,7 +73,7 @@ export function retryDelayMs(attempt: number, baseMs: number, maxMs: number): nu
  * of workers (inline in API processes, or `npm run worker`) can share the work, and one that
  * dies loses nothing: its leased deliveries are attempted again when their lease runs out.
  */
-export function startWorker(options: WorkerOptions): Worker {
+export function startWorker<Webhook>(options: WorkerOptions<Webhook>): Worker {
   const { db, handlers, logger } = options;
   // The handlers this worker runs, by the consumer name their deliveries carry.
   const byConsumer = new Map(handlers.all().map((h) => [handlerConsumer(h.name), h]));

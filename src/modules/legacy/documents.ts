@@ -4,13 +4,10 @@
  * document either becomes a row to store or a reason it cannot be.
  */
 import { createHash } from 'node:crypto';
-import { parseInstant } from '../transactions/dates.js';
-import { currencyExponent, parseAmount } from '../transactions/money.js';
-import {
-  DESCRIPTION_LENGTH_MAX,
-  FULL_NAME_LENGTH_MAX,
-  USER_ID_LENGTH_MAX,
-} from '../transactions/transactions.schemas.js';
+import { parseInstant } from '../../domain/dates.js';
+import { USER_ID_LENGTH_MAX } from '../../domain/ids.js';
+import { currencyExponent, parseAmount } from '../../domain/money.js';
+import { DESCRIPTION_LENGTH_MAX, FULL_NAME_LENGTH_MAX } from '../transactions/index.js';
 import { FernetTokenError, type FernetKey } from './fernet.js';
 
 /** A transaction ready to store, from an old document or from this service's own export. */

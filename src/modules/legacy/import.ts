@@ -21,7 +21,7 @@ import { readDocuments } from './reader.js';
 
 /** Rows per statement: large enough that a round trip carries many, small enough that a batch
  * (a few MB of parameters) is cheap to send again after a crash. */
-export const IMPORT_BATCH_ROWS_DEFAULT = 2_000;
+export const IMPORT_BATCH_ROWS_DEFAULT = 5_000;
 export const IMPORT_BATCH_ROWS_MAX = 20_000;
 /** Rejections kept in memory for the summary; all of them go to the report file. */
 const SUMMARY_REJECTIONS_MAX = 20;
@@ -138,7 +138,15 @@ export async function runImport(options: ImportOptions): Promise<ImportResult> {
   const store = async (batch: Pending[]): Promise<void> => {
     const { db, cipher } = options;
     if (!db || !cipher) throw new Error('an import that stores rows needs the database and cipher');
-    const rows = batch.map(({ row }): StoredImportRow => {
+    // ObjectIds already stored (a re-run, or another user's document with the same _id) are
+    // found by one index lookup and not sent again: a re-run costs no encryption, and the insert
+    // only meets conflicts when two imports race.
+    const owners = await ownersOfLegacyIds(
+      db,
+      batch.flatMap(({ row }) => (row.legacyId === null ? [] : [row.legacyId])),
+    );
+    const fresh = batch.filter(({ row }) => row.legacyId === null || !owners.has(row.legacyId));
+    const rows = fresh.map(({ row }): StoredImportRow => {
       const { fullName, ...columns } = row;
       return { ...columns, fullNameCiphertext: cipher.encrypt(fullName, row.id) };
     });
@@ -152,25 +160,18 @@ export async function runImport(options: ImportOptions): Promise<ImportResult> {
         : undefined;
     const inserted = await insertImportBatch(db, rows, { timeZone: options.timeZone, events });
     counts.imported += inserted.size;
-    const skipped = batch.filter(({ row }) => !inserted.has(row.id));
-    if (skipped.length > 0) {
-      // Skipped: stored before (a re-run), or the same ObjectId already held by another user.
-      const owners = await ownersOfLegacyIds(
-        db,
-        skipped.flatMap(({ row }) => (row.legacyId === null ? [] : [row.legacyId])),
-      );
-      for (const { row, line, document } of skipped) {
-        const owner = row.legacyId === null ? row.userId : owners.get(row.legacyId);
-        if (owner === undefined || owner === row.userId) {
-          counts.already_present += 1;
-        } else {
-          await reject({
-            line,
-            document,
-            legacy_id: row.legacyId,
-            reason: '_id: already imported for another user_id',
-          });
-        }
+    for (const { row, line, document } of batch) {
+      if (inserted.has(row.id)) continue;
+      const owner = row.legacyId === null ? undefined : owners.get(row.legacyId);
+      if (owner === undefined || owner === row.userId) {
+        counts.already_present += 1;
+      } else {
+        await reject({
+          line,
+          document,
+          legacy_id: row.legacyId,
+          reason: '_id: already imported for another user_id',
+        });
       }
     }
     await options.afterBatch?.([...new Set(rows.map((row) => row.userId))]);

@@ -5,7 +5,7 @@ import {
   DAYS_UPSERT,
   ROLLUP_LOCK_CLASS,
   TOTALS_UPSERT,
-} from '../analytics/rollups.js';
+} from '../analytics/index.js';
 
 /** A row as the import stores it: the name already encrypted under the current key ring. */
 export interface StoredImportRow {
@@ -34,9 +34,9 @@ export interface ImportEvent {
 /**
  * Stores a batch in one statement, as the bulk loader does: the rows (each array parameter a
  * column, through unnest), the rollups (the same contribution and upsert clauses every write
- * uses) and, when given, their events. A row already stored (same id, or same old ObjectId under
- * any user) is skipped and contributes nothing, so a batch can be sent again after a crash and the
- * rollups stay exact. Before the statement, the batch's users' rollup locks are taken shared (as
+ * uses) and, when given, their events. A row already stored (same id, or same ObjectId and user)
+ * is skipped and contributes nothing, so a batch can be sent again after a crash and the rollups
+ * stay exact. Before the statement, the batch's users' rollup locks are taken shared (as
  * every writer takes them), so a reconciliation never sees the batch half-applied. Returns the ids
  * of the rows it stored.
  */
@@ -75,8 +75,6 @@ export async function insertImportBatch(
           ${column((r) => r.legacyId)}::text[])
           as u(user_id, id, name, date, amount, type, currency, description, metadata, version,
             created_at, updated_at, legacy_id)
-        where u.legacy_id is null
-          or not exists (select 1 from transactions t where t.legacy_id = u.legacy_id)
         on conflict do nothing
         returning id, user_id, currency, transaction_date, transaction_type, amount_minor
       ), delta as (

@@ -1,7 +1,6 @@
-import { INSTANT_MAX_MS, INSTANT_MIN_MS } from './dates.js';
+import { INSTANT_MAX_MS, INSTANT_MIN_MS } from '../../domain/dates.js';
+import { isCanonicalUuid } from '../../domain/ids.js';
 import type { HistoryPosition } from './transactions.repository.js';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
  * History cursors are opaque to clients: base64url of "<epoch ms>.<id>" of the last row served.
@@ -18,12 +17,8 @@ export function decodeCursor(cursor: string): HistoryPosition | undefined {
   const dot = text.indexOf('.');
   const ms = text.slice(0, dot);
   const id = text.slice(dot + 1);
-  if (dot < 1 || !/^-?\d{1,15}$/.test(ms) || !UUID.test(id)) return undefined;
+  if (dot < 1 || !/^-?\d{1,15}$/.test(ms) || !isCanonicalUuid(id)) return undefined;
   const time = Number(ms);
   if (time < INSTANT_MIN_MS || time > INSTANT_MAX_MS) return undefined;
   return { transactionDate: new Date(time), id };
-}
-
-export function isUuid(value: string): boolean {
-  return UUID.test(value.toLowerCase());
 }

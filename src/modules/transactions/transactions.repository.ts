@@ -6,7 +6,7 @@ import {
   DAYS_UPSERT,
   ROLLUP_LOCK_CLASS,
   TOTALS_UPSERT,
-} from '../analytics/rollups.js';
+} from '../analytics/index.js';
 
 export type TransactionRow = typeof transactions.$inferSelect;
 export type NewTransactionRow = typeof transactions.$inferInsert;

@@ -1,8 +1,15 @@
 import { Type, type Static } from 'typebox';
+import { USER_ID_LENGTH_MAX, UserId } from '../../domain/ids.js';
+import { PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX } from '../../domain/pagination.js';
+import {
+  PRINTABLE_TEXT,
+  PRINTABLE_TEXT_MESSAGE,
+  STORABLE_TEXT,
+  STORABLE_TEXT_MESSAGE,
+} from '../../domain/text.js';
 import { envelope, pageEnvelope } from '../../platform/envelopes.js';
 
 /** Limits of the v1 contract (DESIGN.md 2.3, 2.4), each named with its unit. */
-export const USER_ID_LENGTH_MAX = 128;
 export const FULL_NAME_LENGTH_MAX = 200;
 /** Raw input may carry surrounding spaces that are trimmed; this bounds what is read at all. */
 const FULL_NAME_INPUT_LENGTH_MAX = 1_000;
@@ -10,27 +17,9 @@ export const DESCRIPTION_LENGTH_MAX = 500;
 export const METADATA_KEYS_MAX = 20;
 export const METADATA_KEY_LENGTH_MAX = 64;
 export const METADATA_VALUE_LENGTH_MAX = 500;
-export const PAGE_SIZE_DEFAULT = 100;
-export const PAGE_SIZE_MAX = 500;
 const DATE_INPUT_LENGTH_MAX = 40;
 const AMOUNT_INPUT_LENGTH_MAX = 40;
 const CURSOR_LENGTH_MAX = 200;
-
-// PostgreSQL text cannot hold NUL, and an unpaired surrogate cannot be encoded as UTF-8: both
-// would fail at the database (a 500) instead of here (a 422 naming the field).
-const STORABLE_TEXT = '^[^\\u0000\\p{Cs}]*$';
-const STORABLE_TEXT_MESSAGE = 'String should not contain NUL characters or unpaired surrogates';
-const PRINTABLE_TEXT = '^[^\\p{Cc}\\p{Cs}]*$';
-const PRINTABLE_TEXT_MESSAGE = 'String should not contain control characters';
-
-export const UserId = Type.String({
-  minLength: 1,
-  maxLength: USER_ID_LENGTH_MAX,
-  pattern: PRINTABLE_TEXT,
-  'x-error-message': PRINTABLE_TEXT_MESSAGE,
-  description: 'The owner of the transaction: 1–128 characters, no control characters.',
-  examples: ['user-123'],
-});
 
 const DateInput = Type.String({
   maxLength: DATE_INPUT_LENGTH_MAX,

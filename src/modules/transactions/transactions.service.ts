@@ -3,20 +3,22 @@ import type { EventType } from '../../db/schema/index.js';
 import { inTransaction, type Db, type DbTx } from '../../platform/db.js';
 import { validationError, type ValidationIssue } from '../../platform/errors.js';
 import { DecryptionError, type FieldCipher } from '../../platform/crypto.js';
-import { applyRollups, changesRollups } from '../analytics/rollups.js';
-import { appendEvent } from '../events/events.repository.js';
+import { applyRollups, changesRollups } from '../analytics/index.js';
+import { appendEvent } from '../events/index.js';
 import { cacheKey, type Cache } from '../../platform/cache.js';
 import { primaryOnly, type ReadRouter } from '../../platform/read-replicas.js';
 import { historyBody } from './transactions.views.js';
-import { decodeCursor, encodeCursor, isUuid } from './cursor.js';
-import { FUTURE_TOLERANCE_MS, parseInstant } from './dates.js';
+import { decodeCursor, encodeCursor } from './cursor.js';
+import { isUuid } from '../../domain/ids.js';
+import { PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX } from '../../domain/pagination.js';
+import { FUTURE_TOLERANCE_MS, parseInstant } from '../../domain/dates.js';
 import {
   currencyExponent,
   isCurrencyCode,
   minorToNumber,
   parseAmount,
   rescaleMinor,
-} from './money.js';
+} from '../../domain/money.js';
 import {
   deleteTransaction,
   findTransactionById,
@@ -31,8 +33,6 @@ import {
 } from './transactions.repository.js';
 import {
   FULL_NAME_LENGTH_MAX,
-  PAGE_SIZE_DEFAULT,
-  PAGE_SIZE_MAX,
   type CreateTransactionBody,
   type HistoryQuery,
   type Transaction,

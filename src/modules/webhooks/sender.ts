@@ -3,6 +3,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
 import ipaddr from 'ipaddr.js';
+import type { AttemptOutcome } from '../events/index.js';
 
 export interface SendOptions {
   url: string;
@@ -14,13 +15,8 @@ export interface SendOptions {
   allowPrivateTargets: boolean;
 }
 
-export interface SendResult {
-  ok: boolean;
-  /** The response status, or null when none arrived (refused, timed out, blocked). */
-  status: number | null;
-  latencyMs: number;
-  error: string | null;
-}
+/** One delivery attempt's outcome, as the event worker records it. */
+export type SendResult = AttemptOutcome;
 
 /** Bytes of a receiver's response body read (and thrown away) before the connection is cut. */
 const RESPONSE_READ_LIMIT_BYTES = 64 * 1024;

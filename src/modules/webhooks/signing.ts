@@ -6,9 +6,6 @@ export const EVENT_ID_HEADER = 'fido-event-id';
 export const EVENT_TYPE_HEADER = 'fido-event-type';
 export const DELIVERY_ID_HEADER = 'fido-delivery-id';
 
-/** Binds a stored secret to its webhook: a ciphertext copied onto another row fails to decrypt. */
-export const secretAssociatedData = (webhookId: string) => `webhook-secret:${webhookId}`;
-
 /** A new signing secret: 32 random bytes, with a prefix that makes a leaked one easy to spot. */
 export function generateSecret(): string {
   return `whsec_${randomBytes(32).toString('base64url')}`;

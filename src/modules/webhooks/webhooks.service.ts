@@ -3,9 +3,14 @@ import { EVENT_TYPES, type DeliveryState, type EventType } from '../../db/schema
 import type { FieldCipher } from '../../platform/crypto.js';
 import type { Db } from '../../platform/db.js';
 import { AppError, validationError, type ValidationIssue } from '../../platform/errors.js';
-import { isUuid } from '../transactions/cursor.js';
-import type { PublishedEvent } from '../events/feed.js';
-import { loadEvent, PARKED_UNTIL, recordManualAttempt } from '../events/outbox.js';
+import { secretAssociatedData } from '../../domain/associated-data.js';
+import { isUuid } from '../../domain/ids.js';
+import {
+  type PublishedEvent,
+  loadEvent,
+  PARKED_UNTIL,
+  recordManualAttempt,
+} from '../events/index.js';
 import {
   attemptsOf,
   countWebhooks,
@@ -28,7 +33,6 @@ import {
   EVENT_ID_HEADER,
   EVENT_TYPE_HEADER,
   generateSecret,
-  secretAssociatedData,
   SIGNATURE_HEADER,
   signatureHeader,
 } from './signing.js';

@@ -1,0 +1,31 @@
+/*
+ * The events module's public face: the audit trail and change feed, the outbox (a durable queue
+ * of deliveries per consumer), and the worker that relays committed events to webhooks and
+ * in-process handlers. Other code imports the module only from here.
+ */
+export { appendEvent, type NewEvent } from './events.repository.js';
+export { eventsRoutes } from './events.routes.js';
+export type { PublishedEvent } from './feed.js';
+export {
+  cacheWarmupHandler,
+  HandlerRegistry,
+  type EventHandler,
+  type HandlerContext,
+} from './handlers.js';
+export {
+  loadEvent,
+  PARKED_UNTIL,
+  pruneEvents,
+  recordManualAttempt,
+  registerHandlers,
+  retireHandler,
+  type AttemptOutcome,
+} from './outbox.js';
+export {
+  createJetStreamMetrics,
+  jetStreamLag,
+  startJetStreamRelay,
+  type JetStreamRelay,
+  type JetStreamRelayOptions,
+} from './jetstream.js';
+export { startWorker, type WebhookSender, type Worker } from './worker.js';

@@ -1,0 +1,13 @@
+/*
+ * The transactions module's public face: the resource (create, read, update, delete, history)
+ * and its rules. Other code imports the module only from here.
+ */
+export { encodeCursor } from './cursor.js';
+export { CREATE_STATEMENT } from './transactions.repository.js';
+export { transactionsRoutes } from './transactions.routes.js';
+export { DESCRIPTION_LENGTH_MAX, FULL_NAME_LENGTH_MAX } from './transactions.schemas.js';
+export {
+  createTransactionsService,
+  eventPayload,
+  type TransactionsService,
+} from './transactions.service.js';
