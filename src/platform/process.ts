@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import type { FastifyInstance } from 'fastify';
 import { StartupError } from './errors.js';
 
@@ -37,9 +38,19 @@ export function describeFailure(error: unknown): string {
   return String((error as Error)?.stack ?? error);
 }
 
+/** What an HTTP process under the supervisor sends it when it cannot start (server.ts logs it). */
+export const START_FAILED = 'fido:start-failed';
+
 /** The last word of an entry point that could not start. */
-export function failedToStart(error: unknown): never {
+export function failedToStart(error: unknown): void {
   // Logging may not exist yet (a bad configuration); stderr always does.
-  process.stderr.write(`fido-transactions-api failed to start: ${describeFailure(error)}\n`);
+  const message = describeFailure(error);
+  if (cluster.isWorker && process.send) {
+    // Under the supervisor, which retries and logs the reason once rather than once per attempt.
+    process.send({ type: START_FAILED, reason: message }, () => process.exit(1));
+    setTimeout(() => process.exit(1), 2_000);
+    return;
+  }
+  process.stderr.write(`fido-transactions-api failed to start: ${message}\n`);
   process.exit(1);
 }
