@@ -1,9 +1,13 @@
 import type { ChildProcess } from 'node:child_process';
 import { spawnEntry } from './entry.js';
 
-/** Start-up compiles TypeScript and may create a PGlite database: generous, but bounded. */
-export const START_TIMEOUT_MS = 60_000;
-export const EXIT_TIMEOUT_MS = 20_000;
+/*
+ * Every wait is for a condition (a log line, an exit, a closed socket), never a fixed sleep; the
+ * bounds only catch a hang. They are sized for a fresh clone on a loaded 2-core machine, where
+ * start-up (compiling TypeScript, creating a PGlite database) took over a minute.
+ */
+export const START_TIMEOUT_MS = 180_000;
+export const EXIT_TIMEOUT_MS = 60_000;
 
 export interface Exit {
   code: number | null;

@@ -34,7 +34,7 @@ const PAGES = [
 ];
 const read = (page: string) => readFileSync(path.join(REPO_ROOT, page), 'utf8');
 
-const PAGE_TIMEOUT_MS = 300_000;
+const PAGE_TIMEOUT_MS = 420_000;
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterAll(async () => {

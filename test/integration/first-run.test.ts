@@ -19,7 +19,7 @@ import { eventually } from '../helpers/webhook-receiver.js';
  * could restart in a loop. Each on the suite's backend (TEST_DATABASE_URL: PostgreSQL).
  */
 
-const TEST_TIMEOUT_MS = 180_000;
+const TEST_TIMEOUT_MS = 420_000;
 const SECRET_KEY = randomBytes(32).toString('base64');
 
 let workDir: string;

@@ -20,7 +20,8 @@ import { transactionBody } from '../helpers/factories.js';
  * PostgreSQL database; otherwise the embedded PGlite under DATA_DIR.
  */
 
-const TEST_TIMEOUT_MS = 120_000;
+// Start-up and exit bounds (START_TIMEOUT_MS, EXIT_TIMEOUT_MS) live in ../helpers/server-process.ts.
+const TEST_TIMEOUT_MS = 420_000;
 
 let workDir: string;
 beforeAll(async () => {
@@ -120,7 +121,7 @@ class SlowRequest {
 
   static async open(port: number): Promise<SlowRequest> {
     const socket = net.connect({ port, host: '127.0.0.1' });
-    await within(once(socket, 'connect'), 10_000, () => 'a connection to the server');
+    await within(once(socket, 'connect'), EXIT_TIMEOUT_MS, () => 'a connection to the server');
     return new SlowRequest(socket);
   }
 
@@ -130,7 +131,7 @@ class SlowRequest {
 
   /** Waits until the server has sent `text` (bounded). */
   async sawResponse(text: string): Promise<void> {
-    const deadline = Date.now() + 10_000;
+    const deadline = Date.now() + EXIT_TIMEOUT_MS;
     while (!this.received.includes(text)) {
       if (Date.now() > deadline) throw new Error(`no "${text}" from the server: ${this.received}`);
       await new Promise((resolve) => setTimeout(resolve, 10));
