@@ -1,0 +1,190 @@
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queryRows, type Db } from '../../src/platform/db.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/app.js';
+
+/**
+ * Citus's rules for a schema distributed by user_id, checked against the catalog of a freshly
+ * migrated database (Citus itself cannot be installed here; see docs/scaling.md):
+ * - every primary key and unique index of a distributed table includes the distribution column;
+ * - a foreign key from a distributed table points at a reference table, or at another distributed
+ *   table with user_id → user_id in both column lists (co-located);
+ * - nothing else references a distributed table (a reference or local table cannot).
+ */
+const DISTRIBUTED = [
+  'transactions',
+  'user_stats',
+  'user_daily_stats',
+  'events',
+  'deliveries',
+  'delivery_attempts',
+];
+const REFERENCE = ['webhooks', 'api_keys', 'event_consumers'];
+const DISTRIBUTION_COLUMN = 'user_id';
+
+async function citusViolations(
+  db: Db,
+  distributed: readonly string[],
+  reference: readonly string[],
+): Promise<string[]> {
+  const violations: string[] = [];
+  const tableList = sql.join(
+    distributed.map((name) => sql`${name}`),
+    sql`, `,
+  );
+
+  const columns = await queryRows<{ table_name: string }>(
+    db,
+    sql`select c.relname as table_name
+        from pg_class c
+        join pg_namespace n on n.oid = c.relnamespace and n.nspname = current_schema()
+        join pg_attribute a on a.attrelid = c.oid and a.attname = ${DISTRIBUTION_COLUMN}
+          and not a.attisdropped and a.attnotnull
+        where c.relkind in ('r', 'p') and c.relname in (${tableList})`,
+  );
+  const withColumn = new Set(columns.map((row) => row.table_name));
+  for (const table of distributed) {
+    if (!withColumn.has(table)) {
+      violations.push(`${table}: no NOT NULL ${DISTRIBUTION_COLUMN} column (or no such table)`);
+    }
+  }
+
+  // Primary keys, unique constraints and unique indexes (partial ones too): an expression column
+  // (attnum 0) is not the distribution column, so it never satisfies the rule.
+  const uniques = await queryRows<{ table_name: string; index_name: string; columns: string[] }>(
+    db,
+    sql`select c.relname as table_name, ic.relname as index_name,
+          array(select coalesce(a.attname, '(expression)')
+                from unnest(i.indkey::int2[]) with ordinality as k(attnum, ord)
+                left join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+                order by k.ord) as columns
+        from pg_index i
+        join pg_class c on c.oid = i.indrelid
+        join pg_class ic on ic.oid = i.indexrelid
+        join pg_namespace n on n.oid = c.relnamespace and n.nspname = current_schema()
+        where (i.indisunique or i.indisprimary) and c.relname in (${tableList})
+        order by 1, 2`,
+  );
+  for (const unique of uniques) {
+    if (!unique.columns.includes(DISTRIBUTION_COLUMN)) {
+      violations.push(
+        `${unique.table_name}: unique index ${unique.index_name} (${unique.columns.join(', ')}) lacks ${DISTRIBUTION_COLUMN}`,
+      );
+    }
+  }
+
+  const foreignKeys = await queryRows<{
+    name: string;
+    from_table: string;
+    to_table: string;
+    from_columns: string[];
+    to_columns: string[];
+  }>(
+    db,
+    sql`select con.conname as name, src.relname as from_table, dst.relname as to_table,
+          array(select a.attname from unnest(con.conkey) with ordinality as k(attnum, ord)
+                join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.attnum
+                order by k.ord) as from_columns,
+          array(select a.attname from unnest(con.confkey) with ordinality as k(attnum, ord)
+                join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.attnum
+                order by k.ord) as to_columns
+        from pg_constraint con
+        join pg_class src on src.oid = con.conrelid
+        join pg_class dst on dst.oid = con.confrelid
+        join pg_namespace n on n.oid = src.relnamespace and n.nspname = current_schema()
+        where con.contype = 'f' and (src.relname in (${tableList}) or dst.relname in (${tableList}))
+        order by 1`,
+  );
+  for (const fk of foreignKeys) {
+    const fromDistributed = distributed.includes(fk.from_table);
+    const toDistributed = distributed.includes(fk.to_table);
+    const label = `${fk.from_table}(${fk.from_columns.join(', ')}) → ${fk.to_table}(${fk.to_columns.join(', ')}) [${fk.name}]`;
+    if (!fromDistributed) {
+      violations.push(`${label}: a table that is not distributed references a distributed one`);
+    } else if (toDistributed) {
+      const at = fk.from_columns.indexOf(DISTRIBUTION_COLUMN);
+      if (at < 0 || fk.to_columns[at] !== DISTRIBUTION_COLUMN) {
+        violations.push(`${label}: not co-located (${DISTRIBUTION_COLUMN} → ${DISTRIBUTION_COLUMN} missing)`);
+      }
+    } else if (!reference.includes(fk.to_table)) {
+      violations.push(`${label}: points at neither a reference table nor a co-located one`);
+    }
+  }
+  return violations;
+}
+
+let database: TestDatabase;
+beforeAll(async () => {
+  database = await createTestDatabase();
+}, 60_000);
+afterAll(async () => {
+  await database?.drop();
+});
+
+describe('schema distributable by user_id (Citus rules, read from the catalog)', () => {
+  it('the six tables that grow with users break no rule on a freshly migrated database', async () => {
+    expect(await citusViolations(database.handle.db, DISTRIBUTED, REFERENCE)).toEqual([]);
+  });
+
+  it('the reference tables exist with a primary key', async () => {
+    const rows = await queryRows<{ table_name: string }>(
+      database.handle.db,
+      sql`select c.relname as table_name from pg_index i join pg_class c on c.oid = i.indrelid
+          where i.indisprimary and c.relname in (${sql.join(
+            REFERENCE.map((name) => sql`${name}`),
+            sql`, `,
+          )})`,
+    );
+    expect(rows.map((row) => row.table_name).sort()).toEqual([...REFERENCE].sort());
+  });
+
+  it('the check reports each kind of broken rule (on tables made only for this test)', async () => {
+    const db = database.handle.db;
+    await db.execute(sql`create table citus_probe_parent (
+      user_id text not null, id uuid not null, code text, primary key (user_id, id))`);
+    await db.execute(sql`create unique index citus_probe_parent_code_idx on citus_probe_parent (code)`);
+    await db.execute(sql`create table citus_probe_child (
+      id bigint primary key, user_id text not null, owner_id text, parent_id uuid not null,
+      webhook_id uuid references webhooks (id),
+      transaction_id uuid,
+      foreign key (user_id, parent_id) references citus_probe_parent (user_id, id))`);
+    await db.execute(sql`alter table citus_probe_child
+      add constraint citus_probe_child_wrong_fk foreign key (owner_id, parent_id)
+      references citus_probe_parent (user_id, id)`);
+    await db.execute(sql`create unique index citus_probe_parent_id_idx on citus_probe_parent (id)`);
+    await db.execute(sql`alter table citus_probe_child
+      add constraint citus_probe_child_lone_fk foreign key (parent_id)
+      references citus_probe_parent (id)`);
+    await db.execute(sql`create table citus_probe_local (id uuid primary key, code text unique)`);
+    await db.execute(sql`alter table citus_probe_child
+      add constraint citus_probe_child_local_fk foreign key (transaction_id)
+      references citus_probe_local (id)`);
+    await db.execute(sql`create table citus_probe_inbound (
+      user_id text, parent_id uuid,
+      foreign key (user_id, parent_id) references citus_probe_parent (user_id, id))`);
+    try {
+      const violations = await citusViolations(
+        db,
+        ['citus_probe_parent', 'citus_probe_child', 'citus_probe_missing'],
+        REFERENCE,
+      );
+      const has = (fragment: string) => violations.some((line) => line.includes(fragment));
+      expect(has('citus_probe_missing: no NOT NULL user_id')).toBe(true);
+      expect(has('unique index citus_probe_parent_code_idx (code) lacks user_id')).toBe(true);
+      expect(has('unique index citus_probe_child_pkey (id) lacks user_id')).toBe(true);
+      expect(has('[citus_probe_child_wrong_fk]: not co-located')).toBe(true);
+      expect(has('unique index citus_probe_parent_id_idx (id) lacks user_id')).toBe(true);
+      expect(has('[citus_probe_child_lone_fk]: not co-located')).toBe(true);
+      expect(has('[citus_probe_child_local_fk]: points at neither')).toBe(true);
+      expect(has('citus_probe_inbound(user_id, parent_id) → citus_probe_parent')).toBe(true);
+      // The rules that hold are not reported: the co-located key and the reference table.
+      expect(has('citus_probe_parent_pkey')).toBe(false);
+      expect(has('→ webhooks')).toBe(false);
+      expect(violations).toHaveLength(8);
+    } finally {
+      await db.execute(
+        sql`drop table citus_probe_inbound, citus_probe_child, citus_probe_local, citus_probe_parent`,
+      );
+    }
+  });
+});
