@@ -1,7 +1,16 @@
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { PGlite } from '@electric-sql/pglite';
 import { sql } from 'drizzle-orm';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryRows, type Db } from '../../src/platform/db.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/app.js';
+import {
+  createTestDatabase,
+  TEST_DATABASE_URL,
+  withDatabase,
+  type TestDatabase,
+} from '../helpers/app.js';
 
 /**
  * Citus's rules for a schema distributed by user_id, checked against the catalog of a freshly
@@ -53,8 +62,8 @@ async function citusViolations(
   // (attnum 0) is not the distribution column, so it never satisfies the rule.
   const uniques = await queryRows<{ table_name: string; index_name: string; columns: string[] }>(
     db,
-    sql`select c.relname as table_name, ic.relname as index_name,
-          array(select coalesce(a.attname, '(expression)')
+    sql`select c.relname::text as table_name, ic.relname::text as index_name,
+          array(select coalesce(a.attname::text, '(expression)')
                 from unnest(i.indkey::int2[]) with ordinality as k(attnum, ord)
                 left join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
                 order by k.ord) as columns
@@ -66,6 +75,8 @@ async function citusViolations(
         order by 1, 2`,
   );
   for (const unique of uniques) {
+    if (!Array.isArray(unique.columns))
+      throw new Error(`columns of ${unique.index_name} not an array`);
     if (!unique.columns.includes(DISTRIBUTION_COLUMN)) {
       violations.push(
         `${unique.table_name}: unique index ${unique.index_name} (${unique.columns.join(', ')}) lacks ${DISTRIBUTION_COLUMN}`,
@@ -81,11 +92,11 @@ async function citusViolations(
     to_columns: string[];
   }>(
     db,
-    sql`select con.conname as name, src.relname as from_table, dst.relname as to_table,
-          array(select a.attname from unnest(con.conkey) with ordinality as k(attnum, ord)
+    sql`select con.conname::text as name, src.relname::text as from_table, dst.relname::text as to_table,
+          array(select a.attname::text from unnest(con.conkey) with ordinality as k(attnum, ord)
                 join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.attnum
                 order by k.ord) as from_columns,
-          array(select a.attname from unnest(con.confkey) with ordinality as k(attnum, ord)
+          array(select a.attname::text from unnest(con.confkey) with ordinality as k(attnum, ord)
                 join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.attnum
                 order by k.ord) as to_columns
         from pg_constraint con
@@ -104,7 +115,9 @@ async function citusViolations(
     } else if (toDistributed) {
       const at = fk.from_columns.indexOf(DISTRIBUTION_COLUMN);
       if (at < 0 || fk.to_columns[at] !== DISTRIBUTION_COLUMN) {
-        violations.push(`${label}: not co-located (${DISTRIBUTION_COLUMN} → ${DISTRIBUTION_COLUMN} missing)`);
+        violations.push(
+          `${label}: not co-located (${DISTRIBUTION_COLUMN} → ${DISTRIBUTION_COLUMN} missing)`,
+        );
       }
     } else if (!reference.includes(fk.to_table)) {
       violations.push(`${label}: points at neither a reference table nor a co-located one`);
@@ -142,7 +155,9 @@ describe('schema distributable by user_id (Citus rules, read from the catalog)',
     const db = database.handle.db;
     await db.execute(sql`create table citus_probe_parent (
       user_id text not null, id uuid not null, code text, primary key (user_id, id))`);
-    await db.execute(sql`create unique index citus_probe_parent_code_idx on citus_probe_parent (code)`);
+    await db.execute(
+      sql`create unique index citus_probe_parent_code_idx on citus_probe_parent (code)`,
+    );
     await db.execute(sql`create table citus_probe_child (
       id bigint primary key, user_id text not null, owner_id text, parent_id uuid not null,
       webhook_id uuid references webhooks (id),
@@ -187,4 +202,89 @@ describe('schema distributable by user_id (Citus rules, read from the catalog)',
       );
     }
   });
+});
+
+/** A bare database (PGlite, or a new one on TEST_DATABASE_URL) that migration files run on by hand. */
+async function bareDatabase(): Promise<{
+  exec(text: string): Promise<void>;
+  rows<T>(text: string): Promise<T[]>;
+  close(): Promise<void>;
+}> {
+  if (!TEST_DATABASE_URL) {
+    const lite = await PGlite.create();
+    return {
+      exec: async (text) => void (await lite.exec(text)),
+      rows: async <T>(text: string) => (await lite.query<T>(text)).rows,
+      close: () => lite.close(),
+    };
+  }
+  const name = `fido_citus_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const admin = async (text: string) => {
+    const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await client.connect();
+    try {
+      await client.query(text);
+    } finally {
+      await client.end();
+    }
+  };
+  await admin(`create database ${name}`);
+  const client = new pg.Client({ connectionString: withDatabase(TEST_DATABASE_URL, name) });
+  await client.connect();
+  return {
+    exec: async (text) => void (await client.query(text)),
+    rows: async <T>(text: string) => (await client.query(text)).rows as T[],
+    async close() {
+      await client.end();
+      await admin(`drop database if exists ${name} with (force)`);
+    },
+  };
+}
+
+describe('the migration to a distributable schema', () => {
+  it('upgrades a database with deliveries and attempts in place, backfilling user_id', async () => {
+    const journal = JSON.parse(await readFile('drizzle/meta/_journal.json', 'utf8')) as {
+      entries: { tag: string }[];
+    };
+    const tags = journal.entries.map((entry) => entry.tag);
+    const target = tags.indexOf('0005_citus_ready');
+    expect(target).toBeGreaterThan(0);
+    const file = (tag: string) => readFile(`drizzle/${tag}.sql`, 'utf8');
+    const db = await bareDatabase();
+    try {
+      for (const tag of tags.slice(0, target)) await db.exec(await file(tag));
+      await db.exec(`
+        insert into webhooks (id, url, secret_ciphertext)
+          values ('00000000-0000-7000-8000-000000000001', 'https://example.com/hook', 'x');
+        insert into deliveries (id, consumer, webhook_id, event_id, event_type, user_id, retry_until)
+          values ('00000000-0000-7000-8000-0000000000a1', 'webhook:1',
+                  '00000000-0000-7000-8000-000000000001', '00000000-0000-7000-8000-0000000000e1',
+                  'transaction.created', 'alice', now()),
+                 ('00000000-0000-7000-8000-0000000000a2', 'handler:audit', null,
+                  '00000000-0000-7000-8000-0000000000e2', 'transaction.created', 'bob', now());
+        insert into delivery_attempts (delivery_id, latency_ms)
+          values ('00000000-0000-7000-8000-0000000000a1', 5),
+                 ('00000000-0000-7000-8000-0000000000a1', 6),
+                 ('00000000-0000-7000-8000-0000000000a2', 7);`);
+      await db.exec(`begin; ${await file(tags[target]!)}; commit;`);
+      const attempts = await db.rows<{ user_id: string; latency_ms: number }>(
+        'select user_id, latency_ms from delivery_attempts order by id',
+      );
+      expect(attempts).toEqual([
+        { user_id: 'alice', latency_ms: 5 },
+        { user_id: 'alice', latency_ms: 6 },
+        { user_id: 'bob', latency_ms: 7 },
+      ]);
+      // The new co-located foreign key still cascades, and a mismatched user is refused.
+      await db.exec(`delete from deliveries where user_id = 'alice'`);
+      const left = await db.rows<{ n: number }>('select count(*)::int as n from delivery_attempts');
+      expect(left).toEqual([{ n: 1 }]);
+      await expect(
+        db.exec(`insert into delivery_attempts (user_id, delivery_id, latency_ms)
+          values ('alice', '00000000-0000-7000-8000-0000000000a2', 1)`),
+      ).rejects.toThrow(/foreign key/);
+    } finally {
+      await db.close();
+    }
+  }, 60_000);
 });

@@ -45,7 +45,10 @@ export const events = pgTable(
   },
   (t) => [
     primaryKey({ columns: [t.userId, t.sequence] }),
-    uniqueIndex('events_id_idx').on(t.id),
+    // Unique per user, so the table can be distributed by user_id (docs/scaling.md); ids are
+    // UUIDv7 and unique in practice. The plain index serves the lookups by event id alone.
+    uniqueIndex('events_user_id_id_idx').on(t.userId, t.id),
+    index('events_id_idx').on(t.id),
     index('events_feed_idx').on(t.txId, t.sequence),
     index('events_user_feed_idx').on(t.userId, t.txId, t.sequence),
     index('events_created_at_idx').on(t.createdAt),

@@ -2,9 +2,11 @@ import { sql } from 'drizzle-orm';
 import {
   bigint,
   boolean,
+  foreignKey,
   index,
   integer,
   pgTable,
+  primaryKey,
   text,
   uniqueIndex,
   uuid,
@@ -61,7 +63,7 @@ export type DeliveryState = (typeof DELIVERY_STATES)[number];
 export const deliveries = pgTable(
   'deliveries',
   {
-    id: uuid('id').primaryKey(),
+    id: uuid('id').notNull(),
     position: bigint('position', { mode: 'bigint' }).generatedAlwaysAsIdentity(),
     consumer: text('consumer').notNull(),
     webhookId: uuid('webhook_id').references(() => webhooks.id, { onDelete: 'cascade' }),
@@ -79,9 +81,13 @@ export const deliveries = pgTable(
     updatedAt: timestampMs('updated_at').notNull().defaultNow(),
     completedAt: timestampMs('completed_at'),
   },
+  // user_id leads every key, so the table can be distributed by it (docs/scaling.md). `position`
+  // is unique by its identity, not by an index: every read of it goes through (consumer, user_id,
+  // position) or (webhook_id, position). The plain index on id serves lookups by delivery id.
   (t) => [
-    uniqueIndex('deliveries_position_idx').on(t.position),
-    uniqueIndex('deliveries_consumer_event_idx').on(t.consumer, t.eventId),
+    primaryKey({ columns: [t.userId, t.id] }),
+    index('deliveries_id_idx').on(t.id),
+    uniqueIndex('deliveries_user_consumer_event_idx').on(t.userId, t.consumer, t.eventId),
     index('deliveries_due_idx')
       .on(t.nextAttemptAt)
       .where(sql`${t.state} = 'pending'`),
@@ -100,15 +106,23 @@ export const deliveries = pgTable(
 export const deliveryAttempts = pgTable(
   'delivery_attempts',
   {
-    id: bigint('id', { mode: 'bigint' }).generatedAlwaysAsIdentity().primaryKey(),
-    deliveryId: uuid('delivery_id')
-      .notNull()
-      .references(() => deliveries.id, { onDelete: 'cascade' }),
+    id: bigint('id', { mode: 'bigint' }).generatedAlwaysAsIdentity(),
+    /** The delivery's user: co-locates an attempt with its delivery when distributed by user_id. */
+    userId: text('user_id').notNull(),
+    deliveryId: uuid('delivery_id').notNull(),
     attemptedAt: timestampMs('attempted_at').notNull().defaultNow(),
     statusCode: integer('status_code'),
     latencyMs: integer('latency_ms').notNull(),
     error: text('error'),
     manual: boolean('manual').notNull().default(false),
   },
-  (t) => [index('delivery_attempts_delivery_idx').on(t.deliveryId, t.id)],
+  (t) => [
+    primaryKey({ columns: [t.userId, t.id] }),
+    foreignKey({
+      name: 'delivery_attempts_delivery_fk',
+      columns: [t.userId, t.deliveryId],
+      foreignColumns: [deliveries.userId, deliveries.id],
+    }).onDelete('cascade'),
+    index('delivery_attempts_delivery_idx').on(t.deliveryId, t.id),
+  ],
 );

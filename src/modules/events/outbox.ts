@@ -97,7 +97,7 @@ interface Subscriber {
 /**
  * Moves up to `batchSize` new events from the feed into per-consumer deliveries, and the relay's
  * cursor past them, in one transaction: a crash repeats the whole step or none of it, and the
- * unique (consumer, event) index makes a repeat harmless. Events go in feed order, so a
+ * unique (user, consumer, event) index makes a repeat harmless. Events go in feed order, so a
  * delivery's `position` orders one consumer's deliveries for one user. A delivery with an earlier
  * one still pending for its (consumer, user) is parked until that one completes.
  */
@@ -157,7 +157,7 @@ export async function relayEvents(
             case when v.due then now() else ${PARKED} end
           from (values ${sql.join(rows.slice(i, i + INSERT_CHUNK_ROWS), sql`, `)})
             as v(id, consumer, webhook_id, event_id, event_type, user_id, due)
-          on conflict (consumer, event_id) do nothing`,
+          on conflict (user_id, consumer, event_id) do nothing`,
       );
     }
     await writeJobState(dbTx, RELAY_STATE_NAME, encodeFeedCursor(last.position));
@@ -390,8 +390,10 @@ async function insertAttempt(
   manual: boolean,
 ): Promise<void> {
   await dbTx.execute(
-    sql`insert into delivery_attempts (delivery_id, status_code, latency_ms, error, manual)
-      values (${deliveryId}, ${outcome.status}, ${outcome.latencyMs}, ${clip(outcome.error)}, ${manual})`,
+    // The attempt takes its delivery's user_id: the pair is the foreign key that co-locates them.
+    sql`insert into delivery_attempts (user_id, delivery_id, status_code, latency_ms, error, manual)
+      select user_id, id, ${outcome.status}, ${outcome.latencyMs}, ${clip(outcome.error)}, ${manual}
+      from deliveries where id = ${deliveryId}`,
   );
 }
 
