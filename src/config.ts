@@ -53,6 +53,8 @@ export interface Config {
   readonly dbPoolSize: number;
   readonly dbStatementTimeoutMs: number;
   readonly dbConnectTimeoutMs: number;
+  /** A request waiting on a PostgreSQL that answers nothing gets its 503 within this (ms). */
+  readonly dbHangTimeoutMs: number;
   readonly bodyLimitBytes: number;
   readonly requestTimeoutMs: number;
   readonly shutdownTimeoutMs: number;
@@ -60,6 +62,8 @@ export interface Config {
   readonly trustProxy: boolean;
   /** HTTP processes `npm start` runs (Node cluster, one shared port). */
   readonly webConcurrency: number;
+  /** Under WEB_CONCURRENCY > 1: restarts of a process failing right after starting, then give up. */
+  readonly webStartRetries: number;
   /** `inline`: this process also delivers events; `off`: another process (`npm run worker`) does. */
   readonly worker: 'inline' | 'off';
   /** How often the worker looks for new events and due retries when nothing wakes it sooner. */
@@ -392,12 +396,14 @@ export function loadConfig(env: Env = process.env): Config {
     dbPoolSize: integer('DB_POOL_SIZE', 10, 1, 200),
     dbStatementTimeoutMs: integer('DB_STATEMENT_TIMEOUT_MS', 5_000, 100, 600_000),
     dbConnectTimeoutMs: integer('DB_CONNECT_TIMEOUT_MS', 2_000, 100, 60_000),
+    dbHangTimeoutMs: integer('DB_HANG_TIMEOUT_MS', 3_000, 300, 60_000),
     bodyLimitBytes: integer('BODY_LIMIT_BYTES', 64 * 1024, 1024, 10 * 1024 * 1024),
     requestTimeoutMs: integer('REQUEST_TIMEOUT_MS', 15_000, 1_000, 600_000),
     shutdownTimeoutMs: integer('SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     idempotencyKeyTtlHours: integer('IDEMPOTENCY_KEY_TTL_HOURS', 24, 1, 24 * 30),
     trustProxy: boolean('TRUST_PROXY', false),
     webConcurrency: integer('WEB_CONCURRENCY', 1, 1, 64),
+    webStartRetries: integer('WEB_START_RETRIES', 5, 0, 20),
     worker: oneOf('WORKER', ['inline', 'off'] as const, 'inline'),
     workerPollMs: integer('WORKER_POLL_MS', 1_000, 10, 60_000),
     cacheWarmup: oneOf('CACHE_WARMUP', ['on', 'off'] as const, 'off'),

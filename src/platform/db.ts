@@ -47,8 +47,15 @@ export interface DatabaseOptions {
   poolSize: number;
   statementTimeoutMs: number;
   connectTimeoutMs: number;
+  /**
+   * PostgreSQL only: a request waiting on a database that answers nothing (a network black hole,
+   * a hung server) gets its 503 within this many milliseconds. Default 3000.
+   */
+  hangTimeoutMs?: number | undefined;
   logger: FastifyBaseLogger;
 }
+
+export const DB_HANG_TIMEOUT_MS_DEFAULT = 3_000;
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('../../drizzle', import.meta.url));
 // An arbitrary constant: the advisory lock that serialises migrations across replicas.
@@ -86,6 +93,11 @@ function openPostgres(options: DatabaseOptions & { databaseUrl: string }): Datab
     client.on('error', (error) => {
       logger.warn({ err: error }, 'database client error');
     });
+  });
+  const breaker = databaseBreaker(pool, {
+    databaseUrl: options.databaseUrl,
+    hangTimeoutMs: options.hangTimeoutMs ?? DB_HANG_TIMEOUT_MS_DEFAULT,
+    logger,
   });
   const db = drizzlePg({ client: pool, schema, casing: 'snake_case' }) as unknown as Db;
   // drizzle-orm 0.45 runs BEGIN outside the try/finally that releases a pooled client
@@ -144,6 +156,7 @@ function openPostgres(options: DatabaseOptions & { databaseUrl: string }): Datab
       }
     },
     async close() {
+      breaker.stop();
       await pool.end();
     },
   };
@@ -280,4 +293,137 @@ function statementSql(text: string, values: readonly (string | number | null)[])
   return sql.join(
     parts.map((part, i) => (i % 2 === 0 ? sql.raw(part) : sql`${values[Number(part) - 1]}`)),
   );
+}
+
+/** What a query meets while the database is known not to answer: a 503, at once. */
+export class DatabaseNotAnswering extends Error {
+  override readonly name = 'DatabaseNotAnswering';
+  /** SQLSTATE class 08 (connection exception): `isDatabaseUnavailable` knows it. */
+  readonly code = '08006';
+  constructor() {
+    super('The database is not answering; failing fast until it does');
+  }
+}
+
+/**
+ * A circuit breaker for a database that accepts connections but answers nothing (a network black
+ * hole, a hung server), where every query would otherwise wait for its own timeout.
+ *
+ * A watchdog looks at the pool every `hangTimeoutMs / 12`. When a connection has been checked
+ * out for `hangTimeoutMs / 3` it probes the database on a fresh connection (`select 1`, bounded by
+ * `hangTimeoutMs / 3`). A probe that gets no answer opens the breaker: every pooled connection is
+ * destroyed (their queries fail now, as 503s), and while it is open every checkout fails at once
+ * with DatabaseNotAnswering. A probe keeps running in the background; the first that succeeds
+ * closes the breaker. So a request waits at most about `hangTimeoutMs`, and the service recovers
+ * within a probe interval of the database answering again.
+ */
+function databaseBreaker(
+  pool: pg.Pool,
+  options: { databaseUrl: string; hangTimeoutMs: number; logger: FastifyBaseLogger },
+): { stop(): void } {
+  const suspectAfterMs = Math.round(options.hangTimeoutMs / 3);
+  const probeTimeoutMs = Math.round(options.hangTimeoutMs / 3);
+  const tickMs = Math.max(25, Math.round(options.hangTimeoutMs / 12));
+  const clients = new Set<pg.PoolClient>();
+  const checkedOut = new Map<pg.PoolClient, number>();
+  let open = false;
+  let probing = false;
+  let stopped = false;
+
+  pool.on('connect', (client) => clients.add(client));
+  pool.on('remove', (client) => {
+    clients.delete(client);
+    checkedOut.delete(client);
+  });
+  pool.on('acquire', (client) => checkedOut.set(client, Date.now()));
+  pool.on('release', (_error, client) => checkedOut.delete(client));
+
+  // While open, a checkout fails at once instead of waiting on a connection that never answers.
+  // pool.query checks out through this too.
+  const connect = pool.connect.bind(pool) as (
+    callback?: (error: Error | undefined, client?: pg.PoolClient, done?: () => void) => void,
+  ) => Promise<pg.PoolClient> | undefined;
+  Object.assign(pool, {
+    connect(
+      callback?: (error: Error | undefined, client?: pg.PoolClient, done?: () => void) => void,
+    ) {
+      if (!open) return connect(callback);
+      const error = new DatabaseNotAnswering();
+      if (callback) {
+        callback(error);
+        return undefined;
+      }
+      return Promise.reject(error);
+    },
+  });
+
+  /** True when the database answered `select 1` on a fresh connection within the bound. */
+  async function answers(): Promise<boolean> {
+    const client = new pg.Client({
+      connectionString: options.databaseUrl,
+      connectionTimeoutMillis: probeTimeoutMs,
+      query_timeout: probeTimeoutMs,
+      application_name: 'fido-transactions-api-probe',
+    });
+    client.on('error', () => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        client.connect().then(async () => {
+          await client.query('select 1');
+          return true;
+        }),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(false), probeTimeoutMs);
+        }),
+      ]);
+    } catch {
+      return false;
+    } finally {
+      clearTimeout(timer);
+      client.end().catch(() => undefined);
+    }
+  }
+
+  function trip(): void {
+    open = true;
+    options.logger.warn(
+      { database: 'not answering', hang_timeout_ms: options.hangTimeoutMs },
+      'database not answering: failing fast (503) until it does',
+    );
+    // Their queries would wait for their own timeouts: fail them now.
+    for (const client of clients) {
+      (
+        client as unknown as { connection?: { stream?: { destroy(): void } } }
+      ).connection?.stream?.destroy();
+    }
+  }
+
+  async function step(): Promise<void> {
+    if (probing || stopped) return;
+    const now = Date.now();
+    const stuck = [...checkedOut.values()].some((since) => now - since >= suspectAfterMs);
+    if (!open && !stuck) return;
+    probing = true;
+    try {
+      const ok = await answers();
+      if (stopped) return;
+      if (!open && !ok) trip();
+      else if (open && ok) {
+        open = false;
+        options.logger.info({ database: 'answering' }, 'database answering again');
+      }
+    } finally {
+      probing = false;
+    }
+  }
+
+  const watchdog = setInterval(() => void step(), tickMs);
+  watchdog.unref();
+  return {
+    stop() {
+      stopped = true;
+      clearInterval(watchdog);
+    },
+  };
 }

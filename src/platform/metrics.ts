@@ -1,7 +1,9 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RouteAccess } from './auth.js';
+import { wholeServerScrape } from './cluster-metrics.js';
 import type { DatabaseHandle } from './db.js';
+import { AppError } from './errors.js';
 
 /** The process's metrics, in one registry per app so tests and processes never share counters. */
 export function createMetrics(database?: Pick<DatabaseHandle, 'poolStats'>) {
@@ -87,15 +89,24 @@ export const metricsRoutes: FastifyPluginAsync<{ metrics: Metrics; access: Route
   app,
   { metrics, access },
 ) => {
+  // Under WEB_CONCURRENCY > 1: the sum over every HTTP process (cluster-metrics.ts).
+  const wholeServer = wholeServerScrape(metrics.registry);
   app.get(
     '/metrics',
     {
       schema: { tags: ['operations'], summary: 'Prometheus metrics (text exposition format)' },
       config: { access },
     },
-    async (_request, reply) => {
+    async (request, reply) => {
       void reply.type(metrics.registry.contentType);
-      return metrics.registry.metrics();
+      if (!wholeServer) return metrics.registry.metrics();
+      try {
+        return await wholeServer();
+      } catch (error) {
+        // A partial sum would make counters jump: the scrape fails instead, and says why.
+        request.log.warn({ err: error }, 'metrics of the whole server unavailable');
+        throw new AppError('SERVICE_UNAVAILABLE', 'Metrics of every HTTP process are unavailable');
+      }
     },
   );
 };

@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import type { FastifyInstance } from 'fastify';
 import { ConfigError } from '../config.js';
 
@@ -28,11 +29,20 @@ export function closeOnSignals(app: FastifyInstance, timeoutMs: number): void {
   process.once('SIGINT', () => stop('SIGINT'));
 }
 
+/** What an HTTP process under the supervisor sends it when it cannot start (server.ts logs it). */
+export const START_FAILED = 'fido:start-failed';
+
 /** The last word of an entry point that could not start. */
-export function failedToStart(error: unknown): never {
+export function failedToStart(error: unknown): void {
   // Logging may not exist yet (a bad configuration); stderr always does.
   const message =
     error instanceof ConfigError ? error.message : String((error as Error)?.stack ?? error);
+  if (cluster.isWorker && process.send) {
+    // Under the supervisor, which retries and logs the reason once rather than once per attempt.
+    process.send({ type: START_FAILED, reason: message }, () => process.exit(1));
+    setTimeout(() => process.exit(1), 2_000);
+    return;
+  }
   process.stderr.write(`fido-transactions-api failed to start: ${message}\n`);
   process.exit(1);
 }

@@ -57,6 +57,7 @@ export const databasePlugin = fp<DatabasePluginOptions>(
         poolSize: config.dbPoolSize,
         statementTimeoutMs: config.dbStatementTimeoutMs,
         connectTimeoutMs: config.dbConnectTimeoutMs,
+        hangTimeoutMs: config.dbHangTimeoutMs,
         logger: app.log,
       }));
     // Handed to onClose before anything else can fail: a failed migration still closes it.

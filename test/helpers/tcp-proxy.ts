@@ -2,13 +2,15 @@ import net from 'node:net';
 
 /**
  * A TCP proxy on 127.0.0.1 in front of a real server, so a test can take the network away and
- * give it back: `cut()` drops every open connection and refuses new ones, `restore()` listens
- * again on the same port.
+ * give it back: `cut()` drops every open connection and refuses new ones, `hang()` turns it into
+ * a black hole (connections stay open and new ones are accepted, but nothing is forwarded either
+ * way), `restore()` forwards again on the same port.
  */
 export class TcpProxy {
   private server: net.Server | undefined;
   private readonly sockets = new Set<net.Socket>();
   private listeningPort = 0;
+  private hanging = false;
 
   constructor(
     private readonly targetHost: string,
@@ -36,8 +38,25 @@ export class TcpProxy {
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
-  /** Listens again, on the same port as before. */
+  /**
+   * A black hole: every open connection stops forwarding (bytes sent into it are never answered)
+   * and new connections are accepted and held without reaching the server.
+   */
+  hang(): void {
+    this.hanging = true;
+    for (const socket of this.sockets) {
+      socket.unpipe();
+      socket.pause();
+    }
+  }
+
+  /** Forwards again, on the same port as before; connections held by hang() are dropped. */
   async restore(): Promise<void> {
+    if (this.hanging) {
+      this.hanging = false;
+      for (const socket of this.sockets) socket.destroy();
+      this.sockets.clear();
+    }
     if (this.server) return;
     await this.listen(this.port);
   }
@@ -59,6 +78,13 @@ export class TcpProxy {
   }
 
   private forward(downstream: net.Socket): void {
+    if (this.hanging) {
+      this.sockets.add(downstream);
+      downstream.on('error', () => downstream.destroy());
+      downstream.on('close', () => this.sockets.delete(downstream));
+      downstream.pause();
+      return;
+    }
     const upstream = net.connect({ host: this.targetHost, port: this.targetPort });
     this.sockets.add(downstream);
     this.sockets.add(upstream);

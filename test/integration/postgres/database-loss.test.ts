@@ -12,6 +12,7 @@ import {
 } from '../../helpers/app.js';
 import { transactionBody } from '../../helpers/factories.js';
 import { TcpProxy } from '../../helpers/tcp-proxy.js';
+import { eventually } from '../../helpers/webhook-receiver.js';
 
 /*
  * The database goes away under a running service (a network cut, a failover) and comes back.
@@ -237,5 +238,125 @@ describe('the database becomes unreachable', () => {
     const closed = await closesWithin(proxied, 5_000);
     handleClosed = true;
     expect(closed, 'closing the pool finished (no connection was lost track of)').toBe(true);
+  });
+});
+
+describe('the database hangs (a TCP black hole: connections open, nothing answered)', () => {
+  /** The service's configured bounds (DB_HANG_TIMEOUT_MS, and /readyz's own). */
+  const HANG_TIMEOUT_MS = 3_000;
+  const READINESS_BOUND_MS = 2_000;
+  /** Recovery: the service answers within this of the database answering again. */
+  const RECOVERY_BOUND_MS = 2_000;
+  /** Timer and scheduling slack on a loaded machine; still far below the requests' own bounds. */
+  const SLACK_MS = 1_500;
+
+  /** The answer and how long it took, measured around the call. */
+  async function timed(
+    request: () => Promise<LightMyRequestResponse>,
+  ): Promise<{ response: LightMyRequestResponse; ms: number }> {
+    const started = performance.now();
+    const response = await request();
+    return { response, ms: performance.now() - started };
+  }
+
+  it('answers 503 with Retry-After within the hang bound, fails fast while it lasts, and recovers by itself', async () => {
+    // Bounds of its own so long that, without the breaker, a request would wait 20 s.
+    const target = new URL(database.url as string);
+    target.hostname = '127.0.0.1';
+    target.port = String(proxy.port);
+    const patient = await openDatabase({
+      databaseUrl: target.toString(),
+      dataDir: 'unused',
+      poolSize: POOL_SIZE,
+      statementTimeoutMs: 20_000,
+      connectTimeoutMs: 10_000,
+      hangTimeoutMs: HANG_TIMEOUT_MS,
+      logger: pino({ level: 'info' }, logs),
+    });
+    const hung = await buildApp(testConfig(), {
+      database: patient,
+      keyRing: testKeyRing(),
+      logger: pino({ level: 'info' }, logs),
+    });
+    try {
+      const created = await hung.inject({
+        method: 'POST',
+        url: '/api/v1/transaction/',
+        payload: transactionBody(),
+      });
+      expect(created.statusCode).toBe(201);
+      const { id, user_id: userId } = created.json<{ data: { id: string; user_id: string } }>()
+        .data;
+      const read = () => hung.inject({ method: 'GET', url: `/api/v1/transaction/${id}` });
+      const reads = await Promise.all(Array.from({ length: POOL_SIZE }, read));
+      for (const each of reads) expect(each.statusCode).toBe(200);
+
+      proxy.hang();
+
+      // Arriving while the database has just stopped answering: each waits at most the bound.
+      const first = await Promise.all([
+        timed(read),
+        timed(() =>
+          hung.inject({
+            method: 'GET',
+            url: '/api/v1/transaction/0192f0c4-0000-7000-8000-000000000000',
+          }),
+        ),
+        timed(() =>
+          hung.inject({ method: 'POST', url: '/api/v1/transaction/', payload: transactionBody() }),
+        ),
+        timed(() => hung.inject({ method: 'GET', url: '/readyz' })),
+      ]);
+      for (const [index, { response, ms }] of first.entries()) {
+        // A write whose statement was already sent into the black hole cannot say whether it was
+        // applied: it answers 504 WRITE_OUTCOME_UNKNOWN instead (retry with the same key).
+        if (index === 2 && response.statusCode === 504) {
+          expect(response.json()).toMatchObject({ code: 'WRITE_OUTCOME_UNKNOWN' });
+        } else {
+          expect(response.statusCode, `request ${index}: ${response.body}`).toBe(503);
+          expect(response.headers['retry-after']).toMatch(/^\d+$/);
+        }
+        expect(ms, `request ${index} answered 503 rather than hanging`).toBeLessThan(
+          (index === 3 ? READINESS_BOUND_MS : HANG_TIMEOUT_MS) + SLACK_MS,
+        );
+      }
+      expect(
+        await loggedEventually('database not answering: failing fast (503) until it does'),
+      ).toBe(true);
+
+      // Known down: every request needing the database fails fast, with the route's message.
+      for (const request of [
+        read,
+        () =>
+          hung.inject({ method: 'POST', url: '/api/v1/transaction/', payload: transactionBody() }),
+        () => hung.inject({ method: 'GET', url: `/api/v1/transaction/history/${userId}-other` }),
+        () => hung.inject({ method: 'GET', url: '/readyz' }),
+      ]) {
+        const { response, ms } = await timed(request);
+        expect(response.statusCode).toBe(503);
+        expect(response.headers['retry-after']).toMatch(/^\d+$/);
+        expect(ms).toBeLessThan(READINESS_BOUND_MS + SLACK_MS);
+      }
+      expectUnavailable(await read(), 'An error occurred while retrieving transaction data');
+      expect((await hung.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+
+      await proxy.restore();
+      const restoredAt = performance.now();
+      const back = await eventually(
+        async () => {
+          const response = await read();
+          return response.statusCode === 200 ? performance.now() - restoredAt : undefined;
+        },
+        { what: 'the service to recover', timeoutMs: 15_000, intervalMs: 50 },
+      );
+      expect(back, 'recovered within the bound of the database answering again').toBeLessThan(
+        RECOVERY_BOUND_MS + SLACK_MS,
+      );
+      expect((await hung.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
+      expect(logs.messages()).toContain('database answering again');
+    } finally {
+      await hung.close();
+      await closesWithin(patient, 5_000);
+    }
   });
 });
