@@ -5,13 +5,15 @@
  * runs it alone with the hello-world ceiling; a `-2-processes` one (PostgreSQL and Redis only)
  * brings its 1-process counterpart along, for the `× 1 process` ratio. `scaling` (seeds
  * 10^6 rows), `cache` and `import` (import-legacy throughput) are separate, in-process benchmarks
- * that run only when named, as is `scale-out` (a private primary with a streaming replica, Redis,
- * and the API on 1 and 2 processes).
+ * that run only when named, as are `scale-out` (a private primary with a streaming replica, Redis,
+ * and the API on 1 and 2 processes) and `jetstream` (the relay to NATS JetStream: a backlog's
+ * events/s, the lag under create load).
  */
 import { parseArgs } from 'node:util';
 import { scaling } from './scaling.js';
 import { cacheScenario } from './cache.js';
 import { importScenario } from './import.js';
+import { jetStreamScenario } from './jetstream.js';
 import { scaleOut } from './scale-out.js';
 import { runSuite, SCENARIO_NAMES, SCENARIOS } from './suite.js';
 
@@ -20,6 +22,7 @@ const STANDALONE: Record<string, () => Promise<void>> = {
   cache: cacheScenario,
   import: importScenario,
   'scale-out': scaleOut,
+  jetstream: jetStreamScenario,
 };
 
 const { values } = parseArgs({

@@ -16,10 +16,14 @@ import { transactionBody } from '../helpers/factories.js';
  * PostgreSQL database; otherwise the embedded PGlite under DATA_DIR.
  */
 
-/** Start-up compiles TypeScript and may create a PGlite database: generous, but bounded. */
-const START_TIMEOUT_MS = 60_000;
-const EXIT_TIMEOUT_MS = 20_000;
-const TEST_TIMEOUT_MS = 120_000;
+/*
+ * Every wait below is for a condition (a log line, an exit, a closed socket), never a fixed
+ * sleep; the bounds only catch a hang. They are sized for a fresh clone on a loaded 2-core
+ * machine, where start-up (compiling TypeScript, creating a PGlite database) took over a minute.
+ */
+const START_TIMEOUT_MS = 180_000;
+const EXIT_TIMEOUT_MS = 60_000;
+const TEST_TIMEOUT_MS = 420_000;
 
 interface Exit {
   code: number | null;
@@ -232,7 +236,7 @@ class SlowRequest {
 
   static async open(port: number): Promise<SlowRequest> {
     const socket = net.connect({ port, host: '127.0.0.1' });
-    await within(once(socket, 'connect'), 10_000, () => 'a connection to the server');
+    await within(once(socket, 'connect'), EXIT_TIMEOUT_MS, () => 'a connection to the server');
     return new SlowRequest(socket);
   }
 
@@ -242,7 +246,7 @@ class SlowRequest {
 
   /** Waits until the server has sent `text` (bounded). */
   async sawResponse(text: string): Promise<void> {
-    const deadline = Date.now() + 10_000;
+    const deadline = Date.now() + EXIT_TIMEOUT_MS;
     while (!this.received.includes(text)) {
       if (Date.now() > deadline) throw new Error(`no "${text}" from the server: ${this.received}`);
       await new Promise((resolve) => setTimeout(resolve, 10));
