@@ -20,7 +20,10 @@ export default defineConfig({
     // Each integration file builds its own database (a PGlite instance or a fresh PostgreSQL
     // database); two workers match the two cores CI has.
     maxWorkers: 2,
-    testTimeout: 30_000,
-    hookTimeout: 60_000,
+    // Hang detectors, not speed checks (speed is `npm run bench`'s): sized for a fresh clone on
+    // a loaded 2-core machine, where a file's set-up and its heaviest tests ran 3–5x slower than
+    // on an idle one (auth-matrix's route × caller sweep failed at the former 30 s).
+    testTimeout: 120_000,
+    hookTimeout: 180_000,
   },
 });

@@ -116,7 +116,10 @@ function parseCounters(text: string): Counters {
   };
 }
 
-/** /metrics of every HTTP process (each on a connection of its own), summed. */
+/**
+ * /metrics of every HTTP process (each on a connection of its own), summed; or one answer when the
+ * server already sums its processes in each.
+ */
 async function serverCounters(server: ServerProcess): Promise<Counters> {
   const pids =
     server.httpProcesses === 1
@@ -161,6 +164,10 @@ async function serverCounters(server: ServerProcess): Promise<Counters> {
   }
   if (seen.size < pids.length) throw new Error(`${server.name}: not every process answered`);
   const all = [...seen.values()];
+  // A server that sums its processes in every scrape answers the same from each of them (at rest,
+  // between loads): then one answer is the whole server.
+  const first = JSON.stringify(all[0]);
+  if (all.length > 1 && all.every((c) => JSON.stringify(c) === first)) return all[0]!;
   const total = (key: keyof Counters) => all.reduce((sum, c) => sum + c[key], 0);
   return {
     cacheErrors: total('cacheErrors'),

@@ -209,6 +209,9 @@ const STATUS_TEXT: Readonly<Record<string, string>> = {
   '503':
     'A dependency (the database) is unavailable, or the server is shutting down: retry after ' +
     '`Retry-After` seconds.',
+  '504':
+    'The database did not confirm the write: it may or may not have been applied. Retry with the ' +
+    'same `Idempotency-Key` to learn its outcome, or read the record before writing again.',
 };
 
 const GENERIC_EXAMPLES: Readonly<Record<string, ErrorExample[]>> = {
@@ -223,7 +226,7 @@ const GENERIC_EXAMPLES: Readonly<Record<string, ErrorExample[]>> = {
   '412': [
     {
       code: 'PRECONDITION_FAILED',
-      message: 'The transaction has changed since that version was read',
+      message: `Transaction ${TRANSACTION_ID_EXAMPLE} has changed: If-Match does not match its current version 2`,
     },
   ],
   '413': [{ code: 'PAYLOAD_TOO_LARGE', message: 'Request body is too large' }],
@@ -463,8 +466,8 @@ function headersFor(status: string, operation: Operation, method: string): strin
   const code = Number(status);
   const authenticated = (operation.security?.length ?? 0) > 0;
   // Rate limiting runs before the route's own work, after routing: everything but the answers
-  // the router and the HTTP server give first.
-  if (authenticated && !['400', '414', '431'].includes(status)) names.push(...RATE_LIMIT_HEADERS);
+  // the router and the HTTP server give first (a 400 may come from either side).
+  if (authenticated && !['414', '431'].includes(status)) names.push(...RATE_LIMIT_HEADERS);
   if (status === '429' || status === '503') names.push('Retry-After');
   if (status === '401' || status === '403') names.push('WWW-Authenticate');
   if (method === 'get' && (status === '200' || status === '304')) names.push('ETag');
@@ -472,9 +475,10 @@ function headersFor(status: string, operation: Operation, method: string): strin
     names.push(...(EXTRA_SUCCESS_HEADERS[operation.operationId ?? ''] ?? []));
     const params = new Set((operation.parameters ?? []).map((p) => String(p.name)));
     if (params.has('idempotency-key')) names.push('Idempotent-Replayed');
-    if (operation.operationId === 'getReadiness') names.push('Fido-Auth');
   }
-  if (operation.operationId === 'getReadiness' && status === '503') names.push('Fido-Auth');
+  if (operation.operationId === 'getReadiness' && ['200', '304', '503'].includes(status)) {
+    names.push('Fido-Auth');
+  }
   return [...new Set(names)];
 }
 
@@ -577,6 +581,8 @@ function finishOperation(path: string, method: string, operation: Operation, doc
         .join('');
 
   const parameters = operation.parameters ?? [];
+  // Before the path bound below is added: that one answers 414 (the router), not 422.
+  const validated = parameters.some((p) => constrains(p.schema));
   const authenticated = (operation.security?.length ?? 0) > 0;
   if (!authenticated) {
     operation.security = [];
@@ -605,7 +611,7 @@ function finishOperation(path: string, method: string, operation: Operation, doc
   add('431', '503');
   if (parameters.some((p) => p.in === 'path')) add('400', '414');
   if (operation.requestBody) add('400', '413', '415', '422');
-  if (parameters.some((p) => constrains(p.schema))) add('422');
+  if (validated) add('422');
   const names = new Set(parameters.map((p) => String(p.name).toLowerCase()));
   if (names.has('idempotency-key')) add('409', '422');
   if (names.has('if-match')) add('412');
@@ -711,6 +717,7 @@ const RESPONSE_NAMES: Readonly<Record<string, string>> = {
   '429': 'TooManyRequests',
   '431': 'RequestHeaderFieldsTooLarge',
   '503': 'ServiceUnavailable',
+  '504': 'WriteOutcomeUnknown',
 };
 
 /**

@@ -268,7 +268,8 @@ describe('authorization matrix', () => {
     expect(app.accessRoutes.length).toBeGreaterThan(20);
   });
 
-  it('answers every route × caller with the expected status', async () => {
+  // About 250 cases, each on fresh data: ~20 s on an idle machine, several times that under load.
+  it('answers every route × caller with the expected status', { timeout: 600_000 }, async () => {
     const failures: string[] = [];
     let checked = 0;
     for (const route of app.accessRoutes) {

@@ -18,7 +18,15 @@ const Url = Type.String({
   description: 'Where deliveries are POSTed: an absolute http or https URL.',
   examples: ['https://example.com/hooks/fido'],
 });
-const Description = Type.Union([Type.String({ maxLength: DESCRIPTION_LENGTH_MAX }), Type.Null()]);
+// PostgreSQL text holds no NUL and no unpaired surrogate: refused here (422), not there (500).
+const Description = Type.Union([
+  Type.String({
+    maxLength: DESCRIPTION_LENGTH_MAX,
+    pattern: '^[^\\u0000\\p{Cs}]*$',
+    'x-error-message': 'String should not contain NUL characters or unpaired surrogates',
+  }),
+  Type.Null(),
+]);
 
 export const CreateWebhookBody = Type.Object(
   {
