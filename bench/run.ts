@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --scenario NAME[,NAME…]] [-- --list]
+ * npm run bench [-- --scenario NAME[,NAME…]] [-- --list] [-- --help]
  *
  * Without --scenario: the API suite (bench/suite.ts), every scenario. A suite scenario by name
  * runs it alone with the hello-world ceiling; a `-2-processes` one (PostgreSQL and Redis only)
@@ -25,12 +25,42 @@ const STANDALONE: Record<string, () => Promise<void>> = {
   jetstream: jetStreamScenario,
 };
 
-const { values } = parseArgs({
-  options: {
-    scenario: { type: 'string', multiple: true },
-    list: { type: 'boolean' },
-  },
-});
+const USAGE = `Usage: npm run bench [-- --scenario NAME[,NAME…]] [-- --list] [-- --help]
+
+  (no option)          the API suite, every scenario, on embedded PGlite, or on PostgreSQL and
+                       Redis with BENCH_DATABASE_URL and BENCH_REDIS_URL
+  --scenario NAME      only these scenarios (repeatable, or comma-separated); scaling and cache
+                       run only when named
+  --list               the scenario names
+  --help, -h           this text
+
+Knobs (environment): BENCH_SECONDS, BENCH_WARMUP_SECONDS, BENCH_CONNECTIONS, BENCH_DEEP_PAGES,
+BENCH_POOL_USERS, BENCH_POOL_ROWS, BENCH_NODE_OPTIONS, BENCH_CPU_PROF=1, BENCH_KEEP=1.
+See docs/performance.md.
+`;
+
+function parseOptions() {
+  try {
+    return parseArgs({
+      options: {
+        scenario: { type: 'string', multiple: true },
+        list: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }).values;
+  } catch (error) {
+    // An unknown option or a missing value: say which, and how to call it.
+    process.stderr.write(`${(error as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
+const values = parseOptions();
+
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
 
 if (values.list) {
   const listed = SCENARIOS.map((s) =>

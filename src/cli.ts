@@ -2,12 +2,13 @@ import { parseArgs } from 'node:util';
 import { buildApp, loadKeyRing } from './app.js';
 import { reconcileAll, reconcileUser } from './modules/analytics/index.js';
 import { retireHandler } from './modules/events/index.js';
-import { ConfigError, loadConfig, readDotEnv, type Config } from './config.js';
+import { loadConfig, readDotEnv, type Config } from './config.js';
 import type { FastifyBaseLogger } from 'fastify';
 import { FieldCipher, generateKeyBase64 } from './platform/crypto.js';
 import { createCache, redisStore } from './platform/cache.js';
 import { createRedisConnection } from './platform/redis.js';
-import { openDatabase } from './platform/db.js';
+import { DataDirInUseError, openDatabase } from './platform/db.js';
+import { describeFailure } from './platform/process.js';
 import {
   ROTATION_BATCH_SIZE_DEFAULT,
   ROTATION_BATCH_SIZE_MAX,
@@ -118,10 +119,80 @@ async function keysCommand(db: Db, args: string[], options: KeysOptions): Promis
   }
 }
 
+/**
+ * `keys create` while a server runs on the embedded database: the data directory is the server's,
+ * so the key is made through the server's API instead. A server that is still open (development
+ * before its first key, when its start-up hint says to run this command) lets that in; one that
+ * requires credentials already does not, and the operator is told what to do instead.
+ */
+async function createKeyThroughServer(
+  config: Config,
+  options: KeysOptions,
+  inUse: DataDirInUseError,
+): Promise<number> {
+  const host = ['0.0.0.0', '::', ''].includes(config.host) ? '127.0.0.1' : config.host;
+  const origin = `http://${host.includes(':') ? `[${host}]` : host}:${config.port}`;
+  const days = options['expires-in-days'];
+  let response: Response;
+  try {
+    response = await fetch(`${origin}/api/v1/api-keys`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        name: options.name ?? '',
+        scopes: (options.scopes ?? '').split(',').map((scope) => scope.trim()),
+        ...(days === undefined ? {} : { expires_in_days: Number(days) }),
+      }),
+      signal: AbortSignal.timeout(10_000),
+    });
+  } catch {
+    // Nothing answers on PORT: the directory is held by a process we cannot ask.
+    process.stderr.write(`${inUse.message}\n`);
+    return 1;
+  }
+  const body = (await response.json().catch(() => ({}))) as {
+    data?: { id: string; name: string; scopes: string[]; expires_at: string | null; key: string };
+    message?: string;
+    detail?: { loc: (string | number)[]; msg: string }[];
+  };
+  if (response.status === 201 && body.data) {
+    const { data } = body;
+    process.stdout.write(`${data.key}\n`);
+    process.stderr.write(
+      `Created API key ${data.id} (${data.name}; scopes ${data.scopes.join(', ')}; ` +
+        `expires ${data.expires_at ?? 'never'}) through the server running on ${origin}, ` +
+        'which from now on requires credentials. ' +
+        'It is shown this once and stored only as a hash: keep it somewhere safe.\n',
+    );
+    return 0;
+  }
+  if (response.status === 401 || response.status === 403) {
+    process.stderr.write(
+      `DATA_DIR ${inUse.dataDir} is in use by the server running on ${origin}, which already ` +
+        'requires credentials: create more keys through its API with an admin key ' +
+        `(curl -X POST ${origin}/api/v1/api-keys, see docs/access-control.md), ` +
+        'or stop the server and run this command again.\n',
+    );
+    return 1;
+  }
+  if (response.status === 422 && body.detail) {
+    const problems = body.detail.map((issue) => `${issue.loc.slice(1).join('.')}: ${issue.msg}`);
+    process.stderr.write(`${problems.join('\n')}\n`);
+    return 2;
+  }
+  process.stderr.write(
+    `The server running on ${origin} answered ${response.status}: ${body.message ?? ''}\n`,
+  );
+  return 1;
+}
+
 const USAGE = `Usage: fido <command> [options]
 
 Commands:
   migrate                     apply database migrations and exit
+  preflight                   apply migrations, then exit 1 with what to do when the API could
+                              not start: NODE_ENV=production (or AUTH_MODE=required) with no
+                              API key and no JWT setting (docker compose runs it first)
   rotate-keys [--batch-size N]
                               re-encrypt every stored name and secret under the active key
                               (safe to interrupt with Ctrl-C and run again)
@@ -197,20 +268,45 @@ async function main(argv: string[]): Promise<number> {
   const logger = createLogger(config.logLevel);
   const migration = await migrationCommand(command, config, logger, values);
   if (migration !== undefined) return migration;
-  const database = await openDatabase({
-    databaseUrl: config.databaseUrl,
-    dataDir: config.dataDir,
-    poolSize: 2,
-    statementTimeoutMs: config.dbStatementTimeoutMs,
-    connectTimeoutMs: config.dbConnectTimeoutMs,
-    logger,
-  });
+  let database;
+  try {
+    database = await openDatabase({
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      poolSize: 2,
+      statementTimeoutMs: config.dbStatementTimeoutMs,
+      connectTimeoutMs: config.dbConnectTimeoutMs,
+      logger,
+    });
+  } catch (error) {
+    if (error instanceof DataDirInUseError && command === 'keys' && positionals[1] === 'create') {
+      return createKeyThroughServer(config, values, error);
+    }
+    throw error;
+  }
   try {
     switch (command) {
       case 'migrate':
         await database.migrate();
         logger.info({ database: database.kind }, 'migrations applied');
         return 0;
+      case 'preflight': {
+        await database.migrate();
+        const required = config.nodeEnv === 'production' || config.authMode === 'required';
+        const tokens = Boolean(config.jwtSecret || config.jwtJwksUrl || config.jwtJwks);
+        if (required && !tokens && !(await createApiKeysService({ db: database.db }).hasUsable())) {
+          process.stderr.write(
+            'The API will not start yet: credentials are required and nobody could present ' +
+              'any (no API key, no JWT setting). Create the first key with ' +
+              '`node dist/cli.js keys create --scopes admin --name ops` ' +
+              '(Docker Compose: `docker compose run --rm setup keys create --scopes admin --name ops`), ' +
+              'then start again.\n',
+          );
+          return 1;
+        }
+        logger.info({ database: database.kind }, 'migrations applied; the API can start');
+        return 0;
+      }
       case 'keys':
         await database.migrate();
         return await keysCommand(database.db, positionals.slice(1), values);
@@ -387,9 +483,7 @@ async function migrationCommand(
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
-    const message =
-      error instanceof ConfigError ? error.message : String((error as Error)?.stack ?? error);
-    process.stderr.write(`${message}\n`);
+    process.stderr.write(`${describeFailure(error)}\n`);
     process.exit(1);
   },
 );

@@ -2,6 +2,7 @@ import { Cron } from 'croner';
 import { isCurrencyCode } from './domain/money.js';
 import { PAGE_SIZE_MAX } from './domain/pagination.js';
 import { KeyConfigError, parseKeyRing } from './platform/crypto.js';
+import { StartupError } from './platform/errors.js';
 
 /**
  * The service's configuration: every environment variable is read here, once, and nowhere else.
@@ -133,10 +134,15 @@ export interface Config {
   readonly natsSubjectPrefix: string;
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends StartupError {
   constructor(readonly problems: readonly string[]) {
     super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
     this.name = 'ConfigError';
+  }
+
+  /** Every problem on one line, for an operator's terminal. */
+  override toString(): string {
+    return `invalid configuration: ${this.problems.join('; ')}`;
   }
 }
 

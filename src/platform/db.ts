@@ -13,7 +13,12 @@ import pg from 'pg';
 import lockfile from 'proper-lockfile';
 import type { FastifyBaseLogger } from 'fastify';
 import * as schema from '../db/schema/index.js';
-import { CommitOutcomeUnknown, isDatabaseUnavailable, leavesOutcomeUnknown } from './errors.js';
+import {
+  CommitOutcomeUnknown,
+  isDatabaseUnavailable,
+  leavesOutcomeUnknown,
+  StartupError,
+} from './errors.js';
 
 export type Schema = typeof schema;
 /** A database handle or an open database transaction: repositories accept either. */
@@ -60,6 +65,22 @@ export const DB_HANG_TIMEOUT_MS_DEFAULT = 3_000;
 const MIGRATIONS_DIR = fileURLToPath(new URL('../../drizzle', import.meta.url));
 // An arbitrary constant: the advisory lock that serialises migrations across replicas.
 const MIGRATION_LOCK_ID = 7_201_553_001;
+
+/** Another process (a running server, say) holds the embedded database's data directory. */
+export class DataDirInUseError extends StartupError {
+  override name = 'DataDirInUseError';
+  constructor(
+    readonly dataDir: string,
+    options: { cause: unknown },
+  ) {
+    super(
+      `DATA_DIR ${dataDir} is in use by another process of this service. ` +
+        'The embedded database allows one process per directory: stop the other one, ' +
+        'choose another DATA_DIR, or set DATABASE_URL to use PostgreSQL.',
+      options,
+    );
+  }
+}
 
 export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
   return options.databaseUrl
@@ -177,12 +198,7 @@ async function openPglite(options: DatabaseOptions): Promise<DatabaseHandle> {
         onCompromised: (error) => options.logger.error({ err: error }, 'data directory lock lost'),
       });
     } catch (error) {
-      throw new Error(
-        `DATA_DIR ${options.dataDir} is in use by another process of this service. ` +
-          'The embedded database allows one process per directory: stop the other one, ' +
-          'choose another DATA_DIR, or set DATABASE_URL to use PostgreSQL.',
-        { cause: error },
-      );
+      throw new DataDirInUseError(options.dataDir, { cause: error });
     }
     dataPath = path.join(options.dataDir, 'pgdata');
   }

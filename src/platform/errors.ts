@@ -139,3 +139,12 @@ export class CommitOutcomeUnknown extends Error {
 export function leavesOutcomeUnknown(error: unknown): boolean {
   return isDatabaseUnavailable(error) && (error as { code?: unknown }).code !== '57014';
 }
+
+/**
+ * A process cannot start (or a CLI command cannot run) because of how it was set up: a bad
+ * setting, a data directory in use, no way to authenticate. The operator needs one line saying
+ * what to do, not a stack trace.
+ */
+export class StartupError extends Error {
+  override name = 'StartupError';
+}

@@ -1,6 +1,6 @@
 import cluster from 'node:cluster';
 import type { FastifyInstance } from 'fastify';
-import { ConfigError } from '../config.js';
+import { StartupError } from './errors.js';
 
 /** Closes `app` on SIGTERM or SIGINT, then exits; work in flight gets until `timeoutMs`. */
 export function closeOnSignals(app: FastifyInstance, timeoutMs: number): void {
@@ -29,14 +29,22 @@ export function closeOnSignals(app: FastifyInstance, timeoutMs: number): void {
   process.once('SIGINT', () => stop('SIGINT'));
 }
 
+/**
+ * What an operator is told about `error`: one line for a set-up problem (a bad setting, a data
+ * directory in use, no way to authenticate), the stack for anything else (a bug).
+ */
+export function describeFailure(error: unknown): string {
+  if (error instanceof StartupError) return error.toString().replace(/^\w*Error: /, '');
+  return String((error as Error)?.stack ?? error);
+}
+
 /** What an HTTP process under the supervisor sends it when it cannot start (server.ts logs it). */
 export const START_FAILED = 'fido:start-failed';
 
 /** The last word of an entry point that could not start. */
 export function failedToStart(error: unknown): void {
   // Logging may not exist yet (a bad configuration); stderr always does.
-  const message =
-    error instanceof ConfigError ? error.message : String((error as Error)?.stack ?? error);
+  const message = describeFailure(error);
   if (cluster.isWorker && process.send) {
     // Under the supervisor, which retries and logs the reason once rather than once per attempt.
     process.send({ type: START_FAILED, reason: message }, () => process.exit(1));

@@ -5,7 +5,7 @@ import type { Config } from '../config.js';
 import { looksLikeApiKey, type ApiKeysService } from '../modules/api-keys/index.js';
 import { installAccessControl, type Authentication, type Scope } from '../platform/auth.js';
 import { createTokenVerifier, type TokenVerifier } from '../platform/jwt.js';
-import { AppError } from '../platform/errors.js';
+import { AppError, StartupError } from '../platform/errors.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -15,7 +15,7 @@ declare module 'fastify' {
 }
 
 /** The service cannot start: nobody could ever authenticate. */
-export class AuthSetupError extends Error {
+export class AuthSetupError extends StartupError {
   override readonly name = 'AuthSetupError';
 }
 

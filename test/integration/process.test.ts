@@ -1,4 +1,3 @@
-import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -7,7 +6,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/app.js';
-import { spawnEntry } from '../helpers/entry.js';
+import {
+  EXIT_TIMEOUT_MS,
+  START_TIMEOUT_MS,
+  ServerProcess,
+  within,
+} from '../helpers/server-process.js';
 import { transactionBody } from '../helpers/factories.js';
 
 /*
@@ -16,130 +20,8 @@ import { transactionBody } from '../helpers/factories.js';
  * PostgreSQL database; otherwise the embedded PGlite under DATA_DIR.
  */
 
-/*
- * Every wait below is for a condition (a log line, an exit, a closed socket), never a fixed
- * sleep; the bounds only catch a hang. They are sized for a fresh clone on a loaded 2-core
- * machine, where start-up (compiling TypeScript, creating a PGlite database) took over a minute.
- */
-const START_TIMEOUT_MS = 180_000;
-const EXIT_TIMEOUT_MS = 60_000;
+// Start-up and exit bounds (START_TIMEOUT_MS, EXIT_TIMEOUT_MS) live in ../helpers/server-process.ts.
 const TEST_TIMEOUT_MS = 420_000;
-
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
-/** One server process and everything it has said so far. */
-class ServerProcess {
-  readonly child: ChildProcess;
-  readonly lines: Record<string, unknown>[] = [];
-  stdout = '';
-  stderr = '';
-  readonly exited: Promise<Exit>;
-  private exit: Exit | undefined;
-  private readonly listeners = new Set<() => void>();
-
-  constructor(env: Record<string, string>) {
-    // The working directory is an empty one, so a developer's .env cannot leak in.
-    this.child = spawnEntry('server', env, { cwd: workDir, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.exited = new Promise((resolve) => {
-      this.child.once('exit', (code, signal) => {
-        this.exit = { code, signal };
-        this.notify();
-        resolve(this.exit);
-      });
-    });
-    let partial = '';
-    this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-      this.stdout += chunk;
-      partial += chunk;
-      const complete = partial.split('\n');
-      partial = complete.pop() ?? '';
-      for (const line of complete) {
-        try {
-          this.lines.push(JSON.parse(line) as Record<string, unknown>);
-        } catch {
-          // Not a log line; kept in `stdout` for the failure message.
-        }
-      }
-      this.notify();
-    });
-    this.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-      this.stderr += chunk;
-    });
-  }
-
-  get running(): boolean {
-    return this.exit === undefined;
-  }
-
-  /** Waits for a log line whose message matches; fails if the process exits first. */
-  async logLine(pattern: RegExp, ms = START_TIMEOUT_MS): Promise<Record<string, unknown>> {
-    return this.until(ms, `a log line matching ${pattern}`, () =>
-      this.lines.find((line) => pattern.test(String(line.msg))),
-    );
-  }
-
-  /** The port from Fastify's "Server listening at http://127.0.0.1:PORT" line. */
-  async listeningPort(): Promise<number> {
-    const line = await this.logLine(/^Server listening at http:\/\/127\.0\.0\.1:\d+$/);
-    return Number(/:(\d+)$/.exec(String(line.msg))?.[1]);
-  }
-
-  async exitWithin(ms = EXIT_TIMEOUT_MS): Promise<Exit> {
-    return within(this.exited, ms, () => `the server to exit\n${this.output()}`);
-  }
-
-  output(): string {
-    return `--- stdout ---\n${this.stdout}\n--- stderr ---\n${this.stderr}`;
-  }
-
-  private until<T>(ms: number, what: string, probe: () => T | undefined): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const check = () => {
-        const found = probe();
-        if (found !== undefined) return finish(() => resolve(found));
-        if (this.exit) {
-          const { code, signal } = this.exit;
-          finish(() =>
-            reject(new Error(`server exited (${code ?? signal}) before ${what}\n${this.output()}`)),
-          );
-        }
-      };
-      const timer = setTimeout(
-        () => finish(() => reject(new Error(`timed out waiting for ${what}\n${this.output()}`))),
-        ms,
-      );
-      const finish = (settle: () => void) => {
-        clearTimeout(timer);
-        this.listeners.delete(check);
-        settle();
-      };
-      this.listeners.add(check);
-      check();
-    });
-  }
-
-  private notify(): void {
-    for (const listener of [...this.listeners]) listener();
-  }
-}
-
-async function within<T>(promise: Promise<T>, ms: number, what: () => string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`timed out after ${ms} ms waiting for ${what()}`)),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 let workDir: string;
 beforeAll(async () => {
@@ -177,13 +59,16 @@ async function databaseEnv(): Promise<Record<string, string>> {
 }
 
 function startServer(env: Record<string, string>): ServerProcess {
-  const server = new ServerProcess({
-    PORT: '0',
-    HOST: '127.0.0.1',
-    LOG_LEVEL: 'info',
-    NODE_ENV: 'development',
-    ...env,
-  });
+  const server = new ServerProcess(
+    {
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      NODE_ENV: 'development',
+      ...env,
+    },
+    workDir,
+  );
   servers.add(server);
   return server;
 }
