@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { loadConfig } from '../src/config.js';
-import { reconcileAll } from '../src/modules/analytics/reconciliation.js';
+import { reconcileAll } from '../src/modules/analytics/index.js';
 import { runMigrationCommand, type MigrationOptions } from '../src/modules/legacy/index.js';
 import { FieldCipher } from '../src/platform/crypto.js';
 import { createLogger } from '../src/platform/logging.js';

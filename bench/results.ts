@@ -34,6 +34,13 @@ export interface ScenarioResult {
    * same run (null when that did not run). Absent in files written before it existed.
    */
   ratioToOneProcess?: number | null;
+  /** On the default configuration: the event worker's backlog when the load ended. */
+  workerBacklogAtEnd?: number | null;
+  /** How long the worker took to catch up after the load (its CPU is in serverCpuMsPerRequest). */
+  drainMs?: number | null;
+  /** On the default configuration: req/s, and CPU per request, over the API-only scenario's. */
+  ratioToApiOnly?: number | null;
+  cpuRatioToApiOnly?: number | null;
 }
 
 export interface ResultsFile {
@@ -157,6 +164,14 @@ export function report(results: ResultsFile, dir: string): void {
     if (odd.length > 0) {
       console.log(`  ${s.name}: ${odd.map(([code, n]) => `${n} × ${code}`).join(', ')}`);
     }
+  }
+  for (const s of results.scenarios) {
+    if (s.drainMs === undefined || s.drainMs === null) continue;
+    console.log(
+      `  ${s.name}: worker backlog ${s.workerBacklogAtEnd ?? '?'} at the end of the load, ` +
+        `caught up ${((s.drainMs ?? 0) / 1000).toFixed(1)} s later; × API only: ` +
+        `req/s ${fixed(s.ratioToApiOnly, 2)}, CPU per request (catch-up included) ${fixed(s.cpuRatioToApiOnly, 2)}`,
+    );
   }
   console.log('');
   for (const note of results.notes) console.log(`- ${note}`);

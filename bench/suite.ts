@@ -79,9 +79,11 @@ const SETTINGS = {
 
 /** HTTP processes of the `api-2` target (WEB_CONCURRENCY). */
 const CLUSTER_PROCESSES = 2;
+/** How long `api-default` scenarios wait for the worker to catch up after the load. */
+const DRAIN_LIMIT_MS = 180_000;
 
 /** Servers under test. */
-type Target = 'hello' | 'api' | 'api-nocache' | 'api-2';
+type Target = 'hello' | 'api' | 'api-nocache' | 'api-2' | 'api-default';
 
 const TARGET_NOTES: Record<Target, string> = {
   hello: 'bare Fastify hello world, no logging (the ceiling)',
@@ -89,6 +91,10 @@ const TARGET_NOTES: Record<Target, string> = {
   'api-nocache':
     'node dist/server.js with its cache unreachable (REDIS_URL=redis://127.0.0.1:1, refused): ' +
     'every read is computed by the database; the failed cache call fails fast',
+  'api-default':
+    'node dist/server.js as `npm start` runs it in production: the event worker inline and the ' +
+    'scheduler on, default handlers and logging (only the rate limit is raised, as on api); ' +
+    "its CPU per request counts the worker's catch-up after the load",
   'api-2':
     `node dist/server.js with WEB_CONCURRENCY=${CLUSTER_PROCESSES}: a supervisor and ` +
     `${CLUSTER_PROCESSES} HTTP processes sharing one port (Node cluster), otherwise as api; ` +
@@ -123,6 +129,13 @@ interface Scenario {
   create?: boolean;
   /** On `api-2`: the `api` scenario it repeats, whose req/s it is compared with. */
   oneProcess?: string;
+  /**
+   * On `api-default`: after the load, wait until the event worker has caught up (its backlog in
+   * /metrics is zero) and count the server's CPU until then.
+   */
+  drain?: boolean;
+  /** The API-only (`WORKER=off`) scenario it is compared with: req/s and CPU per request. */
+  apiOnly?: string;
 }
 
 const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)]!;
@@ -229,6 +242,34 @@ const ONE_PROCESS_SCENARIOS: Scenario[] = [
         body: createBody(`bench-new-${f.runId}-${next()}`),
       }),
     ],
+  },
+  {
+    name: 'create-default',
+    target: 'api-default',
+    description:
+      'POST a transaction, a new user per request, on the default configuration; CPU includes ' +
+      "the worker's catch-up after the load",
+    needs: [],
+    create: true,
+    drain: true,
+    apiOnly: 'create-unique-users',
+    requests: (f) => [
+      () => ({
+        method: 'POST',
+        path: '/api/v1/transaction/',
+        headers: JSON_HEADERS,
+        body: createBody(`bench-default-${f.runId}-${next()}`),
+      }),
+    ],
+  },
+  {
+    name: 'read-by-id-default',
+    target: 'api-default',
+    description: 'GET one transaction, a random one of 1,000 ids, on the default configuration',
+    needs: ['pool'],
+    drain: true,
+    apiOnly: 'read-by-id',
+    requests: (f) => [() => ({ method: 'GET', path: `/api/v1/transaction/${pick(f.readIds)}` })],
   },
   {
     name: 'create-hot-user',
@@ -449,12 +490,14 @@ async function measure(
   const wallBefore = performance.now();
   let result: LoadResult;
   let rssMaxMb: number | undefined;
+  let drained: { backlogAtEnd: number; ms: number } | undefined;
   try {
     result = await load(server.url, {
       ...options,
       seconds: SETTINGS.seconds,
       requests: toAutocannon(scenario.requests(fixtures)),
     });
+    if (scenario.drain) drained = await drainWorker(server.url);
   } finally {
     rssMaxMb = rss.stop();
   }
@@ -493,12 +536,44 @@ async function measure(
     ratioToCeiling: null,
     ratioToDbCeiling: null,
     ratioToOneProcess: null,
+    ...(drained ? { workerBacklogAtEnd: drained.backlogAtEnd, drainMs: drained.ms } : {}),
   };
   console.log(
     `  ${scenario.name.padEnd(36)} ${Math.round(row.requestsPerSecond).toString().padStart(7)} req/s` +
-      `  p99 ${row.p99Ms} ms  errors ${row.errors}`,
+      `  p99 ${row.p99Ms} ms  errors ${row.errors}` +
+      (drained
+        ? `  worker backlog at the end ${drained.backlogAtEnd}, caught up in ${Math.round(drained.ms)} ms`
+        : ''),
   );
   return row;
+}
+
+/** The event worker's backlog (committed events not relayed, deliveries pending), from /metrics. */
+async function workerBacklog(base: string): Promise<number | undefined> {
+  const text = await (await fetch(`${base}/metrics`, { headers: AUTH_HEADERS })).text();
+  const values = [...text.matchAll(/^fido_worker_backlog\{[^}]*\} (\S+)$/gm)].map((m) =>
+    Number(m[1]),
+  );
+  return values.length === 0 ? undefined : values.reduce((a, b) => a + b, 0);
+}
+
+/** After a load: waits (at most DRAIN_LIMIT_MS) until the worker has done what the load left it. */
+async function drainWorker(base: string): Promise<{ backlogAtEnd: number; ms: number }> {
+  const started = performance.now();
+  const backlogAtEnd = await workerBacklog(base);
+  if (backlogAtEnd === undefined)
+    throw new Error('no fido_worker_backlog in /metrics: is the worker running?');
+  let backlog = backlogAtEnd;
+  while (backlog > 0) {
+    if (performance.now() - started > DRAIN_LIMIT_MS) {
+      throw new Error(
+        `the worker still had ${backlog} to do ${DRAIN_LIMIT_MS / 1000} s after the load`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    backlog = (await workerBacklog(base)) ?? 0;
+  }
+  return { backlogAtEnd, ms: performance.now() - started };
 }
 
 function git(args: string[]): string | null {
@@ -549,6 +624,11 @@ export async function runSuite(selected: readonly string[] | undefined): Promise
       wanted.add(s.oneProcess!);
       console.log(`${s.name}: running ${s.oneProcess} too, its 1-process counterpart`);
     }
+  }
+  for (const s of SCENARIOS.filter((s) => s.apiOnly && wanted?.has(s.name))) {
+    if (wanted!.has(s.apiOnly!)) continue;
+    wanted!.add(s.apiOnly!);
+    console.log(`${s.name}: running ${s.apiOnly} too, its API-only counterpart`);
   }
   if (scaled.length > 0 && !clusterPossible) {
     const note =
@@ -688,7 +768,7 @@ export async function runSuite(selected: readonly string[] | undefined): Promise
       ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
     });
 
-    const phases: Target[] = ['hello', 'api-nocache', 'api', 'api-2'];
+    const phases: Target[] = ['hello', 'api-nocache', 'api', 'api-default', 'api-2'];
     for (const target of phases) {
       const batch = scenarios.filter((s) => s.target === target);
       if (batch.length === 0) continue;
@@ -713,6 +793,8 @@ export async function runSuite(selected: readonly string[] | undefined): Promise
               env: {
                 ...apiEnv(target === 'api-nocache'),
                 ...(target === 'api-2' ? { WEB_CONCURRENCY: String(CLUSTER_PROCESSES) } : {}),
+                // npm start's defaults: the worker and the scheduler run in the API process.
+                ...(target === 'api-default' ? { WORKER: 'inline', SCHEDULER: 'on' } : {}),
               },
               httpProcesses: target === 'api-2' ? CLUSTER_PROCESSES : 1,
               logFile: path.join(workDir, `${target}.log`),
@@ -791,6 +873,14 @@ export async function runSuite(selected: readonly string[] | undefined): Promise
     if (scenario?.create && dbCeiling) row.ratioToDbCeiling = row.requestsPerSecond / dbCeiling;
     const oneProcess = results.find((r) => r.name === scenario?.oneProcess)?.requestsPerSecond;
     if (oneProcess) row.ratioToOneProcess = row.requestsPerSecond / oneProcess;
+    const apiOnly = results.find((r) => r.name === scenario?.apiOnly);
+    if (apiOnly) {
+      row.ratioToApiOnly = row.requestsPerSecond / apiOnly.requestsPerSecond;
+      row.cpuRatioToApiOnly =
+        row.serverCpuMsPerRequest && apiOnly.serverCpuMsPerRequest
+          ? row.serverCpuMsPerRequest / apiOnly.serverCpuMsPerRequest
+          : null;
+    }
   }
   const cpus = os.cpus().length;
   const scalingNote =

@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin';
+import { Gauge } from 'prom-client';
 import type { Config } from '../config.js';
 import type { AnalyticsService } from '../modules/analytics/index.js';
 import {
@@ -8,6 +9,7 @@ import {
   registerHandlers,
   retireHandler,
   startWorker,
+  workerBacklog,
   type Worker,
 } from '../modules/events/index.js';
 import type { TransactionsService } from '../modules/transactions/index.js';
@@ -55,6 +57,22 @@ export const eventWorkerPlugin = fp<EventWorkerPluginOptions>(
     ]);
     let worker: Worker | undefined;
     app.decorate('eventWorker', { nudge: () => worker?.nudge() });
+    // Read at each scrape: a backlog that only grows means the worker cannot keep up.
+    new Gauge({
+      name: 'fido_worker_backlog',
+      help: 'Work the event worker has yet to do: committed events not yet relayed, deliveries pending',
+      labelNames: ['kind'],
+      registers: [app.metrics.registry],
+      async collect() {
+        try {
+          const backlog = await workerBacklog(db);
+          this.set({ kind: 'unrelayed_events' }, backlog.unrelayed);
+          this.set({ kind: 'pending_deliveries' }, backlog.pending);
+        } catch {
+          // The database is down: /readyz says so; the scrape keeps the last figures.
+        }
+      },
+    });
     app.addHook('onReady', async () => {
       // Off, the built-in warm-up is owed nothing: a database that ran it before (it was on by
       // default) would otherwise keep a delivery row per event for a handler nobody runs.

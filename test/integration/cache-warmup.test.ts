@@ -20,13 +20,16 @@ import { eventually } from '../helpers/webhook-receiver.js';
 
 const WORKER_ENV = { WORKER: 'inline', WORKER_POLL_MS: '50' };
 
-async function metric(app: FastifyInstance, name: string): Promise<number> {
+/** A metric's value summed over its series, or over those whose `kind` label is `kind`. */
+async function metric(app: FastifyInstance, name: string, kind?: string): Promise<number> {
   const response = await app.inject({ method: 'GET', url: '/metrics' });
   expect(response.statusCode).toBe(200);
   let total = 0;
   for (const line of response.body.split('\n')) {
-    const match = /^([a-z_]+)(?:\{[^}]*\})? (\S+)$/.exec(line);
-    if (match?.[1] === name) total += Number(match[2]);
+    const match = /^([a-z_]+)(\{[^}]*\})? (\S+)$/.exec(line);
+    if (match?.[1] !== name) continue;
+    if (kind !== undefined && !match[2]?.includes(`kind="${kind}"`)) continue;
+    total += Number(match[3]);
   }
   return total;
 }
@@ -87,6 +90,42 @@ describe('cache warm-up', () => {
       await app.close();
     }
   });
+
+  it('reports its backlog in /metrics until it has caught up', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const slow: EventHandler = { name: 'slow', handle: () => gate };
+    // A database of its own: handlers other tests registered would be owed these events too.
+    const own = await createTestDatabase();
+    const app = await buildTestApp(own, {
+      env: { ...WORKER_ENV, WEBHOOK_TIMEOUT_MS: '60000' },
+      deps: { eventHandlers: [slow] },
+    });
+    try {
+      await app.ready();
+      const userId = uniqueUserId();
+      for (let i = 0; i < 3; i += 1) await postTransaction(app, { user_id: userId });
+      // Relayed, and owed to the held-up handler: one running, two parked behind it.
+      await eventually(
+        async () => {
+          const relayed = (await metric(app, 'fido_worker_backlog', 'unrelayed_events')) === 0;
+          const pending = await metric(app, 'fido_worker_backlog', 'pending_deliveries');
+          return relayed && pending === 3 ? true : undefined;
+        },
+        { timeoutMs: 30_000, what: 'a backlog of 3 pending deliveries' },
+      );
+      release();
+      await eventually(
+        async () =>
+          (await metric(app, 'fido_worker_backlog', 'pending_deliveries')) === 0 ? true : undefined,
+        { timeoutMs: 30_000, what: 'an empty backlog' },
+      );
+    } finally {
+      release();
+      await app.close();
+      await own.drop();
+    }
+  }, 90_000);
 
   it('when on, the first read after a write is already a cache hit', async () => {
     const app = await buildTestApp(database, { env: { ...WORKER_ENV, CACHE_WARMUP: 'on' } });

@@ -19,6 +19,7 @@ export {
   recordManualAttempt,
   registerHandlers,
   retireHandler,
+  workerBacklog,
   type AttemptOutcome,
 } from './outbox.js';
 export {

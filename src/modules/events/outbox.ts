@@ -50,6 +50,24 @@ export async function registerHandlers(
   );
 }
 
+/**
+ * What the worker has yet to do: committed events the relay has not fanned out, and deliveries
+ * still pending (due, retrying or parked). Both zero means it has caught up with every write.
+ */
+export async function workerBacklog(db: Db): Promise<{ unrelayed: number; pending: number }> {
+  const state = await readJobState(db, RELAY_STATE_NAME);
+  const relayed = state === undefined ? undefined : decodeFeedCursor(state);
+  const after = relayed
+    ? sql`where (tx_id, sequence) > (${relayed.txId}::bigint, ${relayed.sequence}::bigint)`
+    : sql``;
+  const [row] = await queryRows<{ unrelayed: string | number; pending: string | number }>(
+    db,
+    sql`select (select count(*) from events ${after}) as unrelayed,
+      (select count(*) from deliveries where state = 'pending') as pending`,
+  );
+  return { unrelayed: Number(row?.unrelayed ?? 0), pending: Number(row?.pending ?? 0) };
+}
+
 /** Takes a handler out of service: it is owed nothing more, and what it was owed is dropped. */
 export async function retireHandler(db: Db, name: string): Promise<number> {
   return db.transaction(async (dbTx) => {
