@@ -9,12 +9,16 @@
  *
  *   npm run bench -- --scenario import                     (embedded PGlite)
  *   BENCH_DATABASE_URL=postgres://… npm run bench -- --scenario import
+ *
+ * Results: bench/results/import/<date>.json.
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../src/config.js';
 import { reconcileAll } from '../src/modules/analytics/index.js';
 import { runMigrationCommand, type MigrationOptions } from '../src/modules/legacy/index.js';
@@ -27,6 +31,8 @@ import { bulkLoad } from './seed.js';
 const DOCUMENTS = Number(process.env.BENCH_IMPORT_DOCUMENTS ?? 200_000);
 const USERS = 1_000;
 const TARGET_DOCUMENTS_PER_SECOND = 10_000;
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const RESULTS_DIR = path.join(ROOT, 'bench', 'results', 'import');
 
 class Sink extends Writable {
   text = '';
@@ -41,6 +47,8 @@ export async function importScenario(): Promise<void> {
   const database = await openBenchDatabase();
   const keyRing = { activeKeyId: 'bench', keys: new Map([['bench', randomBytes(32)]]) };
   const runId = randomBytes(3).toString('hex');
+  const started = new Date();
+  const loadAverage1m = os.loadavg()[0] ?? 0;
   try {
     const file = path.join(dir, 'transactions.json');
     const legacy = makeLegacyExport({
@@ -97,7 +105,7 @@ export async function importScenario(): Promise<void> {
       throw new Error(`the import left ${drift.drift.rows} rollup rows wrong`);
 
     const loaderRate = DOCUMENTS / loaderSeconds;
-    console.table([
+    const runs = [
       {
         run: 'dry run (read, check, decrypt)',
         seconds: dryRun.seconds.toFixed(1),
@@ -122,12 +130,31 @@ export async function importScenario(): Promise<void> {
         'documents/s': Math.round(again.perSecond),
         '× dry run': (again.perSecond / dryRun.perSecond).toFixed(2),
       },
-    ]);
+    ];
+    console.table(runs);
     console.log(
       `import-legacy: ${Math.round(imported.perSecond)} documents/s (target ≥ ${TARGET_DOCUMENTS_PER_SECOND}: ` +
         `${imported.perSecond >= TARGET_DOCUMENTS_PER_SECOND ? 'met' : 'NOT met'}); ` +
         `${(imported.perSecond / loaderRate).toFixed(2)} × the bulk loader; reconciliation found no drift`,
     );
+    await mkdir(RESULTS_DIR, { recursive: true });
+    const commit = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8' });
+    const target = path.join(RESULTS_DIR, `${started.toISOString().replace(/[:.]/g, '-')}.json`);
+    const results = {
+      date: started.toISOString(),
+      commit: commit.status === 0 ? commit.stdout.trim() : null,
+      node: process.version,
+      database: database.handle.kind,
+      machine: { cpus: os.cpus().length, loadAverage1m },
+      documents: DOCUMENTS,
+      users: USERS,
+      importDocumentsPerSecond: imported.perSecond,
+      ratioToBulkLoader: imported.perSecond / loaderRate,
+      targetDocumentsPerSecond: TARGET_DOCUMENTS_PER_SECOND,
+      runs,
+    };
+    await writeFile(target, `${JSON.stringify(results, null, 2)}\n`);
+    console.log(`written to ${path.relative(process.cwd(), target)}`);
   } finally {
     await database.drop();
     await rm(dir, { recursive: true, force: true });
