@@ -314,3 +314,12 @@ for (const signal of ['SIGTERM', 'SIGINT']) {
   process.once(signal, () => app.close().then(() => process.exit(0)));
 }
 `;
+
+/** A bench knob from the environment: a number ≥ 0, or `fallback` when unset or empty. */
+export function envNumber(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a number ≥ 0`);
+  return value;
+}

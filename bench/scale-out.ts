@@ -29,18 +29,16 @@ import { createLogger } from '../src/platform/logging.js';
 import { startStreamingPair, type StreamingPair } from '../test/helpers/postgres-replica.js';
 import { RedisCluster } from '../test/helpers/redis-cluster.js';
 import { RedisServer } from '../test/helpers/redis-server.js';
-import { processTree, socketOwner, startServer, type ServerProcess } from './processes.js';
+import {
+  envNumber,
+  processTree,
+  socketOwner,
+  startServer,
+  type ServerProcess,
+} from './processes.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RESULTS_DIR = path.join(ROOT, 'bench', 'results', 'scale-out');
-
-function envNumber(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw.trim() === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a number ≥ 0`);
-  return value;
-}
 
 const SETTINGS = {
   seconds: envNumber('BENCH_SECONDS', 5),

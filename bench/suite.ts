@@ -42,6 +42,7 @@ import { queryRows } from '../src/platform/db.js';
 import { load, openBenchDatabase, type LoadResult } from './http.js';
 import { PGBENCH_SCRIPTS, pgbenchPath, runPgbench } from './pgbench.js';
 import {
+  envNumber,
   HELLO_WORLD_SOURCE,
   processTree,
   readTreeCpuMs,
@@ -57,14 +58,6 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const PAGE_SIZE = 100;
 const SEED_END = new Date('2026-06-30T12:00:00Z');
 const RANGE_QUERY = 'start_date=2025-07-01T08:30:00Z&end_date=2026-06-30T17:45:00Z';
-
-function envNumber(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw.trim() === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a number ≥ 0`);
-  return value;
-}
 
 const SETTINGS = {
   seconds: envNumber('BENCH_SECONDS', 5),

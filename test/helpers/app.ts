@@ -73,7 +73,8 @@ export function withDatabase(url: string, database: string): string {
   return parsed.toString();
 }
 
-async function adminQuery(text: string): Promise<void> {
+/** Runs one statement on the TEST_DATABASE_URL server (create or drop a database). */
+export async function adminQuery(text: string): Promise<void> {
   const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
   await client.connect();
   try {

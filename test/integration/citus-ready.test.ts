@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryRows, type Db } from '../../src/platform/db.js';
 import {
   createTestDatabase,
+  adminQuery,
   TEST_DATABASE_URL,
   withDatabase,
   type TestDatabase,
@@ -219,16 +220,7 @@ async function bareDatabase(): Promise<{
     };
   }
   const name = `fido_citus_${process.pid}_${randomBytes(4).toString('hex')}`;
-  const admin = async (text: string) => {
-    const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
-    await client.connect();
-    try {
-      await client.query(text);
-    } finally {
-      await client.end();
-    }
-  };
-  await admin(`create database ${name}`);
+  await adminQuery(`create database ${name}`);
   const client = new pg.Client({ connectionString: withDatabase(TEST_DATABASE_URL, name) });
   await client.connect();
   return {
@@ -236,7 +228,7 @@ async function bareDatabase(): Promise<{
     rows: async <T>(text: string) => (await client.query(text)).rows as T[],
     async close() {
       await client.end();
-      await admin(`drop database if exists ${name} with (force)`);
+      await adminQuery(`drop database if exists ${name} with (force)`);
     },
   };
 }
