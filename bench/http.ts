@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
 import { loadConfig, type Config } from '../src/config.js';
 import { memoryStore, type CacheStore } from '../src/platform/cache.js';
-import { openDatabase, type DatabaseHandle } from '../src/platform/db.js';
+import { openDatabase, type DatabaseHandle } from '../src/db/client.js';
 import { createLogger } from '../src/platform/logging.js';
 
 export interface BenchDatabase {

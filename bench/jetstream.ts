@@ -24,7 +24,7 @@ import { connect } from 'nats';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { jetStreamLag, startJetStreamRelay } from '../src/modules/events/index.js';
-import { queryRows } from '../src/platform/db.js';
+import { queryRows } from '../src/db/client.js';
 import { createLogger } from '../src/platform/logging.js';
 import { listen, load, openBenchDatabase } from './http.js';
 

@@ -24,7 +24,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createApiKeysService } from '../src/modules/api-keys/index.js';
-import { openDatabase } from '../src/platform/db.js';
+import { openDatabase } from '../src/db/client.js';
 import { createLogger } from '../src/platform/logging.js';
 import { startStreamingPair, type StreamingPair } from '../test/helpers/postgres-replica.js';
 import { RedisCluster } from '../test/helpers/redis-cluster.js';

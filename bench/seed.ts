@@ -6,7 +6,7 @@ import {
   TOTALS_UPSERT,
 } from '../src/modules/analytics/index.js';
 import type { FieldCipher } from '../src/platform/crypto.js';
-import type { Db } from '../src/platform/db.js';
+import type { Db } from '../src/db/client.js';
 
 /** Rows per INSERT: one round trip carries this many through unnest() of array parameters. */
 const ROWS_PER_STATEMENT = 10_000;

@@ -38,7 +38,7 @@ import { Redis } from 'ioredis';
 import { createApiKeysService } from '../src/modules/api-keys/index.js';
 import { encodeCursor } from '../src/modules/transactions/index.js';
 import { FieldCipher, parseKeyRing } from '../src/platform/crypto.js';
-import { queryRows } from '../src/platform/db.js';
+import { queryRows } from '../src/db/client.js';
 import { load, openBenchDatabase, type LoadResult } from './http.js';
 import { PGBENCH_SCRIPTS, pgbenchPath, runPgbench } from './pgbench.js';
 import {

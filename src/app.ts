@@ -12,7 +12,7 @@ import { transactionsRoutes } from './modules/transactions/index.js';
 import { webhooksRoutes } from './modules/webhooks/index.js';
 import type { CacheStore } from './platform/cache.js';
 import type { KeyRing } from './platform/crypto.js';
-import type { DatabaseHandle } from './platform/db.js';
+import type { DatabaseHandle } from './db/client.js';
 import { healthRoutes } from './platform/health.js';
 import { installConditionalGets } from './platform/http-cache.js';
 import {

@@ -7,7 +7,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { FieldCipher, generateKeyBase64 } from './platform/crypto.js';
 import { createCache, redisStore } from './platform/cache.js';
 import { createRedisConnection } from './platform/redis.js';
-import { DataDirInUseError, openDatabase } from './platform/db.js';
+import { DataDirInUseError, openDatabase } from './db/client.js';
 import { describeFailure } from './platform/process.js';
 import {
   ROTATION_BATCH_SIZE_DEFAULT,
@@ -21,7 +21,7 @@ import {
   API_KEY_NAME_LENGTH_MAX,
   createApiKeysService,
 } from './modules/api-keys/index.js';
-import type { Db } from './platform/db.js';
+import type { Db } from './db/client.js';
 import {
   MIGRATION_USAGE,
   runMigrationCommand,

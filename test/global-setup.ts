@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
-import { openDatabase } from '../src/platform/db.js';
+import { openDatabase } from '../src/db/client.js';
 import { createLogger } from '../src/platform/logging.js';
 
 /*

@@ -4,7 +4,7 @@ import { runReconciliation } from '../modules/analytics/index.js';
 import { pruneEvents } from '../modules/events/index.js';
 import type { Cache } from '../platform/cache.js';
 import type { FieldCipher } from '../platform/crypto.js';
-import type { Db } from '../platform/db.js';
+import type { Db } from '../db/client.js';
 import { expireIdempotencyKeys } from '../platform/idempotency.js';
 import { rotateKeys } from '../platform/key-rotation.js';
 import type { Metrics } from '../platform/metrics.js';

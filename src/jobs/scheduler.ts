@@ -1,7 +1,7 @@
 import { Cron } from 'croner';
 import { sql } from 'drizzle-orm';
 import type { FastifyBaseLogger } from 'fastify';
-import { queryRows, type Db } from '../platform/db.js';
+import { queryRows, type Db } from '../db/client.js';
 
 /** A job the scheduler starts on a cron pattern. Handlers must be safe to run again. */
 export interface ScheduledJob {

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Type } from 'typebox';
 import type { Cache } from './cache.js';
-import type { DatabaseHandle } from './db.js';
+import type { DatabaseHandle } from '../db/client.js';
 import {
   DEFAULT_UNAVAILABLE_MESSAGE,
   ErrorBody,

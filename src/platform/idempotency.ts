@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FieldCipher } from './crypto.js';
-import { queryRows, runStatement, type Db, type DbTx, type Statement } from './db.js';
+import { queryRows, runStatement, type Db, type DbTx, type Statement } from '../db/client.js';
 import { AppError } from './errors.js';
 import { sendJsonText } from './envelopes.js';
 

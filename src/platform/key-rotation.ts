@@ -4,7 +4,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { idempotencyKeys, transactions, webhooks } from '../db/schema/index.js';
 import { secretAssociatedData } from '../domain/associated-data.js';
 import type { FieldCipher } from './crypto.js';
-import { queryRows, type Db } from './db.js';
+import { queryRows, type Db } from '../db/client.js';
 import { idempotencyAssociatedData } from './idempotency.js';
 
 /** Rows re-encrypted per statement: small enough to hold row locks briefly. */

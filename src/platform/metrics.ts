@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RouteAccess } from './auth.js';
 import { wholeServerScrape } from './cluster-metrics.js';
-import type { DatabaseHandle } from './db.js';
+import type { DatabaseHandle } from '../db/client.js';
 import { AppError } from './errors.js';
 
 /** The process's metrics, in one registry per app so tests and processes never share counters. */

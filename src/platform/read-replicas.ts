@@ -3,7 +3,13 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Cluster, Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import { Counter, type Registry } from 'prom-client';
-import { openDatabase, runStatement, type DatabaseHandle, type Db, type Statement } from './db.js';
+import {
+  openDatabase,
+  runStatement,
+  type DatabaseHandle,
+  type Db,
+  type Statement,
+} from '../db/client.js';
 import { isDatabaseUnavailable } from './errors.js';
 import { outageLog } from './outage.js';
 

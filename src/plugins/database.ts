@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config.js';
 import { isDatabaseUnavailable } from '../platform/errors.js';
-import { openDatabase, type DatabaseHandle } from '../platform/db.js';
+import { openDatabase, type DatabaseHandle } from '../db/client.js';
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -9,7 +9,7 @@ import { transactionBody } from './factories.js';
 import { buildApp, type AppDeps } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import type { KeyRing } from '../../src/platform/crypto.js';
-import { openDatabase, type DatabaseHandle } from '../../src/platform/db.js';
+import { openDatabase, type DatabaseHandle } from '../../src/db/client.js';
 import { createLogger, loggerOptions } from '../../src/platform/logging.js';
 
 /** Set by CI: the tests then run against a real PostgreSQL server instead of PGlite. */

@@ -7,7 +7,7 @@ import { sql } from 'drizzle-orm';
 import { connect, nanos, type NatsConnection } from 'nats';
 import { expect } from 'vitest';
 import { readFeed, type FeedPosition, type PublishedEvent } from '../../src/modules/events/feed.js';
-import { queryRows, type Db } from '../../src/platform/db.js';
+import { queryRows, type Db } from '../../src/db/client.js';
 import { freePort } from './redis-server.js';
 import { eventually } from './webhook-receiver.js';
 

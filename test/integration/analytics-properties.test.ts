@@ -13,7 +13,7 @@
 import { sql } from 'drizzle-orm';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { queryRows } from '../../src/platform/db.js';
+import { queryRows } from '../../src/db/client.js';
 import { useTestApp } from '../helpers/app.js';
 import { uniqueUserId } from '../helpers/factories.js';
 import {

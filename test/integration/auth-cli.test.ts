@@ -7,7 +7,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
-import { openDatabase } from '../../src/platform/db.js';
+import { openDatabase } from '../../src/db/client.js';
 import { createLogger } from '../../src/platform/logging.js';
 import { createTestDatabase, testKeyRing, type TestDatabase } from '../helpers/app.js';
 import { bearer } from '../helpers/auth.js';

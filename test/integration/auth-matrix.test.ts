@@ -6,7 +6,7 @@ import { transactionBody, uniqueUserId } from '../helpers/factories.js';
 import { sql } from 'drizzle-orm';
 import { relayEvents } from '../../src/modules/events/outbox.js';
 import { SCOPES, USER_SCOPES, type AccessRoute, type Scope } from '../../src/platform/auth.js';
-import { queryRows } from '../../src/platform/db.js';
+import { queryRows } from '../../src/db/client.js';
 import { eventually } from '../helpers/webhook-receiver.js';
 
 /*

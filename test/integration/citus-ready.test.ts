@@ -4,7 +4,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { sql } from 'drizzle-orm';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { queryRows, type Db } from '../../src/platform/db.js';
+import { queryRows, type Db } from '../../src/db/client.js';
 import {
   createTestDatabase,
   adminQuery,

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
 import { FieldCipher, type KeyRing } from '../../src/platform/crypto.js';
-import { queryRows } from '../../src/platform/db.js';
+import { queryRows } from '../../src/db/client.js';
 import { rotateKeys } from '../../src/platform/key-rotation.js';
 import { buildTestApp, useTestApp } from '../helpers/app.js';
 import { transactionBody } from '../helpers/factories.js';

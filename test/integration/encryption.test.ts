@@ -4,7 +4,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rotateKeys } from '../../src/platform/key-rotation.js';
 import { FieldCipher, type KeyRing } from '../../src/platform/crypto.js';
-import { queryRows } from '../../src/platform/db.js';
+import { queryRows } from '../../src/db/client.js';
 import {
   buildTestApp,
   captureLogs,

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { LightMyRequestResponse } from 'fastify';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { queryRows } from '../../src/platform/db.js';
+import { queryRows } from '../../src/db/client.js';
 import { expireIdempotencyKeys } from '../../src/platform/idempotency.js';
 import { useTestApp } from '../helpers/app.js';
 import { transactionBody, uniqueUserId } from '../helpers/factories.js';

@@ -6,7 +6,7 @@ import {
   saveJetStreamPosition,
 } from '../../src/modules/events/jetstream.repository.js';
 import { pruneEvents, relayEvents } from '../../src/modules/events/outbox.js';
-import { queryRows } from '../../src/platform/db.js';
+import { queryRows } from '../../src/db/client.js';
 import { uniqueUserId } from '../helpers/factories.js';
 import {
   buildTestApp,

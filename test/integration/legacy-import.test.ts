@@ -11,7 +11,7 @@ import {
   type MigrationContext,
   type MigrationOptions,
 } from '../../src/modules/legacy/index.js';
-import { queryRows } from '../../src/platform/db.js';
+import { queryRows } from '../../src/db/client.js';
 import {
   createTestDatabase,
   testConfig,

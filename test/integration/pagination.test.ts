@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { queryRows } from '../../src/platform/db.js';
+import { queryRows } from '../../src/db/client.js';
 import { useTestApp } from '../helpers/app.js';
 import { transactionBody, uniqueUserId } from '../helpers/factories.js';
 import type { ErrorBody as ErrorResponse } from '../../src/platform/http-errors.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startScheduler } from '../../src/jobs/scheduler.js';
-import { openDatabase, type DatabaseHandle } from '../../src/platform/db.js';
+import { openDatabase, type DatabaseHandle } from '../../src/db/client.js';
 import { createLogger } from '../../src/platform/logging.js';
 import { buildTestApp, createTestDatabase, type TestDatabase } from '../helpers/app.js';
 

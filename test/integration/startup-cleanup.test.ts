@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
-import { openDatabase } from '../../src/platform/db.js';
+import { openDatabase } from '../../src/db/client.js';
 import { createLogger } from '../../src/platform/logging.js';
 import { createTestDatabase, TEST_DATABASE_URL, testConfig } from '../helpers/app.js';
 import { eventually } from '../helpers/webhook-receiver.js';

@@ -3,7 +3,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pruneEvents, relayEvents } from '../../src/modules/events/outbox.js';
 import { FieldCipher, type KeyRing } from '../../src/platform/crypto.js';
-import { queryRows } from '../../src/platform/db.js';
+import { queryRows } from '../../src/db/client.js';
 import { rotateKeys } from '../../src/platform/key-rotation.js';
 import {
   buildTestApp,

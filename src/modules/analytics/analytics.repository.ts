@@ -1,5 +1,5 @@
 import { sql, type SQL } from 'drizzle-orm';
-import { queryRows, type Db } from '../../platform/db.js';
+import { queryRows, type Db } from '../../db/client.js';
 
 /** Analytics for one user and currency, as the database holds them. */
 export interface AnalyticsFigures {

@@ -1,5 +1,5 @@
 import { cacheKey, type Cache } from '../../platform/cache.js';
-import type { Db } from '../../platform/db.js';
+import type { Db } from '../../db/client.js';
 import { primaryOnly, type ReadRouter } from '../../platform/read-replicas.js';
 import { AppError, validationError, type ValidationIssue } from '../../platform/errors.js';
 import {

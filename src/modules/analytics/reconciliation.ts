@@ -1,8 +1,8 @@
 import { sql } from 'drizzle-orm';
 import type { FastifyBaseLogger } from 'fastify';
-import { queryRows, type Db } from '../../platform/db.js';
+import { queryRows, type Db } from '../../db/client.js';
 import type { Metrics } from '../../platform/metrics.js';
-import { readJobState, writeJobState } from '../../platform/job-state.js';
+import { readJobState, writeJobState } from '../../db/job-state.repository.js';
 import { lockUserRollups } from './rollups.js';
 
 /** How far the stored rollups were from the raw rows. Zero is the only right answer. */

@@ -1,5 +1,5 @@
 import { sql, type SQL } from 'drizzle-orm';
-import { queryRows, type Db } from '../../platform/db.js';
+import { queryRows, type Db } from '../../db/client.js';
 
 /** What a transaction contributes to the rollups. */
 export interface Contribution {

@@ -1,6 +1,6 @@
 import { and, asc, eq, gt, isNull, or, sql } from 'drizzle-orm';
 import { apiKeys } from '../../db/schema/index.js';
-import type { Db } from '../../platform/db.js';
+import type { Db } from '../../db/client.js';
 
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
 export type NewApiKeyRow = typeof apiKeys.$inferInsert;

@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import type { Db } from '../../platform/db.js';
+import type { Db } from '../../db/client.js';
 import { AppError } from '../../platform/errors.js';
 import { SCOPES, type Scope } from '../../platform/auth.js';
 import {

@@ -1,6 +1,6 @@
 import { v7 as uuidv7 } from 'uuid';
 import { events, type EventType } from '../../db/schema/index.js';
-import type { Db } from '../../platform/db.js';
+import type { Db } from '../../db/client.js';
 
 export interface NewEvent {
   type: EventType;

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Db } from '../../platform/db.js';
+import type { Db } from '../../db/client.js';
 import { ownerOf } from '../../platform/auth.js';
 import { AppError, validationError } from '../../platform/errors.js';
 import { ErrorBody } from '../../platform/http-errors.js';

@@ -1,6 +1,6 @@
 import { sql, type SQL } from 'drizzle-orm';
 import type { EventType } from '../../db/schema/index.js';
-import { queryRows, type Db } from '../../platform/db.js';
+import { queryRows, type Db } from '../../db/client.js';
 
 /** A position in the feed: the writing transaction's id, then the event's sequence. */
 export interface FeedPosition {

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { queryRows, type Db } from '../../platform/db.js';
+import { queryRows, type Db } from '../../db/client.js';
 import type { FeedPosition } from './feed.js';
 
 /** First key of the JetStream relay's advisory lock (the outbox relay's is "FIDR"). */

@@ -13,7 +13,7 @@ import {
   type PubAck,
 } from 'nats';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { Db } from '../../platform/db.js';
+import type { Db } from '../../db/client.js';
 import { isDatabaseUnavailable } from '../../platform/errors.js';
 import { outageLog } from '../../platform/outage.js';
 import { readFeed, type FeedEntry, type FeedPosition, type PublishedEvent } from './feed.js';

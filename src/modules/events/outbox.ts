@@ -1,8 +1,8 @@
 import { sql, type SQL } from 'drizzle-orm';
 import { v7 as uuidv7 } from 'uuid';
 import type { DeliveryState } from '../../db/schema/index.js';
-import { queryRows, type Db } from '../../platform/db.js';
-import { readJobState, writeJobState } from '../../platform/job-state.js';
+import { queryRows, type Db } from '../../db/client.js';
+import { readJobState, writeJobState } from '../../db/job-state.repository.js';
 import { readJetStreamPosition } from './jetstream.repository.js';
 import {
   decodeFeedCursor,

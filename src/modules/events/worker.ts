@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
-import type { Db } from '../../platform/db.js';
+import type { Db } from '../../db/client.js';
 import { isDatabaseUnavailable } from '../../platform/errors.js';
 import { serializeError } from '../../platform/logging.js';
 import type { Metrics } from '../../platform/metrics.js';

@@ -7,7 +7,7 @@
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import type { FieldCipher } from '../../platform/crypto.js';
-import type { Db } from '../../platform/db.js';
+import type { Db } from '../../db/client.js';
 import { currencyExponent, minorToNumber } from '../../domain/money.js';
 import {
   exportCount,

@@ -8,7 +8,7 @@ import { rename, stat } from 'node:fs/promises';
 import { once } from 'node:events';
 import { v7 as uuidv7 } from 'uuid';
 import type { FieldCipher } from '../../platform/crypto.js';
-import type { Db } from '../../platform/db.js';
+import type { Db } from '../../db/client.js';
 import type { Decoded, ImportRow } from './documents.js';
 import {
   insertImportBatch,

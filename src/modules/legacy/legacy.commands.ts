@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import type { Config } from '../../config.js';
 import { FieldCipher, type KeyRing } from '../../platform/crypto.js';
-import type { DatabaseHandle } from '../../platform/db.js';
+import type { DatabaseHandle } from '../../db/client.js';
 import { parseInstant } from '../../domain/dates.js';
 import { isCurrencyCode } from '../../domain/money.js';
 import { eventPayload } from '../transactions/index.js';

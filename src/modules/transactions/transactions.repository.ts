@@ -1,6 +1,6 @@
 import { and, eq, sql } from 'drizzle-orm';
 import { transactions } from '../../db/schema/index.js';
-import { runStatement, type Db, type DbTx, type Statement } from '../../platform/db.js';
+import { runStatement, type Db, type DbTx, type Statement } from '../../db/client.js';
 import {
   CONTRIBUTION_COLUMNS,
   DAYS_UPSERT,

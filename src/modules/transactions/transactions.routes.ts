@@ -10,7 +10,7 @@ import {
   type StoredResponse,
 } from '../../platform/idempotency.js';
 import { ownerOf } from '../../platform/auth.js';
-import type { DbTx } from '../../platform/db.js';
+import type { DbTx } from '../../db/client.js';
 import { sendJsonText } from '../../platform/envelopes.js';
 import { historyNotFound } from './transactions.errors.js';
 import type { TransactionRow } from './transactions.repository.js';

@@ -1,6 +1,6 @@
 import { v7 as uuidv7 } from 'uuid';
 import type { EventType } from '../../db/schema/index.js';
-import { inTransaction, type Db, type DbTx } from '../../platform/db.js';
+import { inTransaction, type Db, type DbTx } from '../../db/client.js';
 import { validationError, type ValidationIssue } from '../../platform/errors.js';
 import { DecryptionError, type FieldCipher } from '../../platform/crypto.js';
 import { applyRollups, changesRollups } from '../analytics/index.js';

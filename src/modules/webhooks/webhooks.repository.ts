@@ -5,7 +5,7 @@ import {
   webhooks,
   type DeliveryState,
 } from '../../db/schema/index.js';
-import type { Db } from '../../platform/db.js';
+import type { Db } from '../../db/client.js';
 
 export type WebhookRow = typeof webhooks.$inferSelect;
 export type NewWebhookRow = typeof webhooks.$inferInsert;

@@ -1,7 +1,7 @@
 import { v7 as uuidv7 } from 'uuid';
 import { EVENT_TYPES, type DeliveryState, type EventType } from '../../db/schema/index.js';
 import type { FieldCipher } from '../../platform/crypto.js';
-import type { Db } from '../../platform/db.js';
+import type { Db } from '../../db/client.js';
 import { AppError, validationError, type ValidationIssue } from '../../platform/errors.js';
 import { secretAssociatedData } from '../../domain/associated-data.js';
 import { isUuid } from '../../domain/ids.js';

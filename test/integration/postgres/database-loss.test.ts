@@ -3,7 +3,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../../src/app.js';
-import { openDatabase, type DatabaseHandle } from '../../../src/platform/db.js';
+import { openDatabase, type DatabaseHandle } from '../../../src/db/client.js';
 import {
   createTestDatabase,
   testConfig,

@@ -7,7 +7,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { reconcileUser } from '../../../src/modules/analytics/reconciliation.js';
-import { queryRows, type Db } from '../../../src/platform/db.js';
+import { queryRows, type Db } from '../../../src/db/client.js';
 import { createTestDatabase, type TestDatabase } from '../../helpers/app.js';
 import { fernetFixtures, makeLegacyExport } from '../../helpers/legacy-export.js';
 import { eventually } from '../../helpers/webhook-receiver.js';

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../../src/app.js';
 import { memoryStore } from '../../../src/platform/cache.js';
-import { openDatabase, type DatabaseHandle } from '../../../src/platform/db.js';
+import { openDatabase, type DatabaseHandle } from '../../../src/db/client.js';
 import { createLogger } from '../../../src/platform/logging.js';
 import { memoryPositionStore } from '../../../src/platform/read-replicas.js';
 import type { KeyRing } from '../../../src/platform/crypto.js';

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../../src/app.js';
-import { openDatabase, type DatabaseHandle } from '../../../src/platform/db.js';
+import { openDatabase, type DatabaseHandle } from '../../../src/db/client.js';
 import { createLogger } from '../../../src/platform/logging.js';
 import { testConfig, testKeyRing } from '../../helpers/app.js';
 import { transactionBody, uniqueUserId } from '../../helpers/factories.js';

@@ -5,7 +5,7 @@ import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseKeyRing, type KeyRing } from '../../../src/platform/crypto.js';
-import { queryRows } from '../../../src/platform/db.js';
+import { queryRows } from '../../../src/db/client.js';
 import { buildTestApp, createTestDatabase, type TestDatabase } from '../../helpers/app.js';
 import { transactionBody, uniqueUserId } from '../../helpers/factories.js';
 import { spawnEntry } from '../../helpers/entry.js';

@@ -12,13 +12,13 @@ import type { ExtractTablesWithRelations } from 'drizzle-orm';
 import pg from 'pg';
 import lockfile from 'proper-lockfile';
 import type { FastifyBaseLogger } from 'fastify';
-import * as schema from '../db/schema/index.js';
+import * as schema from './schema/index.js';
 import {
   CommitOutcomeUnknown,
   isDatabaseUnavailable,
   leavesOutcomeUnknown,
   StartupError,
-} from './errors.js';
+} from '../platform/errors.js';
 
 export type Schema = typeof schema;
 /** A database handle or an open database transaction: repositories accept either. */
