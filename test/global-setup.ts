@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { openDatabase } from '../src/db/client.js';
 import { createLogger } from '../src/platform/logging.js';
+import { adminQuery, withDatabase } from './helpers/postgres-admin.js';
 
 /*
  * Once per `npm test`: one migrated database that every test file starts from, instead of each
@@ -45,19 +45,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
 
   const name = `fido_template_${process.pid}_${randomBytes(4).toString('hex')}`;
-  const admin = async (text: string) => {
-    const client = new pg.Client({ connectionString: serverUrl });
-    await client.connect();
-    try {
-      await client.query(text);
-    } finally {
-      await client.end();
-    }
-  };
-  await admin(`create database ${name}`);
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  const handle = await openDatabase({ ...common, dataDir: 'unused', databaseUrl: url.toString() });
+  await adminQuery(`create database ${name}`, serverUrl);
+  const databaseUrl = withDatabase(serverUrl, name);
+  const handle = await openDatabase({ ...common, dataDir: 'unused', databaseUrl });
   try {
     await handle.migrate();
   } finally {
@@ -65,5 +55,5 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
   project.provide('pgliteDumpPath', undefined);
   project.provide('postgresTemplate', name);
-  return () => admin(`drop database if exists ${name} with (force)`);
+  return () => adminQuery(`drop database if exists ${name} with (force)`, serverUrl);
 }

@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
-import pg from 'pg';
 import pino from 'pino';
 import { afterAll, beforeAll, inject } from 'vitest';
 import { transactionBody } from './factories.js';
@@ -11,6 +10,9 @@ import { loadConfig, type Config } from '../../src/config.js';
 import type { KeyRing } from '../../src/platform/crypto.js';
 import { openDatabase, type DatabaseHandle } from '../../src/db/client.js';
 import { createLogger, loggerOptions } from '../../src/platform/logging.js';
+import { adminQuery, withDatabase } from './postgres-admin.js';
+
+export { adminQuery, withDatabase };
 
 /** Set by CI: the tests then run against a real PostgreSQL server instead of PGlite. */
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined;
@@ -65,23 +67,6 @@ export async function createTestDatabase(
       await adminQuery(`drop database if exists ${name} with (force)`);
     },
   };
-}
-
-export function withDatabase(url: string, database: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `/${database}`;
-  return parsed.toString();
-}
-
-/** Runs one statement on the TEST_DATABASE_URL server (create or drop a database). */
-export async function adminQuery(text: string): Promise<void> {
-  const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
-  await client.connect();
-  try {
-    await client.query(text);
-  } finally {
-    await client.end();
-  }
 }
 
 export function testKeyRing(id = 'test'): KeyRing {
