@@ -7,6 +7,8 @@ import {
   type JSONWebKeySet,
   type JWTVerifyGetKey,
 } from 'jose';
+import { USER_ID_LENGTH_MAX } from '../domain/ids.js';
+import { isPrintableText, textLength } from '../domain/text.js';
 
 /**
  * End-user tokens: JWTs whose `sub` is a `user_id`. HS256 under a shared secret, or RS256/ES256
@@ -28,8 +30,11 @@ const ASYMMETRIC_ALGORITHMS = ['RS256', 'ES256'];
 const JWKS_TIMEOUT_MS = 2_000;
 /** At most one JWKS refetch per this interval when a token names an unknown key id. */
 const JWKS_COOLDOWN_MS = 30_000;
-/** Subjects become user ids: the same bounds as a `user_id` (1–128, no control characters). */
-const SUBJECT_PATTERN = /^[^\p{Cc}\p{Cs}]{1,128}$/u;
+/** Subjects become user ids: the same rules as a `user_id` (1–128, no control characters). */
+function isUserIdText(subject: string): boolean {
+  const length = textLength(subject);
+  return length >= 1 && length <= USER_ID_LENGTH_MAX && isPrintableText(subject);
+}
 
 export type TokenCheck =
   | { ok: true; userId: string }
@@ -92,7 +97,7 @@ export function createTokenVerifier(options: JwtOptions): TokenVerifier | undefi
         }
         // Only a non-empty string names a user: an array would be read as its text ("bob") by
         // the pattern test and by the ownership checks, and a number or object as anything.
-        if (typeof subject !== 'string' || !SUBJECT_PATTERN.test(subject)) {
+        if (typeof subject !== 'string' || !isUserIdText(subject)) {
           return { ok: false, reason: 'invalid', detail: 'subject is not a user id' };
         }
         return { ok: true, userId: subject };

@@ -1,4 +1,6 @@
 import { Type, type Static } from 'typebox';
+import { USER_ID_LENGTH_MAX } from '../../domain/ids.js';
+import { PRINTABLE_TEXT, PRINTABLE_TEXT_MESSAGE } from '../../domain/text.js';
 
 const DATE_INPUT_LENGTH_MAX = 40;
 
@@ -7,9 +9,9 @@ const DATE_INPUT_LENGTH_MAX = 40;
 export const AnalyticsParams = Type.Object({
   user_id: Type.String({
     minLength: 1,
-    maxLength: 128,
-    pattern: '^[^\\p{Cc}\\p{Cs}]*$',
-    'x-error-message': 'String should not contain control characters',
+    maxLength: USER_ID_LENGTH_MAX,
+    pattern: PRINTABLE_TEXT,
+    'x-error-message': PRINTABLE_TEXT_MESSAGE,
   }),
 });
 

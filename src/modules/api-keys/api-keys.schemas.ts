@@ -1,6 +1,12 @@
 import { Type, type Static } from 'typebox';
 import { envelope, pageEnvelope } from '../../platform/envelopes.js';
 import { SCOPES } from '../../platform/auth.js';
+import {
+  PRINTABLE_ASCII,
+  PRINTABLE_ASCII_MESSAGE,
+  PRINTABLE_TEXT,
+  PRINTABLE_TEXT_MESSAGE,
+} from '../../domain/text.js';
 import { API_KEY_LIFETIME_DAYS_MAX, API_KEY_NAME_LENGTH_MAX } from './api-keys.service.js';
 
 export const API_KEYS_PAGE_SIZE_DEFAULT = 100;
@@ -16,8 +22,8 @@ export const CreateApiKeyBody = Type.Object({
   name: Type.String({
     minLength: 1,
     maxLength: API_KEY_NAME_LENGTH_MAX,
-    pattern: '^[^\\p{Cc}\\p{Cs}]*$',
-    'x-error-message': 'String should not contain control characters',
+    pattern: PRINTABLE_TEXT,
+    'x-error-message': PRINTABLE_TEXT_MESSAGE,
     description: 'What the key is for, e.g. `billing-service`. Not secret, not unique.',
     examples: ['billing-service'],
   }),
@@ -66,10 +72,7 @@ export const CreatedApiKey = Type.Object(
 );
 
 /** Key ids and cursors are printable ASCII: anything else (a NUL) is refused here, not in SQL. */
-const KEY_ID_TEXT = {
-  pattern: '^[\\x21-\\x7e]*$',
-  'x-error-message': 'String should hold printable ASCII characters only',
-};
+const KEY_ID_TEXT = { pattern: PRINTABLE_ASCII, 'x-error-message': PRINTABLE_ASCII_MESSAGE };
 
 export const ApiKeyIdParams = Type.Object({ id: Type.String({ maxLength: 64, ...KEY_ID_TEXT }) });
 

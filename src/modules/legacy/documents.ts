@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { parseInstant } from '../../domain/dates.js';
 import { USER_ID_LENGTH_MAX } from '../../domain/ids.js';
+import { isPrintableText, isStorableText, textLength } from '../../domain/text.js';
 import { currencyExponent, parseAmount } from '../../domain/money.js';
 import { DESCRIPTION_LENGTH_MAX, FULL_NAME_LENGTH_MAX } from '../transactions/index.js';
 import { FernetTokenError, type FernetKey } from './fernet.js';
@@ -32,11 +33,6 @@ export type Decoded =
   { ok: true; row: ImportRow } | { ok: false; legacyId: string | null; reason: string };
 
 const OBJECT_ID = /^[0-9a-fA-F]{24}$/;
-// As the API's schemas: no control characters or unpaired surrogates in ids and names.
-const PRINTABLE = /^[^\p{Cc}\p{Cs}]*$/u;
-const SURROGATE_FREE = /^[^\p{Cs}]*$/u;
-/** As the schemas' storable text: PostgreSQL text holds no NUL, UTF-8 no lone surrogate. */
-const isStorable = (text: string) => !text.includes('\u0000') && SURROGATE_FREE.test(text);
 
 export function isObjectId(value: string): boolean {
   return OBJECT_ID.test(value);
@@ -138,19 +134,19 @@ function userIdOf(value: Json | undefined): string | { reason: string } {
   if (value.length < 1 || value.length > USER_ID_LENGTH_MAX) {
     return { reason: `user_id: must be 1-${USER_ID_LENGTH_MAX} characters` };
   }
-  if (!PRINTABLE.test(value)) return { reason: 'user_id: contains control characters' };
+  if (!isPrintableText(value)) return { reason: 'user_id: contains control characters' };
   return value;
 }
 
 /** The API's rules for a name (trimmed, 1–200 characters, printable). */
 function fullNameOf(name: string): string | { reason: string } {
   const trimmed = name.trim();
-  const length = [...trimmed].length;
+  const length = textLength(trimmed);
   if (length < 1) return { reason: 'full_name: empty after trimming' };
   if (length > FULL_NAME_LENGTH_MAX) {
     return { reason: `full_name: longer than ${FULL_NAME_LENGTH_MAX} characters` };
   }
-  if (!PRINTABLE.test(trimmed)) return { reason: 'full_name: contains control characters' };
+  if (!isPrintableText(trimmed)) return { reason: 'full_name: contains control characters' };
   return trimmed;
 }
 
@@ -306,7 +302,7 @@ export function decodeExportedDocument(text: string): Decoded {
     description !== null &&
     (typeof description !== 'string' ||
       description.length > DESCRIPTION_LENGTH_MAX ||
-      !isStorable(description))
+      !isStorableText(description))
   ) {
     return rejected(legacyId, 'description: invalid');
   }

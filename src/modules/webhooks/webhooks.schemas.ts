@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { DELIVERY_STATES, EVENT_TYPES } from '../../db/schema/index.js';
+import { STORABLE_TEXT, STORABLE_TEXT_MESSAGE } from '../../domain/text.js';
 import { envelope, pageEnvelope } from '../../platform/envelopes.js';
 import { DELIVERY_PAGE_SIZE_MAX } from './webhooks.limits.js';
 
@@ -22,8 +23,8 @@ const Url = Type.String({
 const Description = Type.Union([
   Type.String({
     maxLength: DESCRIPTION_LENGTH_MAX,
-    pattern: '^[^\\u0000\\p{Cs}]*$',
-    'x-error-message': 'String should not contain NUL characters or unpaired surrogates',
+    pattern: STORABLE_TEXT,
+    'x-error-message': STORABLE_TEXT_MESSAGE,
   }),
   Type.Null(),
 ]);
