@@ -27,6 +27,11 @@ export interface ScenarioResult {
   eventLoopP99Ms: number | null;
   /** req/s over the hello-world ceiling's req/s. */
   ratioToCeiling: number | null;
+  /**
+   * CPU per request over the hello-world ceiling's CPU per request in the same run (the floor a
+   * request costs on this machine). Absent in files written before it existed.
+   */
+  cpuRatioToCeiling?: number | null;
   /** For creates: req/s over pgbench's single-INSERT rate. */
   ratioToDbCeiling: number | null;
   /**
@@ -126,6 +131,7 @@ export function report(results: ResultsFile, dir: string): void {
     'cache err',
     'loop p99',
     '× ceiling',
+    '× hello CPU',
     '× pgbench',
     '× 1 process',
     'Δ req/s',
@@ -141,11 +147,12 @@ export function report(results: ResultsFile, dir: string): void {
       String(s.errors),
       fixed(s.rssMaxMb, 0),
       fixed(s.serverCpuPercent, 0),
-      fixed(s.serverCpuMsPerRequest, 2),
+      fixed(s.serverCpuMsPerRequest, 3),
       s.cacheHitRatio === null ? '–' : `${(s.cacheHitRatio * 100).toFixed(0)}%`,
       s.cacheErrors === null ? '–' : String(s.cacheErrors),
       fixed(s.eventLoopP99Ms, 0),
       fixed(s.ratioToCeiling, 3),
+      fixed(s.cpuRatioToCeiling, 1),
       fixed(s.ratioToDbCeiling, 2),
       fixed(s.ratioToOneProcess, 2),
       percentChange(s.requestsPerSecond, old?.requestsPerSecond),

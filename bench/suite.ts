@@ -766,23 +766,32 @@ export async function runSuite(selected: readonly string[] | undefined): Promise
       const batch = scenarios.filter((s) => s.target === target);
       if (batch.length === 0) continue;
       console.log(`\n${target}: ${TARGET_NOTES[target]}`);
+      // The same Node options and profiler for the ceiling as for the API: its CPU per request is
+      // what every API scenario's is divided by, so both must pay for the same instrumentation.
+      const nodeArgs = [
+        ...(process.env.BENCH_CPU_PROF === '1'
+          ? ['--cpu-prof', `--cpu-prof-dir=${path.join(workDir, `${target}-cpu`)}`]
+          : []),
+      ];
+      const nodeOptions: Record<string, string> = process.env.BENCH_NODE_OPTIONS
+        ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS }
+        : {};
       const server = await startServer(
         target === 'hello'
           ? {
               name: target,
-              args: ['--input-type=module', '-e', HELLO_WORLD_SOURCE],
-              env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_ENV: 'production' },
+              args: [...nodeArgs, '--input-type=module', '-e', HELLO_WORLD_SOURCE],
+              env: {
+                PATH: process.env.PATH ?? '/usr/bin:/bin',
+                NODE_ENV: 'production',
+                ...nodeOptions,
+              },
               logFile: path.join(workDir, `${target}.log`),
               cwd: ROOT,
             }
           : {
               name: target,
-              args: [
-                ...(process.env.BENCH_CPU_PROF === '1'
-                  ? ['--cpu-prof', `--cpu-prof-dir=${path.join(workDir, `${target}-cpu`)}`]
-                  : []),
-                path.join(ROOT, 'dist', 'server.js'),
-              ],
+              args: [...nodeArgs, path.join(ROOT, 'dist', 'server.js')],
               env: {
                 ...apiEnv(target === 'api-nocache'),
                 ...(target === 'api-2' ? { WEB_CONCURRENCY: String(CLUSTER_PROCESSES) } : {}),
@@ -858,10 +867,15 @@ export async function runSuite(selected: readonly string[] | undefined): Promise
     else console.log(`kept ${workDir} (server logs, pgbench logs)`);
   }
 
-  const ceiling = results.find((r) => r.name === 'ceiling-hello-world')?.requestsPerSecond;
+  const helloWorld = results.find((r) => r.name === 'ceiling-hello-world');
+  const ceiling = helloWorld?.requestsPerSecond;
+  const ceilingCpu = helloWorld?.serverCpuMsPerRequest;
   const dbCeiling = results.find((r) => r.name === 'pgbench-single-insert')?.requestsPerSecond;
   for (const row of results) {
     if (row.kind === 'http' && ceiling) row.ratioToCeiling = row.requestsPerSecond / ceiling;
+    if (row.kind === 'http' && ceilingCpu && row.serverCpuMsPerRequest !== null) {
+      row.cpuRatioToCeiling = row.serverCpuMsPerRequest / ceilingCpu;
+    }
     const scenario = SCENARIOS.find((s) => s.name === row.name);
     if (scenario?.create && dbCeiling) row.ratioToDbCeiling = row.requestsPerSecond / dbCeiling;
     const oneProcess = results.find((r) => r.name === scenario?.oneProcess)?.requestsPerSecond;
@@ -914,7 +928,15 @@ export async function runSuite(selected: readonly string[] | undefined): Promise
       'cache hit / cache err: hits over lookups, and failed cache operations (each answered by the database), from ' +
         "the API's /metrics; loop p99: the API's event-loop delay p99 (ms) over the measured load; for api-2, " +
         'each HTTP process is scraped on a connection of its own: hits and errors summed, loop p99 the highest',
-      "× ceiling: req/s over the hello world's; × pgbench: create req/s over pgbench-single-insert tx/s",
+      "× ceiling: req/s over the hello world's; × hello CPU: CPU ms/req over the hello world's " +
+        '(same Node options, and profiled too under BENCH_CPU_PROF=1); ' +
+        '× pgbench: create req/s over pgbench-single-insert tx/s',
+      ...(process.env.BENCH_CPU_PROF === '1'
+        ? [
+            'BENCH_CPU_PROF=1: every server ran under the V8 profiler, which adds CPU per request; ' +
+              'compare its figures only with other profiled runs',
+          ]
+        : []),
       ...(scaled.length === 0 ? [] : [scalingNote]),
       ...notes,
     ],
