@@ -1,4 +1,4 @@
-import { Column, getTableName, is, sql, type Table } from 'drizzle-orm';
+import { Column, getTableColumns, getTableName, is, sql, type Table } from 'drizzle-orm';
 
 /**
  * Names for SQL written by hand, taken from the Drizzle schema so that renaming a table or a
@@ -17,4 +17,17 @@ export const bare = (column: Column) => sql.identifier(column.name);
 export function ident(of: Table | Column): string {
   const name = is(of, Column) ? of.name : getTableName(of);
   return `"${name.replaceAll('"', '""')}"`;
+}
+
+/**
+ * Every column of `table` as `ident(column)`, by its schema key: the names for a `Statement`'s
+ * text (`${c.userId}`), so a rename there is a rename here.
+ */
+export function idents<T extends Table>(
+  table: T,
+): Record<keyof T['_']['columns'] & string, string> {
+  const columns: Record<string, Column> = getTableColumns(table);
+  return Object.fromEntries(
+    Object.entries(columns).map(([key, column]) => [key, ident(column)]),
+  ) as Record<keyof T['_']['columns'] & string, string>;
 }

@@ -1,7 +1,7 @@
 import { Cron } from 'croner';
-import { sql } from 'drizzle-orm';
 import type { FastifyBaseLogger } from 'fastify';
-import { queryRows, type Db } from '../db/client.js';
+import type { Db } from '../db/client.js';
+import { claimSchedulerTick } from '../db/scheduler.repository.js';
 
 /** A job the scheduler starts on a cron pattern. Handlers must be safe to run again. */
 export interface ScheduledJob {
@@ -10,11 +10,6 @@ export interface ScheduledJob {
   pattern: string;
   run(): Promise<void>;
 }
-
-/** First key of the scheduler's advisory lock; the second is the job name's hash. */
-const SCHEDULER_LOCK_CLASS = 0x46_49_44_53; // "FIDS"
-/** How long tick records are kept to recognise a tick another instance already took. */
-const TICK_RETENTION = sql`interval '1 day'`;
 
 export interface Scheduler {
   stop(): Promise<void>;
@@ -62,22 +57,7 @@ async function tick(
   const tickAt = new Date(Math.floor(scheduledAt.getTime() / 1000) * 1000);
   let claimed = false;
   try {
-    claimed = await db.transaction(async (dbTx) => {
-      const [lock] = await queryRows<{ locked: boolean }>(
-        dbTx,
-        sql`select pg_try_advisory_xact_lock(${SCHEDULER_LOCK_CLASS}, hashtext(${job.name})) as locked`,
-      );
-      if (!lock?.locked) return false;
-      const inserted = await queryRows<{ job: string }>(
-        dbTx,
-        sql`insert into scheduler_runs (job, scheduled_at) values (${job.name}, ${tickAt.toISOString()}::timestamptz)
-          on conflict do nothing returning job`,
-      );
-      await dbTx.execute(
-        sql`delete from scheduler_runs where job = ${job.name} and scheduled_at < now() - ${TICK_RETENTION}`,
-      );
-      return inserted.length > 0;
-    });
+    claimed = await claimSchedulerTick(db, job.name, tickAt);
   } catch (error) {
     logger.warn({ err: error, job: job.name }, 'scheduler could not claim a tick');
     return;

@@ -1,7 +1,12 @@
-import { sql } from 'drizzle-orm';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FieldCipher } from './crypto.js';
-import { queryRows, runStatement, type Db, type DbTx, type Statement } from '../db/client.js';
+import type { Db, DbTx } from '../db/client.js';
+import {
+  deleteExpiredIdempotencyKeys,
+  findIdempotencyKey,
+  saveIdempotencyKey,
+  tryLockIdempotencyKey,
+} from '../db/idempotency.repository.js';
 import { AppError } from './errors.js';
 import { sendJsonText } from './envelopes.js';
 
@@ -24,36 +29,6 @@ export interface IdempotencyOptions {
   ttlHours: number;
   /** Who the key belongs to; keys of different callers never collide. */
   scopeOf: (request: FastifyRequest) => string;
-}
-
-const LOCK_KEY: Statement = {
-  name: 'fido_idempotency_lock_1',
-  text: 'select pg_try_advisory_xact_lock(hashtext($1::text), hashtext($2::text)) as locked',
-};
-
-const FIND_KEY: Statement = {
-  name: 'fido_idempotency_find_1',
-  text: `select request_hash, response_status, response_headers, response_body
-  from idempotency_keys where scope = $1::text and key = $2::text and expires_at > $3::timestamptz`,
-};
-
-const SAVE_KEY: Statement = {
-  name: 'fido_idempotency_save_1',
-  text: `insert into idempotency_keys (scope, key, request_hash, response_status,
-    response_headers, response_body, created_at, expires_at)
-  values ($1::text, $2::text, $3::text, $4::int, $5::jsonb, $6::text, $7::timestamptz,
-    $8::timestamptz)
-  on conflict (scope, key) do update set request_hash = excluded.request_hash,
-    response_status = excluded.response_status, response_headers = excluded.response_headers,
-    response_body = excluded.response_body, created_at = excluded.created_at,
-    expires_at = excluded.expires_at`,
-};
-
-interface StoredKeyRow {
-  request_hash: string;
-  response_status: number;
-  response_headers: Record<string, string>;
-  response_body: string;
 }
 
 /**
@@ -88,46 +63,41 @@ export function createIdempotency({ db, cipher, ttlHours, scopeOf }: Idempotency
     const outcome = await db.transaction(async (dbTx) => {
       // Its own statement, before the lookup: the lookup's snapshot must be taken after the lock
       // is held, or it could miss the row of a request that committed while this one waited.
-      const [lock] = await runStatement<{ locked: boolean }>(db, dbTx, LOCK_KEY, [scope, key]);
-      if (!lock?.locked) {
+      if (!(await tryLockIdempotencyKey(db, dbTx, scope, key))) {
         throw new AppError(
           'IDEMPOTENCY_KEY_IN_FLIGHT',
           'A request with this Idempotency-Key is still being processed; retry later',
         );
       }
       const now = new Date();
-      const [existing] = await runStatement<StoredKeyRow>(db, dbTx, FIND_KEY, [
-        scope,
-        key,
-        now.toISOString(),
-      ]);
+      const existing = await findIdempotencyKey(db, dbTx, scope, key, now);
       if (existing) {
-        if (!cipher.matchesDigest(existing.request_hash, identity)) {
+        if (!cipher.matchesDigest(existing.requestHash, identity)) {
           throw new AppError(
             'IDEMPOTENCY_KEY_REUSED',
             'This Idempotency-Key was used with a different request',
           );
         }
         const stored: StoredResponse = {
-          status: existing.response_status,
-          headers: existing.response_headers,
-          body: cipher.decrypt(existing.response_body, idempotencyAssociatedData(scope, key)),
+          status: existing.responseStatus,
+          headers: existing.responseHeaders,
+          body: cipher.decrypt(existing.responseBody, idempotencyAssociatedData(scope, key)),
         };
         return { stored, replayed: true };
       }
       const stored = await effect(dbTx);
       // An expired row with the same key may still be there until the clean-up job runs.
-      await runStatement(db, dbTx, SAVE_KEY, [
+      await saveIdempotencyKey(db, dbTx, {
         scope,
         key,
         // Keyed: the body holds a name, and a plain hash of it could be reversed by guessing.
-        cipher.digest(identity),
-        stored.status,
-        JSON.stringify(stored.headers),
-        cipher.encrypt(stored.body, idempotencyAssociatedData(scope, key)),
-        now.toISOString(),
-        new Date(now.getTime() + ttlHours * 3_600_000).toISOString(),
-      ]);
+        requestHash: cipher.digest(identity),
+        responseStatus: stored.status,
+        responseHeaders: stored.headers,
+        responseBody: cipher.encrypt(stored.body, idempotencyAssociatedData(scope, key)),
+        createdAt: now,
+        expiresAt: new Date(now.getTime() + ttlHours * 3_600_000),
+      });
       return { stored, replayed: false };
     });
     return outcome;
@@ -207,19 +177,9 @@ const EXPIRY_BATCHES_MAX = 50;
 export async function expireIdempotencyKeys(db: Db, now = new Date()): Promise<number> {
   let deleted = 0;
   for (let batch = 0; batch < EXPIRY_BATCHES_MAX; batch += 1) {
-    const rows = await queryRows<{ key: string }>(
-      db,
-      // The outer condition is re-checked on rows a concurrent request just stored again: a key
-      // renewed meanwhile is not deleted.
-      sql`delete from idempotency_keys where (scope, key) in (
-        select scope, key from idempotency_keys
-        where expires_at <= ${now.toISOString()}::timestamptz
-        order by expires_at limit ${EXPIRY_BATCH_ROWS}
-      ) and expires_at <= ${now.toISOString()}::timestamptz
-      returning key`,
-    );
-    deleted += rows.length;
-    if (rows.length < EXPIRY_BATCH_ROWS) break;
+    const count = await deleteExpiredIdempotencyKeys(db, now, EXPIRY_BATCH_ROWS);
+    deleted += count;
+    if (count < EXPIRY_BATCH_ROWS) break;
   }
   return deleted;
 }

@@ -3,13 +3,8 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Cluster, Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import { Counter, type Registry } from 'prom-client';
-import {
-  openDatabase,
-  runStatement,
-  type DatabaseHandle,
-  type Db,
-  type Statement,
-} from '../db/client.js';
+import { openDatabase, type DatabaseHandle, type Db } from '../db/client.js';
+import { readPrimaryWalPosition, readReplicaStatus } from '../db/replication.repository.js';
 import { isDatabaseUnavailable } from './errors.js';
 import { outageLog } from './outage.js';
 
@@ -22,11 +17,12 @@ import { outageLog } from './outage.js';
  *
  * Where that position comes from. Every write, once committed and before its answer leaves (and
  * before the user's cache generation moves), takes the primary's WAL flush position from a query
- * started after the commit: a position at or past the commit record (see PRIMARY_POSITION). It raises the user's stored
- * position to it (a maximum: a slower writer never lowers it), in the shared store (Redis, so every
- * process sees it; in-process when there is one process). A reader reads that stored position
- * after reading the user's cache generation. A write acknowledged before the read began raised it
- * first, so the reader sees a position at or past that write's commit, whichever process wrote.
+ * started after the commit: a position at or past the commit record (see readPrimaryWalPosition,
+ * db/replication.repository.ts). It raises the user's stored position to it (a maximum: a slower
+ * writer never lowers it), in the shared store (Redis, so every process sees it; in-process when
+ * there is one process). A reader reads that stored position after reading the user's cache
+ * generation. A write acknowledged before the read began raised it first, so the reader sees a
+ * position at or past that write's commit, whichever process wrote.
  *
  * A user without a stored position (never written through us, expired, evicted, a Redis that
  * restarted empty, or Redis unreachable) gets a floor: the primary's position from a query started
@@ -137,18 +133,6 @@ export function redisPositionStore(client: Redis | Cluster, prefix: string): Pos
 }
 
 /**
- * Past every commit acknowledged before it runs: a commit answers once its record is flushed, so
- * the flush position covers it. Under synchronous_commit=off a commit answers before the flush:
- * then the insert position (which can sit just past a page header that replay reaches only with
- * the next record, so it is not the default).
- */
-const PRIMARY_POSITION: Statement = {
-  name: 'fido_primary_wal_position_1',
-  text: `select (case when current_setting('synchronous_commit') = 'off'
-    then pg_current_wal_insert_lsn() else pg_current_wal_flush_lsn() end)::text as lsn`,
-};
-
-/**
  * The primary's WAL position from a query that starts after the call: concurrent callers share
  * one query (the one queued behind the query in flight), so under load it costs one round trip
  * per round trip, not one per caller.
@@ -157,9 +141,7 @@ function primaryPositions(primary: Db) {
   let inFlight: Promise<bigint> | undefined;
   let queued: Promise<bigint> | undefined;
   function start(): Promise<bigint> {
-    const query = runStatement<{ lsn: string }>(primary, undefined, PRIMARY_POSITION, []).then(
-      ([row]) => parseLsn(row?.lsn ?? '0/0'),
-    );
+    const query = readPrimaryWalPosition(primary).then((lsn) => parseLsn(lsn ?? '0/0'));
     const tracked: Promise<bigint> = query.finally(() => {
       if (inFlight === tracked) inFlight = undefined;
     });
@@ -194,21 +176,6 @@ interface Replica {
   checkedAt: number;
   refreshing: Promise<void> | undefined;
 }
-
-interface StatusRow {
-  replay: string | null;
-  receive: string | null;
-  paused: boolean;
-  standby: boolean;
-  since_ms: number | string | null;
-}
-
-const REPLICA_STATUS: Statement = {
-  name: 'fido_replica_status_1',
-  text: `select pg_last_wal_replay_lsn()::text as replay, pg_last_wal_receive_lsn()::text as receive,
-    pg_is_in_recovery() and pg_is_wal_replay_paused() as paused, pg_is_in_recovery() as standby,
-    extract(epoch from (clock_timestamp() - pg_last_xact_replay_timestamp())) * 1000 as since_ms`,
-};
 
 /** Runs the reads that may use a replica, and hears about the writes they must not miss. */
 export interface ReadRouter {
@@ -315,18 +282,13 @@ export async function openReadReplicas(options: ReadReplicaOptions): Promise<Rea
     replica.refreshing ??= (async () => {
       const before = replica.state;
       try {
-        const [row] = await runStatement<StatusRow>(
-          replica.handle.db,
-          undefined,
-          REPLICA_STATUS,
-          [],
-        );
+        const row = await readReplicaStatus(replica.handle.db);
         if (!row?.standby || row.replay === null) {
           replica.state = 'not_standby';
         } else {
           replica.position = parseLsn(row.replay);
           const caughtUp = row.receive === null || parseLsn(row.receive) <= replica.position;
-          replica.lagMs = caughtUp ? 0 : Math.max(0, Number(row.since_ms ?? 0));
+          replica.lagMs = caughtUp ? 0 : Math.max(0, Number(row.sinceMs ?? 0));
           replica.state = row.paused
             ? 'paused'
             : replica.lagMs > options.maxLagMs

@@ -23,10 +23,13 @@ export async function listApiKeys(
   limit: number,
 ): Promise<ApiKeyRow[]> {
   const query = db.select().from(apiKeys);
+  const positionOf = (id: string) =>
+    db
+      .select({ createdAt: apiKeys.createdAt, id: apiKeys.id })
+      .from(apiKeys)
+      .where(eq(apiKeys.id, id));
   const page = after
-    ? query.where(
-        sql`(${apiKeys.createdAt}, ${apiKeys.id}) > (select created_at, id from api_keys where id = ${after})`,
-      )
+    ? query.where(sql`(${apiKeys.createdAt}, ${apiKeys.id}) > ${positionOf(after)}`)
     : query;
   return page.orderBy(asc(apiKeys.createdAt), asc(apiKeys.id)).limit(limit);
 }

@@ -32,7 +32,7 @@ export async function insertWebhook(db: Db, row: NewWebhookRow): Promise<Webhook
 
 /** Serialises creations within the caller's transaction, so a count-then-insert limit holds. */
 export async function lockWebhookCreation(dbTx: Db): Promise<void> {
-  await dbTx.execute(sql`lock table webhooks in share row exclusive mode`);
+  await dbTx.execute(sql`lock table ${webhooks} in share row exclusive mode`);
 }
 
 export async function countWebhooks(db: Db): Promise<number> {
