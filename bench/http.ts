@@ -107,6 +107,8 @@ export interface LoadResult {
 
 export interface LoadOptions {
   seconds?: number;
+  /** Send this many requests in all, instead of loading for `seconds`. */
+  amount?: number;
   connections?: number;
   /** Requests each connection sends in turn (see autocannon's `requests`, `setupRequest`). */
   requests?: autocannon.Request[];
@@ -118,13 +120,14 @@ function assertLoopback(url: string): void {
   if (hostname !== '127.0.0.1') throw new Error(`bench targets 127.0.0.1 only, not ${hostname}`);
 }
 
-/** A bounded load: `connections` clients for `seconds` seconds, loopback only. */
+/** A bounded load: `connections` clients for `seconds` seconds (or `amount` requests), loopback only. */
 export async function load(url: string, options: LoadOptions = {}): Promise<LoadResult> {
   assertLoopback(url);
   const result = await autocannon({
     url,
     connections: options.connections ?? 50,
     duration: options.seconds ?? Number(process.env.BENCH_SECONDS ?? 5),
+    ...(options.amount !== undefined ? { amount: options.amount } : {}),
     ...(options.requests ? { requests: options.requests } : {}),
   });
   const statusCodes: Record<string, number> = {};

@@ -46,6 +46,24 @@ export interface ScenarioResult {
   /** On the default configuration: req/s, and CPU per request, over the API-only scenario's. */
   ratioToApiOnly?: number | null;
   cpuRatioToApiOnly?: number | null;
+  /** `webhook-delivery`: deliveries the receiver got, and POSTs of a delivery it already had. */
+  webhooksDelivered?: number;
+  webhookPostsRepeated?: number;
+}
+
+/** A row's optional figures, none measured yet: spread, then set the ones a scenario has. */
+export function unmeasured() {
+  return {
+    rssMaxMb: null,
+    serverCpuPercent: null,
+    serverCpuMsPerRequest: null,
+    cacheHitRatio: null,
+    cacheErrors: null,
+    eventLoopP99Ms: null,
+    ratioToCeiling: null,
+    ratioToDbCeiling: null,
+    ratioToOneProcess: null,
+  } satisfies Partial<ScenarioResult>;
 }
 
 export interface ResultsFile {
@@ -178,6 +196,14 @@ export function report(results: ResultsFile, dir: string): void {
       `  ${s.name}: worker backlog ${s.workerBacklogAtEnd ?? '?'} at the end of the load, ` +
         `caught up ${((s.drainMs ?? 0) / 1000).toFixed(1)} s later; × API only: ` +
         `req/s ${fixed(s.ratioToApiOnly, 2)}, CPU per request (catch-up included) ${fixed(s.cpuRatioToApiOnly, 2)}`,
+    );
+  }
+  for (const s of results.scenarios) {
+    if (s.webhooksDelivered === undefined) continue;
+    console.log(
+      `  ${s.name}: ${s.webhooksDelivered} webhooks delivered (${s.webhookPostsRepeated ?? 0} sent again), ` +
+        `worker CPU ${fixed(s.serverCpuMsPerRequest, 3)} ms per delivery, ` +
+        `${fixed(s.cpuRatioToCeiling, 1)} × the hello world's CPU per request`,
     );
   }
   console.log('');

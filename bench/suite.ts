@@ -20,7 +20,8 @@
  *
  * Knobs: BENCH_SECONDS (5) and BENCH_WARMUP_SECONDS (1) per scenario, BENCH_CONNECTIONS (50),
  * BENCH_DEEP_PAGES (1000: the history user gets that many pages of 100, plus one), BENCH_POOL_USERS
- * (50) × BENCH_POOL_ROWS (20) for reads by id and the mixed workload, BENCH_SKIP_BUILD=1,
+ * (50) × BENCH_POOL_ROWS (20) for reads by id and the mixed workload, BENCH_WEBHOOK_DELIVERIES
+ * (5,000) and BENCH_WEBHOOK_WARMUP (500) for webhook-delivery, BENCH_SKIP_BUILD=1,
  * BENCH_NODE_OPTIONS (NODE_OPTIONS for the API processes, e.g. --max-old-space-size=160),
  * BENCH_KEEP=1 (keep the work directory: server logs, pgbench logs) and BENCH_CPU_PROF=1 (the API
  * processes write V8 CPU profiles there; open them in Chrome DevTools).
@@ -39,6 +40,7 @@ import { createApiKeysService } from '../src/modules/api-keys/index.js';
 import { encodeCursor } from '../src/modules/transactions/index.js';
 import { FieldCipher, parseKeyRing } from '../src/platform/crypto.js';
 import { queryRows } from '../src/db/client.js';
+import { drainWorker, measureWebhookDelivery, startReceiver } from './event-worker.js';
 import { load, openBenchDatabase, type LoadResult } from './http.js';
 import { PGBENCH_SCRIPTS, pgbenchPath, runPgbench } from './pgbench.js';
 import {
@@ -51,7 +53,7 @@ import {
   startServer,
   type ServerProcess,
 } from './processes.js';
-import { report, type ResultsFile, type ScenarioResult } from './results.js';
+import { report, unmeasured, type ResultsFile, type ScenarioResult } from './results.js';
 import { analyzeTables, seedUser } from './seed.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -66,6 +68,9 @@ const SETTINGS = {
   deepPages: Math.max(2, envNumber('BENCH_DEEP_PAGES', 1000)),
   poolUsers: Math.max(1, envNumber('BENCH_POOL_USERS', 50)),
   poolRows: Math.max(1, envNumber('BENCH_POOL_ROWS', 20)),
+  /** `webhook-delivery`: creates (so deliveries) measured, after this many to warm up. */
+  webhookDeliveries: Math.max(1, envNumber('BENCH_WEBHOOK_DELIVERIES', 5_000)),
+  webhookWarmup: envNumber('BENCH_WEBHOOK_WARMUP', 500),
   /** The API's DB_POOL_SIZE default: pgbench gets the same number of connections. */
   dbPoolSize: 10,
 };
@@ -76,7 +81,7 @@ const CLUSTER_PROCESSES = 2;
 const DRAIN_LIMIT_MS = 180_000;
 
 /** Servers under test. */
-type Target = 'hello' | 'api' | 'api-nocache' | 'api-2' | 'api-default';
+type Target = 'hello' | 'api' | 'api-nocache' | 'api-2' | 'api-default' | 'worker';
 
 const TARGET_NOTES: Record<Target, string> = {
   hello: 'bare Fastify hello world, no logging (the ceiling)',
@@ -88,6 +93,10 @@ const TARGET_NOTES: Record<Target, string> = {
     'node dist/server.js as `npm start` runs it in production: the event worker inline and the ' +
     'scheduler on, default handlers and logging (only the rate limit is raised, as on api); ' +
     "its CPU per request counts the worker's catch-up after the load",
+  worker:
+    'node dist/worker.js (the event worker in its own process, scheduler off) beside the API ' +
+    '(WORKER=off), both with WEBHOOK_ALLOW_PRIVATE_TARGETS=true so that a webhook may point at ' +
+    "the bench's receiver on 127.0.0.1; PostgreSQL only",
   'api-2':
     `node dist/server.js with WEB_CONCURRENCY=${CLUSTER_PROCESSES}: a supervisor and ` +
     `${CLUSTER_PROCESSES} HTTP processes sharing one port (Node cluster), otherwise as api; ` +
@@ -237,6 +246,15 @@ const ONE_PROCESS_SCENARIOS: Scenario[] = [
     ],
   },
   {
+    name: 'read-by-id-default',
+    target: 'api-default',
+    description: 'GET one transaction, a random one of 1,000 ids, on the default configuration',
+    needs: ['pool'],
+    drain: true,
+    apiOnly: 'read-by-id',
+    requests: (f) => [() => ({ method: 'GET', path: `/api/v1/transaction/${pick(f.readIds)}` })],
+  },
+  {
     name: 'create-default',
     target: 'api-default',
     description:
@@ -256,13 +274,20 @@ const ONE_PROCESS_SCENARIOS: Scenario[] = [
     ],
   },
   {
-    name: 'read-by-id-default',
-    target: 'api-default',
-    description: 'GET one transaction, a random one of 1,000 ids, on the default configuration',
-    needs: ['pool'],
-    drain: true,
-    apiOnly: 'read-by-id',
-    requests: (f) => [() => ({ method: 'GET', path: `/api/v1/transaction/${pick(f.readIds)}` })],
+    name: 'webhook-delivery',
+    target: 'worker',
+    description:
+      'the worker delivers one webhook per create (a receiver on 127.0.0.1 registered through ' +
+      "the API); req/s: deliveries/s; p50/p99: event to receipt; CPU: the worker's per delivery",
+    needs: [],
+    requests: (f) => [
+      () => ({
+        method: 'POST',
+        path: '/api/v1/transaction/',
+        headers: JSON_HEADERS,
+        body: createBody(`bench-hook-${f.runId}-${next()}`),
+      }),
+    ],
   },
   {
     name: 'create-hot-user',
@@ -476,6 +501,8 @@ async function measure(
       requests: toAutocannon(scenario.requests(fixtures)),
     });
   }
+  // Work left by the warm-up (or by earlier scenarios) is not this load's: done before counting.
+  if (scenario.drain) await drainWorker(server.url, AUTH_HEADERS, DRAIN_LIMIT_MS);
   const isApi = scenario.target !== 'hello';
   const countersBefore = isApi ? await serverCounters(server) : undefined;
   const rss = sampleRss(server.pid);
@@ -490,7 +517,7 @@ async function measure(
       seconds: SETTINGS.seconds,
       requests: toAutocannon(scenario.requests(fixtures)),
     });
-    if (scenario.drain) drained = await drainWorker(server.url);
+    if (scenario.drain) drained = await drainWorker(server.url, AUTH_HEADERS, DRAIN_LIMIT_MS);
   } finally {
     rssMaxMb = rss.stop();
   }
@@ -539,34 +566,6 @@ async function measure(
         : ''),
   );
   return row;
-}
-
-/** The event worker's backlog (committed events not relayed, deliveries pending), from /metrics. */
-async function workerBacklog(base: string): Promise<number | undefined> {
-  const text = await (await fetch(`${base}/metrics`, { headers: AUTH_HEADERS })).text();
-  const values = [...text.matchAll(/^fido_worker_backlog\{[^}]*\} (\S+)$/gm)].map((m) =>
-    Number(m[1]),
-  );
-  return values.length === 0 ? undefined : values.reduce((a, b) => a + b, 0);
-}
-
-/** After a load: waits (at most DRAIN_LIMIT_MS) until the worker has done what the load left it. */
-async function drainWorker(base: string): Promise<{ backlogAtEnd: number; ms: number }> {
-  const started = performance.now();
-  const backlogAtEnd = await workerBacklog(base);
-  if (backlogAtEnd === undefined)
-    throw new Error('no fido_worker_backlog in /metrics: is the worker running?');
-  let backlog = backlogAtEnd;
-  while (backlog > 0) {
-    if (performance.now() - started > DRAIN_LIMIT_MS) {
-      throw new Error(
-        `the worker still had ${backlog} to do ${DRAIN_LIMIT_MS / 1000} s after the load`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    backlog = (await workerBacklog(base)) ?? 0;
-  }
-  return { backlogAtEnd, ms: performance.now() - started };
 }
 
 function git(args: string[]): string | null {
@@ -761,21 +760,74 @@ export async function runSuite(selected: readonly string[] | undefined): Promise
       ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
     });
 
-    const phases: Target[] = ['hello', 'api-nocache', 'api', 'api-default', 'api-2'];
+    const profilerArgs = (name: string) =>
+      process.env.BENCH_CPU_PROF === '1'
+        ? ['--cpu-prof', `--cpu-prof-dir=${path.join(workDir, `${name}-cpu`)}`]
+        : [];
+    const phases: Target[] = ['hello', 'api-nocache', 'api', 'api-default', 'worker', 'api-2'];
     for (const target of phases) {
       const batch = scenarios.filter((s) => s.target === target);
       if (batch.length === 0) continue;
       console.log(`\n${target}: ${TARGET_NOTES[target]}`);
       // The same Node options and profiler for the ceiling as for the API: its CPU per request is
       // what every API scenario's is divided by, so both must pay for the same instrumentation.
-      const nodeArgs = [
-        ...(process.env.BENCH_CPU_PROF === '1'
-          ? ['--cpu-prof', `--cpu-prof-dir=${path.join(workDir, `${target}-cpu`)}`]
-          : []),
-      ];
+      const nodeArgs = profilerArgs(target);
       const nodeOptions: Record<string, string> = process.env.BENCH_NODE_OPTIONS
         ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS }
         : {};
+      if (target === 'worker') {
+        if (!database.url) {
+          const note = `worker: skipped ${batch.map((s) => s.name).join(', ')} (a worker process needs PostgreSQL: set BENCH_DATABASE_URL)`;
+          notes.push(note);
+          console.log(`  ${note}`);
+          continue;
+        }
+        // Both may reach 127.0.0.1: the API to register the receiver, the worker to call it.
+        const env = { ...apiEnv(false), WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true' };
+        const receiver = await startReceiver();
+        const pair: ServerProcess[] = [];
+        try {
+          const api = await startServer({
+            name: 'api-webhooks',
+            args: [...profilerArgs('api-webhooks'), path.join(ROOT, 'dist', 'server.js')],
+            env,
+            logFile: path.join(workDir, 'api-webhooks.log'),
+            cwd: workDir,
+          });
+          servers.push(api);
+          pair.push(api);
+          const worker = await startServer({
+            name: target,
+            args: [...profilerArgs(target), path.join(ROOT, 'dist', 'worker.js')],
+            env: { ...env, WORKER_PORT: '0' },
+            logFile: path.join(workDir, `${target}.log`),
+            cwd: workDir,
+          });
+          servers.push(worker);
+          pair.push(worker);
+          for (const scenario of batch) {
+            results.push(
+              await measureWebhookDelivery({
+                name: scenario.name,
+                description: scenario.description,
+                api,
+                worker,
+                receiver,
+                headers: AUTH_HEADERS,
+                creates: () => toAutocannon(scenario.requests(fixtures)),
+                deliveries: SETTINGS.webhookDeliveries,
+                warmup: SETTINGS.webhookWarmup,
+                connections: SETTINGS.connections,
+                limitMs: DRAIN_LIMIT_MS,
+              }),
+            );
+          }
+        } finally {
+          for (const server of pair) await server.stop();
+          await receiver.close();
+        }
+        continue;
+      }
       const server = await startServer(
         target === 'hello'
           ? {
@@ -844,15 +896,7 @@ export async function runSuite(selected: readonly string[] | undefined): Promise
             p99Ms: run.p99Ms,
             errors: run.failed,
             statusCodes: {},
-            rssMaxMb: null,
-            serverCpuPercent: null,
-            serverCpuMsPerRequest: null,
-            cacheHitRatio: null,
-            cacheErrors: null,
-            eventLoopP99Ms: null,
-            ratioToCeiling: null,
-            ratioToDbCeiling: null,
-            ratioToOneProcess: null,
+            ...unmeasured(),
           });
         }
       }
@@ -872,7 +916,10 @@ export async function runSuite(selected: readonly string[] | undefined): Promise
   const ceilingCpu = helloWorld?.serverCpuMsPerRequest;
   const dbCeiling = results.find((r) => r.name === 'pgbench-single-insert')?.requestsPerSecond;
   for (const row of results) {
-    if (row.kind === 'http' && ceiling) row.ratioToCeiling = row.requestsPerSecond / ceiling;
+    // Deliveries per second are not requests served: no ratio for the worker's row.
+    if (row.kind === 'http' && row.target !== 'worker' && ceiling) {
+      row.ratioToCeiling = row.requestsPerSecond / ceiling;
+    }
     if (row.kind === 'http' && ceilingCpu && row.serverCpuMsPerRequest !== null) {
       row.cpuRatioToCeiling = row.serverCpuMsPerRequest / ceilingCpu;
     }
@@ -880,6 +927,10 @@ export async function runSuite(selected: readonly string[] | undefined): Promise
     if (scenario?.create && dbCeiling) row.ratioToDbCeiling = row.requestsPerSecond / dbCeiling;
     const oneProcess = results.find((r) => r.name === scenario?.oneProcess)?.requestsPerSecond;
     if (oneProcess) row.ratioToOneProcess = row.requestsPerSecond / oneProcess;
+    const helloCpu = results.find((r) => r.name === 'ceiling-hello-world')?.serverCpuMsPerRequest;
+    if (row.kind === 'http' && helloCpu && row.serverCpuMsPerRequest !== null) {
+      row.cpuRatioToCeiling = row.serverCpuMsPerRequest / helloCpu;
+    }
     const apiOnly = results.find((r) => r.name === scenario?.apiOnly);
     if (apiOnly) {
       row.ratioToApiOnly = row.requestsPerSecond / apiOnly.requestsPerSecond;
