@@ -85,7 +85,12 @@ describe('cache warm-up', () => {
       const created = await postTransaction(app, { user_id: userId });
       await eventually(() => (seen.has(created.id) ? true : undefined), { timeoutMs: 30_000 });
       expect(await deliveriesOf('handler:cache-warmup', userId)).toEqual([]);
-      expect(await deliveriesOf('handler:probe', userId)).toEqual([{ state: 'succeeded' }]);
+      // The handler has run; its outcome is recorded just after.
+      const probed = await eventually(async () => {
+        const rows = await deliveriesOf('handler:probe', userId);
+        return rows.some((row) => row.state === 'pending') ? undefined : rows;
+      });
+      expect(probed).toEqual([{ state: 'succeeded' }]);
     } finally {
       await app.close();
     }

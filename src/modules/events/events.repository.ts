@@ -1,6 +1,9 @@
+import { sql, type SQL } from 'drizzle-orm';
+import { alias, type AnyPgColumn } from 'drizzle-orm/pg-core';
 import { v7 as uuidv7 } from 'uuid';
-import { events, type EventType } from '../../db/schema/index.js';
-import type { Db } from '../../db/client.js';
+import { deliveries, events, type EventType } from '../../db/schema/index.js';
+import { queryRows, type Db } from '../../db/client.js';
+import type { EventData, FeedEntry, FeedPosition, FeedQuery, PublishedEvent } from './feed.js';
 
 export interface NewEvent {
   type: EventType;
@@ -17,4 +20,174 @@ export async function appendEvent(dbTx: Db, event: NewEvent): Promise<string> {
   const id = uuidv7();
   await dbTx.insert(events).values({ id, ...event });
   return id;
+}
+
+/** An `events` row as `eventColumns` selects it (dates and int8 differ between pg and PGlite). */
+export interface EventRow {
+  id: string;
+  type: EventType;
+  user_id: string;
+  transaction_id: string;
+  created_at: string | Date;
+  payload: EventData;
+}
+
+/** The select list of an `events` row for raw statements: what `toPublishedEvent` reads. */
+export const eventColumns = sql`${events.id} as id, ${events.type} as type,
+  ${events.userId} as user_id, ${events.transactionId} as transaction_id,
+  ${events.createdAt} as created_at, ${events.payload} as payload`;
+
+/** The one mapper of an `events` row: every reader of events (feed, relays, worker) uses it. */
+export function toPublishedEvent(row: EventRow): PublishedEvent {
+  return {
+    id: row.id,
+    type: row.type,
+    user_id: row.user_id,
+    transaction_id: row.transaction_id,
+    created_at: new Date(row.created_at).toISOString(),
+    data: row.payload,
+  };
+}
+
+/** `(tx_id, sequence) <op> position` of `table` (`events` or an alias of it): feed order. */
+export function feedOrder(
+  table: { txId: AnyPgColumn; sequence: AnyPgColumn },
+  op: '>' | '<=',
+  position: FeedPosition,
+): SQL {
+  return sql`(${table.txId}, ${table.sequence}) ${sql.raw(op)} (${position.txId}::bigint, ${position.sequence}::bigint)`;
+}
+
+/** 2^32 and 2^31: a 32-bit xid is widened to the 64-bit one nearest to the snapshot's xmax. */
+const EPOCH = 4_294_967_296;
+const HALF_EPOCH = 2_147_483_648;
+
+/**
+ * The feed's barrier: the oldest transaction still running in this database (the snapshot's
+ * xmax when none is). Any event below it is committed or never will be. Taken in a statement of
+ * its own, before the events are read, so a transaction that ends in between is seen by the
+ * read. Transactions of other databases on the server do not hold it back, as
+ * `pg_snapshot_xmin` would; `pg_stat_activity` gives 32-bit xids, widened here by the epoch.
+ */
+async function feedBarrier(db: Db): Promise<string> {
+  const [row] = await queryRows<{ barrier: string }>(
+    db,
+    sql`with s as (select pg_snapshot_xmax(pg_current_snapshot())::text::numeric as xmax),
+      running as (
+        select floor(s.xmax / ${EPOCH}) * ${EPOCH} + a.backend_xid::text::numeric as xid, s.xmax
+        from pg_stat_activity a, s
+        where a.datname = current_database() and a.backend_xid is not null
+          and a.pid <> pg_backend_pid())
+      select coalesce(
+        (select min(case when xid > xmax + ${HALF_EPOCH} then xid - ${EPOCH}
+                         when xid < xmax - ${HALF_EPOCH} then xid + ${EPOCH} else xid end)
+          from running),
+        (select xmax from s))::text as barrier`,
+  );
+  if (!row) throw new Error('feed barrier query returned no row');
+  return row.barrier;
+}
+
+/**
+ * Events in commit-safe order after `after`. Only events written by transactions older than every
+ * transaction still running in this database are served: one that is still open may commit later
+ * with a smaller transaction id, and it must not land behind a cursor a reader already holds. So
+ * each event is served exactly once across pages, at the cost of waiting for the oldest open
+ * transaction.
+ */
+export async function readFeed(db: Db, query: FeedQuery): Promise<FeedEntry[]> {
+  const barrier = await feedBarrier(db);
+  const conditions: SQL[] = [sql`${events.txId} < ${barrier}::bigint`];
+  if (query.after) conditions.push(feedOrder(events, '>', query.after));
+  if (query.userId !== undefined) conditions.push(sql`${events.userId} = ${query.userId}`);
+  if (query.type !== undefined) conditions.push(sql`${events.type} = ${query.type}`);
+  // The text forms get names of their own, and the order is by the table's (qualified) columns:
+  // ordering by an output column would sort the ids as text ('1000' before '999').
+  const rows = await queryRows<EventRow & { position_tx: string; position_sequence: string }>(
+    db,
+    sql`select ${events.txId}::text as position_tx, ${events.sequence}::text as position_sequence,
+        ${eventColumns}
+      from ${events} where ${sql.join(conditions, sql` and `)}
+      order by ${events.txId}, ${events.sequence} limit ${query.limit}`,
+  );
+  return rows.map((row) => ({
+    position: { txId: row.position_tx, sequence: row.position_sequence },
+    event: toPublishedEvent(row),
+  }));
+}
+
+export async function loadEvent(db: Db, eventId: string): Promise<PublishedEvent | undefined> {
+  const [row] = await queryRows<EventRow>(
+    db,
+    sql`select ${eventColumns} from ${events} where ${events.id} = ${eventId}`,
+  );
+  return row && toPublishedEvent(row);
+}
+
+/** The feed position of one event, or undefined when it is not (or no longer) in `events`. */
+export async function feedPositionOf(db: Db, eventId: string): Promise<FeedPosition | undefined> {
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(eventId)) {
+    return undefined;
+  }
+  const [row] = await queryRows<{ tx_id: string; sequence: string }>(
+    db,
+    sql`select ${events.txId}::text as tx_id, ${events.sequence}::text as sequence
+      from ${events} where ${events.id} = ${eventId}`,
+  );
+  return row && { txId: row.tx_id, sequence: row.sequence };
+}
+
+/**
+ * Events committed after `position` (all of them without one), counted up to `cap`, so a large
+ * backlog costs a bounded index scan.
+ */
+export async function countEventsAfter(
+  db: Db,
+  position: FeedPosition | undefined,
+  cap: number,
+): Promise<number> {
+  const after = position ? sql`where ${feedOrder(events, '>', position)}` : sql``;
+  const [row] = await queryRows<{ n: number | string }>(
+    db,
+    sql`select count(*) as n from (select 1 from ${events} ${after} limit ${cap}) as backlog`,
+  );
+  return Number(row?.n ?? 0);
+}
+
+/** The instant `days` days before the statement's transaction began. */
+export const daysAgo = (days: number): SQL => sql`now() - ${days} * interval '1 day'`;
+
+/**
+ * Deletes up to `batchSize` events older than `retentionDays` that the outbox relay has passed
+ * (`relayed`), that the JetStream stream holds when `published` is given, and that no consumer is
+ * still owed; how many.
+ */
+export async function deleteSpentEvents(
+  db: Db,
+  options: {
+    retentionDays: number;
+    relayed: FeedPosition;
+    published: FeedPosition | undefined;
+    batchSize: number;
+  },
+): Promise<number> {
+  const e = alias(events, 'e');
+  const d = alias(deliveries, 'd');
+  const inStream = options.published ? sql`and ${feedOrder(e, '<=', options.published)}` : sql``;
+  const [row] = await queryRows<{ n: number | string }>(
+    db,
+    sql`with gone as (
+        delete from ${events} where (${events.userId}, ${events.sequence}) in (
+          select ${e.userId}, ${e.sequence} from ${events} as ${e}
+          where ${e.createdAt} < ${daysAgo(options.retentionDays)}
+            and ${feedOrder(e, '<=', options.relayed)}
+            ${inStream}
+            and not exists (
+              select 1 from ${deliveries} as ${d}
+              where ${d.state} = 'pending' and ${d.eventId} = ${e.id})
+          limit ${options.batchSize})
+        returning 1)
+      select count(*) as n from gone`,
+  );
+  return Number(row?.n ?? 0);
 }

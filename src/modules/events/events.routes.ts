@@ -4,7 +4,8 @@ import { ownerOf } from '../../platform/auth.js';
 import { AppError, validationError } from '../../platform/errors.js';
 import { ErrorBody } from '../../platform/http-errors.js';
 import { EVENT_PAGE_SIZE_DEFAULT, EventsEnvelope, EventsQuery } from './events.schemas.js';
-import { decodeFeedCursor, encodeFeedCursor, readFeed } from './feed.js';
+import { readFeed } from './events.repository.js';
+import { decodeFeedCursor, encodeFeedCursor } from './feed.js';
 
 export const eventsRoutes: FastifyPluginAsyncTypebox<{ db: Db }> = async (app, { db }) => {
   app.get(

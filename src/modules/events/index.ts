@@ -3,7 +3,7 @@
  * of deliveries per consumer), and the worker that relays committed events to webhooks and
  * in-process handlers. Other code imports the module only from here.
  */
-export { appendEvent, type NewEvent } from './events.repository.js';
+export { appendEvent, loadEvent, type NewEvent } from './events.repository.js';
 export { eventsRoutes } from './events.routes.js';
 export type { PublishedEvent } from './feed.js';
 export {
@@ -12,9 +12,8 @@ export {
   type EventHandler,
   type HandlerContext,
 } from './handlers.js';
+export { PARKED_UNTIL } from './outbox.repository.js';
 export {
-  loadEvent,
-  PARKED_UNTIL,
   pruneEvents,
   recordManualAttempt,
   registerHandlers,

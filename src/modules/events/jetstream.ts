@@ -16,10 +16,9 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Db } from '../../db/client.js';
 import { isDatabaseUnavailable } from '../../platform/errors.js';
 import { outageLog } from '../../platform/outage.js';
-import { readFeed, type FeedEntry, type FeedPosition, type PublishedEvent } from './feed.js';
+import { countEventsAfter, feedPositionOf, readFeed } from './events.repository.js';
+import type { FeedEntry, FeedPosition, PublishedEvent } from './feed.js';
 import {
-  countAfter,
-  feedPositionOf,
   readJetStreamPosition,
   saveJetStreamPosition,
   tryJetStreamLock,
@@ -411,7 +410,7 @@ export function startJetStreamRelay(options: JetStreamRelayOptions): JetStreamRe
 
 /** Events committed but not yet in the stream (up to LAG_COUNT_CAP), from the saved position. */
 export async function jetStreamLag(db: Db): Promise<number> {
-  return countAfter(db, await readJetStreamPosition(db), LAG_COUNT_CAP);
+  return countEventsAfter(db, await readJetStreamPosition(db), LAG_COUNT_CAP);
 }
 
 export interface JetStreamMetrics {

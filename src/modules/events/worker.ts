@@ -6,15 +6,13 @@ import type { Metrics } from '../../platform/metrics.js';
 import { outageLog } from '../../platform/outage.js';
 import type { HandlerRegistry } from './handlers.js';
 import {
-  claimDeliveries,
   handlerConsumer,
   recordAttempt,
   registerHandlers,
   relayEvents,
-  releaseStranded,
   type AttemptOutcome,
-  type ClaimedDelivery,
 } from './outbox.js';
+import { claimDeliveries, releaseStranded, type ClaimedDelivery } from './outbox.repository.js';
 import type { PublishedEvent } from './feed.js';
 
 /** How the worker reaches webhooks (the webhooks module): find one, and send it an event. */

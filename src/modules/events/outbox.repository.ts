@@ -1,0 +1,479 @@
+import { and, eq, inArray, sql, type SQL } from 'drizzle-orm';
+import { alias, type AnyPgColumn } from 'drizzle-orm/pg-core';
+import {
+  deliveries,
+  deliveryAttempts,
+  eventConsumers,
+  events,
+  webhooks,
+  type DeliveryState,
+} from '../../db/schema/index.js';
+import { queryRows, type Db } from '../../db/client.js';
+import { bare } from '../../db/sql.js';
+import {
+  daysAgo,
+  eventColumns,
+  feedOrder,
+  toPublishedEvent,
+  type EventRow,
+} from './events.repository.js';
+import type { FeedPosition, PublishedEvent } from './feed.js';
+
+/*
+ * The outbox's statements: the consumers owed events (`event_consumers`, webhooks), the
+ * deliveries the relay writes for them, and the attempts the worker records. The rules that
+ * decide what to write are in outbox.ts.
+ */
+
+/** `next_attempt_at` of a delivery waiting behind an earlier one of its (consumer, user). */
+export const PARKED_UNTIL = new Date('9999-12-31T00:00:00.000Z');
+const PARKED = sql`${PARKED_UNTIL.toISOString()}::timestamptz`;
+
+/** Written literally, not bound, so the planner matches the partial indexes on pending rows. */
+const pendingOf = (table: { state: AnyPgColumn }) => sql`${table.state} = 'pending'`;
+
+/** True of a delivery `d` with no pending delivery before it in its (consumer, user). */
+function firstOfStream(d: {
+  consumer: AnyPgColumn;
+  userId: AnyPgColumn;
+  position: AnyPgColumn;
+}): SQL {
+  const earlier = alias(deliveries, 'earlier');
+  return sql`not exists (
+    select 1 from ${deliveries} as ${earlier}
+    where ${pendingOf(earlier)} and ${earlier.consumer} = ${d.consumer}
+      and ${earlier.userId} = ${d.userId} and ${earlier.position} < ${d.position})`;
+}
+
+/** `now()` plus `ms` milliseconds. */
+const msFromNow = (ms: number) => sql`now() + ${ms} * interval '1 millisecond'`;
+
+/**
+ * Takes the advisory lock (`lockClass`, 0) for the rest of `dbTx`; false when another session
+ * holds it.
+ */
+export async function tryTransactionLock(dbTx: Db, lockClass: number): Promise<boolean> {
+  const [row] = await queryRows<{ locked: boolean }>(
+    dbTx,
+    sql`select pg_try_advisory_xact_lock(${lockClass}, 0) as locked`,
+  );
+  return row?.locked === true;
+}
+
+/** Records in-process consumers and the event types each wants, refreshing their last sighting. */
+export async function upsertEventConsumers(
+  db: Db,
+  consumers: readonly { name: string; eventTypes: readonly string[] }[],
+): Promise<void> {
+  if (consumers.length === 0) return;
+  await db
+    .insert(eventConsumers)
+    .values(consumers.map((c) => ({ name: c.name, eventTypes: [...c.eventTypes] })))
+    .onConflictDoUpdate({
+      target: eventConsumers.name,
+      set: {
+        eventTypes: sql`excluded.${bare(eventConsumers.eventTypes)}`,
+        lastSeenAt: sql`now()`,
+      },
+    });
+}
+
+export async function deleteEventConsumer(db: Db, name: string): Promise<void> {
+  await db.delete(eventConsumers).where(eq(eventConsumers.name, name));
+}
+
+/** Drops what `consumer` is still owed; how many deliveries. */
+export async function deletePendingDeliveries(db: Db, consumer: string): Promise<number> {
+  const dropped = await db
+    .delete(deliveries)
+    .where(and(eq(deliveries.consumer, consumer), pendingOf(deliveries)))
+    .returning({ id: deliveries.id });
+  return dropped.length;
+}
+
+/** Events after `relayed` (all without it), and deliveries still pending, in one snapshot. */
+export async function countBacklog(
+  db: Db,
+  relayed: FeedPosition | undefined,
+): Promise<{ unrelayed: number; pending: number }> {
+  const after = relayed ? sql`where ${feedOrder(events, '>', relayed)}` : sql``;
+  const [row] = await queryRows<{ unrelayed: string | number; pending: string | number }>(
+    db,
+    sql`select (select count(*) from ${events} ${after}) as unrelayed,
+      (select count(*) from ${deliveries} where ${pendingOf(deliveries)}) as pending`,
+  );
+  return { unrelayed: Number(row?.unrelayed ?? 0), pending: Number(row?.pending ?? 0) };
+}
+
+/** A consumer the relay owes events: an in-process handler or an active webhook. */
+export interface Subscriber {
+  consumer: string;
+  webhookId: string | null;
+  /** The event types it wants; empty means every type. */
+  eventTypes: string[];
+  /** Events written before this are not its business: history is not replayed to it. */
+  since: Date;
+}
+
+/** Every consumer the relay fans events out to, by consumer name. */
+export async function listSubscribers(db: Db): Promise<Subscriber[]> {
+  const rows = await queryRows<{
+    consumer: string;
+    webhook_id: string | null;
+    event_types: string[];
+    since: string | Date;
+  }>(
+    db,
+    sql`select ${eventConsumers.name} as consumer, null::uuid as webhook_id,
+        ${eventConsumers.eventTypes} as event_types, ${eventConsumers.registeredAt} as since
+      from ${eventConsumers}
+      union all
+      select 'webhook:' || ${webhooks.id}, ${webhooks.id}, ${webhooks.eventTypes},
+        ${webhooks.createdAt}
+      from ${webhooks} where ${webhooks.active}
+      order by consumer`,
+  );
+  return rows.map((row) => ({
+    consumer: row.consumer,
+    webhookId: row.webhook_id,
+    eventTypes: row.event_types,
+    since: new Date(row.since),
+  }));
+}
+
+/**
+ * Of the streams (consumer, user) given, those with a pending delivery, each one's earliest locked
+ * (FOR SHARE) until `dbTx` ends.
+ */
+export async function lockPendingHeads(
+  dbTx: Db,
+  streams: readonly { consumer: string; userId: string }[],
+): Promise<{ consumer: string; userId: string }[]> {
+  if (streams.length === 0) return [];
+  const d = alias(deliveries, 'd');
+  const pairs = streams.map((s) => sql`(${s.consumer}, ${s.userId})`);
+  const rows = await queryRows<{ consumer: string; user_id: string }>(
+    dbTx,
+    sql`select ${deliveries.consumer} as consumer, ${deliveries.userId} as user_id
+      from ${deliveries}
+      where ${pendingOf(deliveries)} and ${deliveries.id} in (
+        select distinct on (${d.consumer}, ${d.userId}) ${d.id} from ${deliveries} as ${d}
+        where ${pendingOf(d)} and (${d.consumer}, ${d.userId}) in (${sql.join(pairs, sql`, `)})
+        order by ${d.consumer}, ${d.userId}, ${d.position})
+      for share`,
+  );
+  return rows.map((row) => ({ consumer: row.consumer, userId: row.user_id }));
+}
+
+export interface NewDelivery {
+  id: string;
+  consumer: string;
+  webhookId: string | null;
+  eventId: string;
+  eventType: string;
+  userId: string;
+  /** Attemptable now; otherwise parked behind an earlier delivery of its (consumer, user). */
+  due: boolean;
+}
+
+/**
+ * Inserts deliveries in the order given (their `position`), each retried for `retryWindowMs`;
+ * one already there for its (user, consumer, event) is left as it is.
+ */
+export async function insertDeliveries(
+  dbTx: Db,
+  rows: readonly NewDelivery[],
+  retryWindowMs: number,
+): Promise<void> {
+  if (rows.length === 0) return;
+  await dbTx
+    .insert(deliveries)
+    .values(
+      rows.map((row) => ({
+        id: row.id,
+        consumer: row.consumer,
+        webhookId: row.webhookId,
+        eventId: row.eventId,
+        eventType: row.eventType,
+        userId: row.userId,
+        retryUntil: msFromNow(retryWindowMs),
+        nextAttemptAt: row.due ? sql`now()` : PARKED,
+      })),
+    )
+    .onConflictDoNothing({ target: [deliveries.userId, deliveries.consumer, deliveries.eventId] });
+}
+
+export interface ClaimedDelivery {
+  id: string;
+  consumer: string;
+  webhookId: string | null;
+  /** This claim's attempt number (1 for the first). */
+  attempt: number;
+  event: PublishedEvent;
+}
+
+/**
+ * Claims up to `limit` due deliveries. Only the earliest pending delivery of each (consumer, user)
+ * is eligible, so a user's events reach each consumer in order while other users' flow past a
+ * failing one. A claim is a lease: the delivery stays pending with its next attempt pushed
+ * `leaseMs` ahead, so if this process dies the delivery is simply attempted again later.
+ */
+export async function claimDeliveries(
+  db: Db,
+  options: { handlerConsumers: readonly string[]; limit: number; leaseMs: number },
+): Promise<ClaimedDelivery[]> {
+  const d = alias(deliveries, 'd');
+  const rows = await queryRows<
+    EventRow & {
+      delivery_id: string;
+      consumer: string;
+      webhook_id: string | null;
+      attempts: number;
+    }
+  >(
+    db,
+    sql`with due as (
+        select ${d.id} as id from ${deliveries} as ${d}
+        left join ${webhooks} on ${webhooks.id} = ${d.webhookId}
+        where ${pendingOf(d)} and ${d.nextAttemptAt} <= now()
+          and ((${d.webhookId} is null and ${inArray(d.consumer, [...options.handlerConsumers])})
+            or ${webhooks.active})
+          and ${firstOfStream(d)}
+        order by ${d.nextAttemptAt}, ${d.position}
+        limit ${options.limit}
+        for update of ${d} skip locked
+      ),
+      claimed as (
+        update ${deliveries} as ${d} set
+          ${bare(deliveries.attempts)} = ${d.attempts} + 1,
+          ${bare(deliveries.nextAttemptAt)} = ${msFromNow(options.leaseMs)},
+          ${bare(deliveries.updatedAt)} = now()
+        from due where ${d.id} = due.id
+        returning ${d.id} as delivery_id, ${d.consumer} as consumer,
+          ${d.webhookId} as webhook_id, ${d.attempts} as attempts, ${d.eventId} as event_id
+      )
+      select claimed.delivery_id, claimed.consumer, claimed.webhook_id, claimed.attempts,
+        ${eventColumns}
+      from claimed join ${events} on ${events.id} = claimed.event_id`,
+  );
+  return rows.map((row) => ({
+    id: row.delivery_id,
+    consumer: row.consumer,
+    webhookId: row.webhook_id,
+    attempt: Number(row.attempts),
+    event: toPublishedEvent(row),
+  }));
+}
+
+/**
+ * Whether the delivery still exists, holding it until `dbTx` ends: deleting its webhook (which
+ * deletes the delivery) waits for the attempt to be recorded, or has already happened, so an
+ * attempt is never logged against a delivery that is gone (a foreign-key violation, 23503).
+ */
+export async function holdDelivery(dbTx: Db, deliveryId: string): Promise<boolean> {
+  const rows = await dbTx
+    .select({ id: deliveries.id })
+    .from(deliveries)
+    .where(eq(deliveries.id, deliveryId))
+    .for('key share');
+  return rows.length > 0;
+}
+
+/** An attempt as it is logged; `error` already cut to its bound. */
+export interface AttemptRecord {
+  status: number | null;
+  latencyMs: number;
+  error: string | null;
+}
+
+export async function insertAttempt(
+  dbTx: Db,
+  deliveryId: string,
+  attempt: AttemptRecord,
+  manual: boolean,
+): Promise<void> {
+  await dbTx.execute(
+    // The attempt takes its delivery's user_id: the pair is the foreign key that co-locates them.
+    sql`insert into ${deliveryAttempts} (${bare(deliveryAttempts.userId)},
+        ${bare(deliveryAttempts.deliveryId)}, ${bare(deliveryAttempts.statusCode)},
+        ${bare(deliveryAttempts.latencyMs)}, ${bare(deliveryAttempts.error)},
+        ${bare(deliveryAttempts.manual)})
+      select ${deliveries.userId}, ${deliveries.id}, ${attempt.status}, ${attempt.latencyMs},
+        ${attempt.error}, ${manual}
+      from ${deliveries} where ${deliveries.id} = ${deliveryId}`,
+  );
+}
+
+/** The stream a delivery belongs to, and the state a change left it in. */
+export interface DeliveryStream {
+  state: DeliveryState;
+  consumer: string;
+  userId: string;
+}
+
+/** The claim `attempt` of the delivery, if it is still the current one (and still pending). */
+const currentClaim = (deliveryId: string, attempt: number) =>
+  and(eq(deliveries.id, deliveryId), pendingOf(deliveries), eq(deliveries.attempts, attempt));
+
+const streamOf = {
+  state: deliveries.state,
+  consumer: deliveries.consumer,
+  userId: deliveries.userId,
+};
+
+/** Completes the delivery if claim `attempt` is still current; undefined if it is not. */
+export async function completeClaimed(
+  dbTx: Db,
+  delivery: { id: string; attempt: number },
+  status: number | null,
+): Promise<DeliveryStream | undefined> {
+  const [row] = await dbTx
+    .update(deliveries)
+    .set({
+      state: 'succeeded',
+      completedAt: sql`now()`,
+      updatedAt: sql`now()`,
+      lastStatus: status,
+      lastError: null,
+    })
+    .where(currentClaim(delivery.id, delivery.attempt))
+    .returning(streamOf);
+  return row;
+}
+
+/**
+ * Fails claim `attempt` of the delivery if it is still current (undefined if it is not): the next
+ * attempt `retryDelayMs` later, never past `retry_until`; dead once a failure happens at or after
+ * `retry_until`.
+ */
+export async function failClaimed(
+  dbTx: Db,
+  delivery: { id: string; attempt: number },
+  attempt: Pick<AttemptRecord, 'status' | 'error'>,
+  retryDelayMs: number,
+): Promise<DeliveryStream | undefined> {
+  const expired = sql`now() >= ${deliveries.retryUntil}`;
+  const [row] = await dbTx
+    .update(deliveries)
+    .set({
+      state: sql`case when ${expired} then 'dead' else 'pending' end`,
+      completedAt: sql`case when ${expired} then now() end`,
+      nextAttemptAt: sql`least(${msFromNow(retryDelayMs)}, ${deliveries.retryUntil})`,
+      lastStatus: attempt.status,
+      lastError: attempt.error,
+      updatedAt: sql`now()`,
+    })
+    .where(currentClaim(delivery.id, delivery.attempt))
+    .returning(streamOf);
+  return row;
+}
+
+/** Notes a failed manual attempt on the delivery; its state and schedule stay as they are. */
+export async function noteManualFailure(
+  dbTx: Db,
+  deliveryId: string,
+  attempt: Pick<AttemptRecord, 'status' | 'error'>,
+): Promise<void> {
+  await dbTx
+    .update(deliveries)
+    .set({ lastStatus: attempt.status, lastError: attempt.error, updatedAt: sql`now()` })
+    .where(eq(deliveries.id, deliveryId));
+}
+
+/** Completes the delivery whatever its state; its stream and the state it was in before. */
+export async function completeManually(
+  dbTx: Db,
+  deliveryId: string,
+  status: number | null,
+): Promise<{ consumer: string; userId: string; was: DeliveryState } | undefined> {
+  const d = alias(deliveries, 'd');
+  const before = alias(deliveries, 'before');
+  const [row] = await queryRows<{ consumer: string; user_id: string; was: DeliveryState }>(
+    dbTx,
+    sql`update ${deliveries} as ${d} set ${bare(deliveries.state)} = 'succeeded',
+        ${bare(deliveries.completedAt)} = now(), ${bare(deliveries.updatedAt)} = now(),
+        ${bare(deliveries.lastStatus)} = ${status}, ${bare(deliveries.lastError)} = null
+      from ${deliveries} as ${before} where ${before.id} = ${d.id} and ${d.id} = ${deliveryId}
+      returning ${d.consumer} as consumer, ${d.userId} as user_id, ${before.state} as was`,
+  );
+  return row && { consumer: row.consumer, userId: row.user_id, was: row.was };
+}
+
+/** Makes the next parked delivery of a (consumer, user) due now. */
+export async function releaseNext(dbTx: Db, consumer: string, userId: string): Promise<void> {
+  const d = alias(deliveries, 'd');
+  await dbTx.execute(
+    sql`update ${deliveries} set ${bare(deliveries.nextAttemptAt)} = now()
+      where ${deliveries.id} = (
+        select ${d.id} from ${deliveries} as ${d}
+        where ${pendingOf(d)} and ${d.consumer} = ${consumer} and ${d.userId} = ${userId}
+        order by ${d.position} limit 1)
+      and ${deliveries.nextAttemptAt} = ${PARKED}`,
+  );
+}
+
+/**
+ * Releases parked deliveries with nothing pending before them. Completions release their
+ * successor themselves; this catches the one that was relayed while its predecessor completed.
+ */
+export async function releaseStranded(db: Db, batchSize: number): Promise<number> {
+  const d = alias(deliveries, 'd');
+  const rows = await queryRows<{ id: string }>(
+    db,
+    sql`update ${deliveries} set ${bare(deliveries.nextAttemptAt)} = now()
+      where ${deliveries.id} in (
+        select ${d.id} from ${deliveries} as ${d}
+        where ${pendingOf(d)} and ${d.nextAttemptAt} = ${PARKED}
+          and ${firstOfStream(d)}
+        limit ${batchSize})
+      returning ${deliveries.id} as id`,
+  );
+  return rows.length;
+}
+
+/** How long after its retry window an unattempted delivery (paused webhook, stopped handler) dies. */
+const EXPIRY_GRACE = sql`interval '1 hour'`;
+const EXPIRED_ERROR =
+  'Expired without a successful attempt (webhook paused or handler not running)';
+
+/**
+ * Marks dead up to `batchSize` pending deliveries an hour past their retry window (their webhook
+ * was paused, or no worker runs their handler); how many.
+ */
+export async function expireOverdueDeliveries(db: Db, batchSize: number): Promise<number> {
+  const d = alias(deliveries, 'd');
+  const [row] = await queryRows<{ n: number | string }>(
+    db,
+    sql`with gone as (
+        update ${deliveries} set ${bare(deliveries.state)} = 'dead',
+          ${bare(deliveries.completedAt)} = now(), ${bare(deliveries.updatedAt)} = now(),
+          ${bare(deliveries.lastError)} = ${EXPIRED_ERROR}
+        where ${deliveries.id} in (
+          select ${d.id} from ${deliveries} as ${d}
+          where ${pendingOf(d)} and ${d.retryUntil} < now() - ${EXPIRY_GRACE}
+          limit ${batchSize})
+        returning 1)
+      select count(*) as n from gone`,
+  );
+  return Number(row?.n ?? 0);
+}
+
+/** Deletes up to `batchSize` deliveries completed more than `retentionDays` ago; how many. */
+export async function deleteCompletedDeliveries(
+  db: Db,
+  retentionDays: number,
+  batchSize: number,
+): Promise<number> {
+  const d = alias(deliveries, 'd');
+  const [row] = await queryRows<{ n: number | string }>(
+    db,
+    sql`with gone as (
+        delete from ${deliveries} where ${deliveries.id} in (
+          select ${d.id} from ${deliveries} as ${d}
+          where ${d.state} <> 'pending' and ${d.completedAt} < ${daysAgo(retentionDays)}
+          limit ${batchSize})
+        returning 1)
+      select count(*) as n from gone`,
+  );
+  return Number(row?.n ?? 0);
+}
