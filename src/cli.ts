@@ -15,11 +15,12 @@ import {
   rotateKeys,
 } from './platform/key-rotation.js';
 import { createLogger } from './platform/logging.js';
-import { SCOPES, type Scope } from './platform/auth.js';
+import { SCOPES } from './platform/auth.js';
+import type { ValidationIssue } from './platform/errors.js';
 import {
-  API_KEY_LIFETIME_DAYS_MAX,
-  API_KEY_NAME_LENGTH_MAX,
   createApiKeysService,
+  newApiKeyFromBody,
+  validateCreateApiKeyBody,
 } from './modules/api-keys/index.js';
 import type { Db } from './db/client.js';
 import {
@@ -28,11 +29,33 @@ import {
   type MigrationOptions,
 } from './modules/legacy/index.js';
 
-const DAY_MS = 86_400_000;
 /** Keys `keys list` prints at most: a list longer than this wants the HTTP API's pages. */
 const KEYS_LIST_MAX = 10_000;
 
 type KeysOptions = { name?: string; scopes?: string; 'expires-in-days'?: string };
+
+/**
+ * The `POST /api/v1/api-keys` body these options stand for, as the server would receive it (JSON
+ * text and back). `keys create` validates it with the route's own schema, or sends it to a running
+ * server, so the CLI accepts and refuses exactly what the API does. `--scopes` is a comma-separated
+ * list: the spaces around its commas are the list's syntax, not part of a scope.
+ */
+function createKeyBody(options: KeysOptions): unknown {
+  const days = options['expires-in-days'];
+  return JSON.parse(
+    JSON.stringify({
+      name: options.name ?? '',
+      scopes: (options.scopes ?? '').split(',').map((scope) => scope.trim()),
+      ...(days === undefined ? {} : { expires_in_days: Number(days) }),
+    }),
+  );
+}
+
+/** A 422's `detail`, one line per problem, named as the body's fields. */
+function writeIssues(issues: readonly Pick<ValidationIssue, 'loc' | 'msg'>[]): void {
+  const problems = issues.map((issue) => `${issue.loc.slice(1).join('.')}: ${issue.msg}`);
+  process.stderr.write(`${problems.join('\n')}\n`);
+}
 
 /** `keys create|list|revoke`: how the first key is made, before any key can call the API. */
 async function keysCommand(db: Db, args: string[], options: KeysOptions): Promise<number> {
@@ -40,35 +63,12 @@ async function keysCommand(db: Db, args: string[], options: KeysOptions): Promis
   const [action, id] = args;
   switch (action) {
     case 'create': {
-      const name = options.name?.trim() ?? '';
-      const scopes = (options.scopes ?? '').split(',').map((scope) => scope.trim());
-      const days = options['expires-in-days'];
-      const problems: string[] = [];
-      if (name.length < 1 || name.length > API_KEY_NAME_LENGTH_MAX || /\p{Cc}/u.test(name)) {
-        problems.push(`--name must be 1-${API_KEY_NAME_LENGTH_MAX} characters`);
-      }
-      const unknown = scopes.filter((scope) => !(SCOPES as readonly string[]).includes(scope));
-      if (scopes.length === 0 || unknown.length > 0) {
-        problems.push(`--scopes must be a comma-separated list of: ${SCOPES.join(', ')}`);
-      }
-      const lifetime = days === undefined ? undefined : Number(days);
-      if (
-        lifetime !== undefined &&
-        (!Number.isInteger(lifetime) || lifetime < 1 || lifetime > API_KEY_LIFETIME_DAYS_MAX)
-      ) {
-        problems.push(
-          `--expires-in-days must be a whole number from 1 to ${API_KEY_LIFETIME_DAYS_MAX}`,
-        );
-      }
-      if (problems.length > 0) {
-        process.stderr.write(`${problems.join('\n')}\n`);
+      const body = validateCreateApiKeyBody(createKeyBody(options));
+      if (!body.ok) {
+        writeIssues(body.issues);
         return 2;
       }
-      const { row, key } = await apiKeys.create({
-        name,
-        scopes: scopes as Scope[],
-        expiresAt: lifetime === undefined ? null : new Date(Date.now() + lifetime * DAY_MS),
-      });
+      const { row, key } = await apiKeys.create(newApiKeyFromBody(body.value));
       // The key alone on stdout, so `KEY=$(… keys create …)` captures exactly it.
       process.stdout.write(`${key}\n`);
       process.stderr.write(
@@ -132,17 +132,12 @@ async function createKeyThroughServer(
 ): Promise<number> {
   const host = ['0.0.0.0', '::', ''].includes(config.host) ? '127.0.0.1' : config.host;
   const origin = `http://${host.includes(':') ? `[${host}]` : host}:${config.port}`;
-  const days = options['expires-in-days'];
   let response: Response;
   try {
     response = await fetch(`${origin}/api/v1/api-keys`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        name: options.name ?? '',
-        scopes: (options.scopes ?? '').split(',').map((scope) => scope.trim()),
-        ...(days === undefined ? {} : { expires_in_days: Number(days) }),
-      }),
+      body: JSON.stringify(createKeyBody(options)),
       signal: AbortSignal.timeout(10_000),
     });
   } catch {
@@ -176,8 +171,7 @@ async function createKeyThroughServer(
     return 1;
   }
   if (response.status === 422 && body.detail) {
-    const problems = body.detail.map((issue) => `${issue.loc.slice(1).join('.')}: ${issue.msg}`);
-    process.stderr.write(`${problems.join('\n')}\n`);
+    writeIssues(body.detail);
     return 2;
   }
   process.stderr.write(

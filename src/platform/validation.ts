@@ -1,6 +1,7 @@
 import { Ajv, type ErrorObject, type Options } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { FastifySchemaCompiler, FastifySchemaValidationError } from 'fastify';
+import type { Static, TSchema } from 'typebox';
 import type { ValidationIssue } from './errors.js';
 
 // ajv-formats is CommonJS with a default export; under NodeNext its namespace arrives here.
@@ -32,6 +33,21 @@ export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, http
   const ajv = httpPart === 'body' ? bodyAjv : textAjv;
   return ajv.compile(schema as object) as ReturnType<FastifySchemaCompiler<unknown>>;
 };
+
+/**
+ * Checks a value exactly as a route checks its body (the same Ajv, the same options, defaults
+ * filled in), for callers outside HTTP: the CLI then accepts and refuses what the API does.
+ * Issues are located as a 422's `detail` would locate them (`["body", …]`).
+ */
+export function bodyValidator<S extends TSchema>(
+  schema: S,
+): (value: unknown) => { ok: true; value: Static<S> } | { ok: false; issues: ValidationIssue[] } {
+  const validate = bodyAjv.compile(schema as object);
+  return (value) => {
+    if (validate(value)) return { ok: true, value: value as Static<S> };
+    return { ok: false, issues: toValidationIssues(validate.errors ?? [], 'body') };
+  };
+}
 
 const HTTP_PART_LOC: Record<string, string> = {
   body: 'body',

@@ -4,9 +4,11 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
+import { validateCreateApiKeyBody } from '../../src/modules/api-keys/index.js';
 import { openDatabase } from '../../src/db/client.js';
 import { createLogger } from '../../src/platform/logging.js';
 import { createTestDatabase, testKeyRing, type TestDatabase } from '../helpers/app.js';
@@ -60,8 +62,8 @@ function cli(...args: string[]): Promise<{ code: number | null; stdout: string; 
   });
 }
 
-/** A production app on the CLI's database, asked once with `key`; closed again after. */
-async function statusWith(key: string): Promise<number> {
+/** A production app on the CLI's database, for `use`; closed again after. */
+async function withApp<T>(use: (app: FastifyInstance) => Promise<T>): Promise<T> {
   const logger = createLogger('silent');
   const database = await openDatabase({
     databaseUrl: postgres?.url,
@@ -76,16 +78,23 @@ async function statusWith(key: string): Promise<number> {
     { database, migrate: true, keyRing: testKeyRing(), logger },
   );
   try {
+    return await use(app);
+  } finally {
+    await app.close();
+    await database.close();
+  }
+}
+
+/** The answer of a production app on the CLI's database to one request with `key`. */
+function statusWith(key: string): Promise<number> {
+  return withApp(async (app) => {
     const response = await app.inject({
       method: 'GET',
       url: '/api/v1/transaction/history/nobody',
       headers: bearer(key),
     });
     return response.statusCode;
-  } finally {
-    await app.close();
-    await database.close();
-  }
+  });
 }
 
 it('creates, lists and revokes the first key', { timeout: 120_000 }, async () => {
@@ -111,3 +120,55 @@ it('creates, lists and revokes the first key', { timeout: 120_000 }, async () =>
   expect(revoked.code, revoked.stderr).toBe(0);
   expect(await statusWith(key)).toBe(401);
 });
+
+/*
+ * `keys create` validates through the API's own schema: it refuses exactly what
+ * `POST /api/v1/api-keys` refuses, and accepts what it accepts, as given (a CLI that trimmed
+ * names, counted UTF-16 units and let a scope repeat disagreed with the API on each of these).
+ */
+it(
+  'accepts and refuses in keys create what POST /api/v1/api-keys does',
+  { timeout: 240_000 },
+  async () => {
+    const admin = await cli('keys', 'create', '--scopes', 'admin', '--name', 'admin');
+    expect(admin.code, admin.stderr).toBe(0);
+    const adminKey = admin.stdout.trim();
+
+    const cases: { name: string; scopes: string; api: number }[] = [
+      // 100 characters, 200 UTF-16 units: the old CLI refused it.
+      { name: '\u{1F511}'.repeat(100), scopes: 'admin', api: 201 },
+      // Kept as given, spaces and all: the old CLI trimmed this to nothing and refused it.
+      { name: '   ', scopes: 'admin', api: 201 },
+      // The old CLI let the scope repeat (and dropped the copy).
+      { name: 'twice', scopes: 'admin,admin', api: 422 },
+      { name: 'tab\there', scopes: 'admin', api: 422 },
+    ];
+    const answered = await withApp(async (app) =>
+      Promise.all(
+        cases.map(async ({ name, scopes }) => {
+          const response = await app.inject({
+            method: 'POST',
+            url: '/api/v1/api-keys',
+            headers: bearer(adminKey),
+            payload: { name, scopes: scopes.split(',') },
+          });
+          return response.statusCode;
+        }),
+      ),
+    );
+    expect(answered).toEqual(cases.map((c) => c.api));
+
+    const made: { name: string; code: number | null }[] = [];
+    for (const { name, scopes } of cases) {
+      const { code, stderr } = await cli('keys', 'create', '--scopes', scopes, '--name', name);
+      made.push({ name, code });
+      // Stored as given: the name between the parentheses is the one sent, untrimmed.
+      if (code === 0) expect(stderr).toContain(`(${name}; scopes admin;`);
+    }
+    expect(made).toEqual(cases.map(({ name, api }) => ({ name, code: api === 201 ? 0 : 2 })));
+
+    // What argv cannot carry, the shared check still refuses as the API's schema does.
+    expect(validateCreateApiKeyBody({ name: 'half \ud83d', scopes: ['admin'] }).ok).toBe(false);
+    expect(validateCreateApiKeyBody({ name: '\u{1F511}', scopes: ['admin'] }).ok).toBe(true);
+  },
+);

@@ -9,13 +9,13 @@ import {
   CreateApiKeyBody,
   CreatedApiKeyEnvelope,
   ListApiKeysQuery,
+  newApiKeyFromBody,
   type ApiKey,
 } from './api-keys.schemas.js';
 import type { ApiKeysService } from './api-keys.service.js';
 
 const TAGS = ['api-keys'];
 const ACCESS = { access: { scope: 'admin' as const } };
-const DAY_MS = 86_400_000;
 const errors = (...statuses: number[]) =>
   Object.fromEntries(statuses.map((status) => [status, ErrorBody]));
 
@@ -47,12 +47,7 @@ export const apiKeysRoutes: FastifyPluginAsyncTypebox<{ apiKeys: ApiKeysService 
       config: ACCESS,
     },
     async (request, reply) => {
-      const { name, scopes, expires_in_days: days } = request.body;
-      const { row, key } = await apiKeys.create({
-        name,
-        scopes,
-        expiresAt: days === undefined ? null : new Date(Date.now() + days * DAY_MS),
-      });
+      const { row, key } = await apiKeys.create(newApiKeyFromBody(request.body));
       // Never cached by anything between here and the caller.
       void reply.code(201).header('cache-control', 'no-store');
       return { data: { ...view(row), key }, code: 201, message: 'API key created' };

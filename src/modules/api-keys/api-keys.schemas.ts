@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { envelope, pageEnvelope } from '../../platform/envelopes.js';
+import { bodyValidator } from '../../platform/validation.js';
 import { SCOPES } from '../../platform/auth.js';
 import {
   PRINTABLE_ASCII,
@@ -7,7 +8,11 @@ import {
   PRINTABLE_TEXT,
   PRINTABLE_TEXT_MESSAGE,
 } from '../../domain/text.js';
-import { API_KEY_LIFETIME_DAYS_MAX, API_KEY_NAME_LENGTH_MAX } from './api-keys.service.js';
+import {
+  API_KEY_LIFETIME_DAYS_MAX,
+  API_KEY_NAME_LENGTH_MAX,
+  type NewApiKey,
+} from './api-keys.service.js';
 
 export const API_KEYS_PAGE_SIZE_DEFAULT = 100;
 export const API_KEYS_PAGE_SIZE_MAX = 500;
@@ -37,6 +42,24 @@ export const CreateApiKeyBody = Type.Object({
   ),
 });
 export type CreateApiKeyBody = Static<typeof CreateApiKeyBody>;
+
+/**
+ * The route's own check of a `POST /api/v1/api-keys` body, for `cli keys create`: one set of rules
+ * (no trimming, lengths in code points, no unpaired surrogates, no repeated scope) for both.
+ */
+export const validateCreateApiKeyBody = bodyValidator(CreateApiKeyBody);
+
+const DAY_MS = 86_400_000;
+
+/** What a valid body asks for, with its lifetime counted from `now`. */
+export function newApiKeyFromBody(body: CreateApiKeyBody, now = new Date()): NewApiKey {
+  const days = body.expires_in_days;
+  return {
+    name: body.name,
+    scopes: body.scopes,
+    expiresAt: days === undefined ? null : new Date(now.getTime() + days * DAY_MS),
+  };
+}
 
 export const ApiKey = Type.Object(
   {

@@ -3,6 +3,7 @@
  * checked on every request that presents one. Other code imports the module only from here.
  */
 export { apiKeysRoutes } from './api-keys.routes.js';
+export { newApiKeyFromBody, validateCreateApiKeyBody } from './api-keys.schemas.js';
 export {
   API_KEY_LIFETIME_DAYS_MAX,
   API_KEY_NAME_LENGTH_MAX,
