@@ -55,6 +55,34 @@ describe('sendWebhook', () => {
     await new Promise((resolve) => server.close(resolve));
   });
 
+  /** A receiver answering 204, or cutting the connection, by the request's number on it. */
+  async function receiver(behaviour: (nthOnConnection: number) => 'answer' | 'cut') {
+    let connections = 0;
+    let requests = 0;
+    const perSocket = new WeakMap<object, number>();
+    const target = createServer((request, response) => {
+      requests += 1;
+      const nth = (perSocket.get(request.socket) ?? 0) + 1;
+      perSocket.set(request.socket, nth);
+      request.resume();
+      request.on('end', () => {
+        if (behaviour(nth) === 'cut') request.socket.destroy();
+        else response.writeHead(204).end();
+      });
+    });
+    target.on('connection', () => (connections += 1));
+    await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+    return {
+      url: `http://127.0.0.1:${(target.address() as AddressInfo).port}/hook`,
+      connections: () => connections,
+      requests: () => requests,
+      close: async () => {
+        target.closeAllConnections();
+        await new Promise((resolve) => target.close(resolve));
+      },
+    };
+  }
+
   const send = (
     url: string,
     overrides: { timeoutMs?: number; allowPrivateTargets?: boolean } = {},
@@ -84,7 +112,35 @@ describe('sendWebhook', () => {
     expect(await send(`${base}/huge`)).toMatchObject({ ok: true, status: 200 });
   });
 
+  it('keeps the connection to a receiver open between deliveries', async () => {
+    const { url, connections, close } = await receiver(() => 'answer');
+    try {
+      for (let i = 0; i < 3; i += 1) {
+        expect(await send(url)).toMatchObject({ ok: true, status: 204 });
+      }
+      expect(connections()).toBe(1);
+    } finally {
+      await close();
+    }
+  });
+
+  it('sends again, once, on a new connection when the kept one is closed as it is reused', async () => {
+    // The second request on a connection is cut without an answer, as a receiver closing an
+    // idle connection at that moment would.
+    const { url, requests, close } = await receiver((nth) => (nth === 2 ? 'cut' : 'answer'));
+    try {
+      expect(await send(url)).toMatchObject({ ok: true, status: 204 });
+      expect(await send(url)).toMatchObject({ ok: true, status: 204, error: null });
+      expect(requests()).toBe(3);
+    } finally {
+      await close();
+    }
+  });
+
   it('refuses private targets, by address and by name, before sending anything', async () => {
+    // A connection kept from a send that allowed private targets is not reused by one that does not.
+    const local = base.replace('127.0.0.1', 'localhost') + '/ok';
+    expect(await send(local)).toMatchObject({ ok: true, status: 200 });
     const before = seen.length;
     const literal = await send(`${base}/ok`, { allowPrivateTargets: false });
     expect(literal).toMatchObject({ ok: false, status: null });

@@ -138,7 +138,9 @@ export function startWorker<Webhook>(options: WorkerOptions<Webhook>): Worker {
               limit: free,
               leaseMs: leaseMs(options.attemptTimeoutMs),
             });
-            for (const delivery of claimed) launch(delivery);
+            // Each webhook is read once per claim, not once per delivery.
+            const webhooks = new Map<string, Promise<Webhook>>();
+            for (const delivery of claimed) launch(delivery, webhooks);
             if (claimed.length === free) again = true;
           }
         } while (again && !stopped && inFlight.size < options.concurrency);
@@ -153,8 +155,8 @@ export function startWorker<Webhook>(options: WorkerOptions<Webhook>): Worker {
     schedule(again ? 0 : options.pollMs);
   }
 
-  function launch(delivery: ClaimedDelivery): void {
-    const work = attempt(delivery)
+  function launch(delivery: ClaimedDelivery, webhooks: Map<string, Promise<Webhook>>): void {
+    const work = attempt(delivery, webhooks)
       .catch((error: unknown): AttemptOutcome => ({
         ok: false,
         status: null,
@@ -211,10 +213,18 @@ export function startWorker<Webhook>(options: WorkerOptions<Webhook>): Worker {
     inFlight.add(work);
   }
 
-  async function attempt(delivery: ClaimedDelivery): Promise<AttemptOutcome> {
-    if (delivery.webhookId) {
-      const webhook = await options.webhooks.get(delivery.webhookId);
-      return options.webhooks.send(webhook, delivery.id, delivery.event);
+  async function attempt(
+    delivery: ClaimedDelivery,
+    webhooks: Map<string, Promise<Webhook>>,
+  ): Promise<AttemptOutcome> {
+    const { webhookId } = delivery;
+    if (webhookId) {
+      let webhook = webhooks.get(webhookId);
+      if (!webhook) {
+        webhook = options.webhooks.get(webhookId);
+        webhooks.set(webhookId, webhook);
+      }
+      return options.webhooks.send(await webhook, delivery.id, delivery.event);
     }
     const started = performance.now();
     const elapsed = () => Math.round(performance.now() - started);

@@ -144,6 +144,28 @@ export function privateLiteralHost(url: URL): string | undefined {
   return isIP(host) && !isPublicAddress(host) ? host : undefined;
 }
 
+/** How long an idle connection to a receiver is kept: below the common 5 s server keep-alive. */
+const IDLE_CONNECTION_MS = 4_000;
+/** Idle connections kept per receiver (host and port). */
+const IDLE_CONNECTIONS_PER_TARGET_MAX = 16;
+
+const keepAlive = {
+  keepAlive: true,
+  timeout: IDLE_CONNECTION_MS,
+  maxFreeSockets: IDLE_CONNECTIONS_PER_TARGET_MAX,
+};
+
+/**
+ * Connections kept open between deliveries: opening one per delivery cost the worker more CPU than
+ * the rest of the attempt. Separate pools by whether private targets are allowed, so that a
+ * connection opened without the public-address check is never reused where the check applies.
+ * Node closes an idle connection sooner than a receiver's `Keep-Alive: timeout` hint says.
+ */
+const pools = {
+  checked: { http: new http.Agent(keepAlive), https: new https.Agent(keepAlive) },
+  unchecked: { http: new http.Agent(keepAlive), https: new https.Agent(keepAlive) },
+};
+
 /**
  * POSTs one delivery. Never throws: every outcome, a refused connection included, is a result to
  * log. Redirects are not followed (a 3xx is a failure), and at most RESPONSE_READ_LIMIT_BYTES of
@@ -170,51 +192,65 @@ export async function sendWebhook(options: SendOptions): Promise<SendResult> {
     return result(null, new BlockedTargetError(blocked).message);
   }
 
-  const transport = url.protocol === 'https:' ? https : http;
-  return new Promise<SendResult>((resolve) => {
-    let settled = false;
-    const finish = (status: number | null, error: string | null) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      resolve(result(status, error));
-    };
-    const request = transport.request(
-      url,
-      {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'content-length': String(Buffer.byteLength(options.body)),
-          'user-agent': USER_AGENT,
-          ...options.headers,
+  const secure = url.protocol === 'https:';
+  const pool = options.allowPrivateTargets ? pools.unchecked : pools.checked;
+  const deadline = performance.now() + options.timeoutMs;
+  const post = (agent: http.Agent | https.Agent | false) =>
+    new Promise<{ status: number | null; error: string | null; stale: boolean }>((resolve) => {
+      let settled = false;
+      const finish = (status: number | null, error: string | null, stale = false) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve({ status, error, stale });
+      };
+      const request = (secure ? https : http).request(
+        url,
+        {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'content-length': String(Buffer.byteLength(options.body)),
+            'user-agent': USER_AGENT,
+            ...options.headers,
+          },
+          agent,
+          ...(options.allowPrivateTargets ? {} : { lookup: publicOnlyLookup }),
         },
-        agent: false,
-        ...(options.allowPrivateTargets ? {} : { lookup: publicOnlyLookup }),
-      },
-      (response) => {
-        const status = response.statusCode ?? null;
-        const answered = () => finish(status, isSuccess(status) ? null : `HTTP ${status}`);
-        let read = 0;
-        response.on('data', (chunk: Buffer) => {
-          read += chunk.length;
-          if (read > RESPONSE_READ_LIMIT_BYTES) {
-            // The status is what counts; the rest of a large body is not worth the wait.
-            response.destroy();
-            answered();
-          }
-        });
-        response.on('end', answered);
-        response.on('error', answered);
-      },
-    );
-    const timer = setTimeout(() => {
-      request.destroy();
-      finish(null, `Timed out after ${options.timeoutMs} ms`);
-    }, options.timeoutMs);
-    request.on('error', (error: NodeJS.ErrnoException) => {
-      finish(null, error.code ? `${error.code}: ${error.message}` : error.message);
+        (response) => {
+          const status = response.statusCode ?? null;
+          const answered = () => finish(status, isSuccess(status) ? null : `HTTP ${status}`);
+          let read = 0;
+          response.on('data', (chunk: Buffer) => {
+            read += chunk.length;
+            if (read > RESPONSE_READ_LIMIT_BYTES) {
+              // The status is what counts; the rest of a large body is not worth the wait.
+              response.destroy();
+              answered();
+            }
+          });
+          response.on('end', answered);
+          response.on('error', answered);
+        },
+      );
+      const timer = setTimeout(
+        () => {
+          request.destroy();
+          finish(null, `Timed out after ${options.timeoutMs} ms`);
+        },
+        Math.max(0, deadline - performance.now()),
+      );
+      request.on('error', (error: NodeJS.ErrnoException) => {
+        // A kept connection the receiver closed as we reused it: nothing was answered on it.
+        const stale = request.reusedSocket && error.code === 'ECONNRESET';
+        finish(null, error.code ? `${error.code}: ${error.message}` : error.message, stale);
+      });
+      request.end(options.body);
     });
-    request.end(options.body);
-  });
+
+  let sent = await post(secure ? pool.https : pool.http);
+  // Once, on a connection of its own: the receiver may have processed it (deliveries are at
+  // least once, and receivers dedupe on Fido-Event-Id).
+  if (sent.stale && performance.now() < deadline) sent = await post(false);
+  return result(sent.status, sent.error);
 }

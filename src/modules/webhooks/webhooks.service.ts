@@ -210,17 +210,31 @@ export function createWebhooksService(deps: WebhooksServiceDeps) {
     });
   }
 
+  /**
+   * Decrypted secrets by ciphertext: the worker signs every delivery, and a decryption per
+   * delivery was a measurable share of its CPU. A rotated secret has a new ciphertext, so a stale
+   * entry is never used; at most two per webhook that may exist, then it starts afresh.
+   */
+  const decrypted = new Map<string, string>();
+  function secretOf(webhookId: string, ciphertext: string): string {
+    let secret = decrypted.get(ciphertext);
+    if (secret === undefined) {
+      if (decrypted.size >= 2 * deps.maxEndpoints) decrypted.clear();
+      secret = cipher.decrypt(ciphertext, secretAssociatedData(webhookId));
+      decrypted.set(ciphertext, secret);
+    }
+    return secret;
+  }
+
   /** The secrets that sign now: the current one, and the previous one inside its overlap. */
   function signingSecrets(webhook: WebhookRow, now: Date): string[] {
-    const secrets = [cipher.decrypt(webhook.secretCiphertext, secretAssociatedData(webhook.id))];
+    const secrets = [secretOf(webhook.id, webhook.secretCiphertext)];
     if (
       webhook.previousSecretCiphertext &&
       webhook.previousSecretExpiresAt &&
       webhook.previousSecretExpiresAt > now
     ) {
-      secrets.push(
-        cipher.decrypt(webhook.previousSecretCiphertext, secretAssociatedData(webhook.id)),
-      );
+      secrets.push(secretOf(webhook.id, webhook.previousSecretCiphertext));
     }
     return secrets;
   }
