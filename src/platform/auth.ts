@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import { AppError } from './errors.js';
-import { ErrorBody, RETRY_AFTER_SECONDS } from './http-errors.js';
+import { errorResponses, RETRY_AFTER_SECONDS } from './http-errors.js';
 import type { RateLimiter } from './rate-limit.js';
 
 /**
@@ -300,6 +300,6 @@ function documentAccess(route: RouteOptions, access: Exclude<RouteAccess, 'publi
     description: typeof schema.description === 'string' ? `${schema.description}\n\n${note}` : note,
     security: [{ bearerAuth: [access.scope] }],
     'x-required-scope': access.scope,
-    response: { ...response, 401: ErrorBody, 403: ErrorBody, 429: ErrorBody },
+    response: { ...response, ...errorResponses(401, 403, 429) },
   } as RouteOptions['schema'];
 }

@@ -37,6 +37,11 @@ export const ErrorBody = Type.Object(
 );
 export type ErrorBody = Static<typeof ErrorBody>;
 
+/** A route's error responses: the one error shape, under each status it may answer with. */
+export function errorResponses(...statuses: number[]): Record<number, typeof ErrorBody> {
+  return Object.fromEntries(statuses.map((status) => [status, ErrorBody]));
+}
+
 /** Seconds a client should wait before retrying when a dependency is down. */
 export const RETRY_AFTER_SECONDS = 2;
 export const DEFAULT_UNAVAILABLE_MESSAGE = 'Service is unavailable, please try again later';

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
-import { ErrorBody } from '../../platform/http-errors.js';
+import { errorResponses } from '../../platform/http-errors.js';
 import {
   AnalyticsEnvelope,
   AnalyticsParams,
@@ -11,7 +11,7 @@ import {
 import { analyticsNotFound, type AnalyticsService } from './analytics.service.js';
 
 const MESSAGE = 'Transaction analytics retrieved successfully';
-const errors = { 404: ErrorBody, 422: ErrorBody, 503: ErrorBody };
+const errors = errorResponses(404, 422, 503);
 /** Another user's analytics, to a user token, look exactly like a user without any. */
 const config = {
   access: { scope: 'analytics:read', owner: 'param:user_id' },

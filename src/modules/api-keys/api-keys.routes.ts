@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { ErrorBody } from '../../platform/http-errors.js';
+import { errorResponses } from '../../platform/http-errors.js';
 import type { ApiKeyRow } from './api-keys.repository.js';
 import {
   API_KEYS_PAGE_SIZE_DEFAULT,
@@ -16,8 +16,6 @@ import type { ApiKeysService } from './api-keys.service.js';
 
 const TAGS = ['api-keys'];
 const ACCESS = { access: { scope: 'admin' as const } };
-const errors = (...statuses: number[]) =>
-  Object.fromEntries(statuses.map((status) => [status, ErrorBody]));
 
 /** Managing service API keys: admin only; user tokens never see these routes. */
 export const apiKeysRoutes: FastifyPluginAsyncTypebox<{ apiKeys: ApiKeysService }> = async (
@@ -42,7 +40,7 @@ export const apiKeysRoutes: FastifyPluginAsyncTypebox<{ apiKeys: ApiKeysService 
         tags: TAGS,
         summary: 'Create an API key (the key is in this answer only)',
         body: CreateApiKeyBody,
-        response: { 201: CreatedApiKeyEnvelope, ...errors(413, 415, 422, 503) },
+        response: { 201: CreatedApiKeyEnvelope, ...errorResponses(413, 415, 422, 503) },
       },
       config: ACCESS,
     },
@@ -61,7 +59,7 @@ export const apiKeysRoutes: FastifyPluginAsyncTypebox<{ apiKeys: ApiKeysService 
         tags: TAGS,
         summary: 'List API keys (never their secrets)',
         querystring: ListApiKeysQuery,
-        response: { 200: ApiKeyListEnvelope, ...errors(422, 503) },
+        response: { 200: ApiKeyListEnvelope, ...errorResponses(422, 503) },
       },
       config: ACCESS,
     },
@@ -90,7 +88,7 @@ export const apiKeysRoutes: FastifyPluginAsyncTypebox<{ apiKeys: ApiKeysService 
         tags: TAGS,
         summary: 'Read one API key',
         params: ApiKeyIdParams,
-        response: { 200: ApiKeyEnvelope, ...errors(404, 503) },
+        response: { 200: ApiKeyEnvelope, ...errorResponses(404, 503) },
       },
       config: ACCESS,
     },
@@ -108,7 +106,7 @@ export const apiKeysRoutes: FastifyPluginAsyncTypebox<{ apiKeys: ApiKeysService 
         tags: TAGS,
         summary: 'Revoke an API key (at once in this process, within 5 s everywhere)',
         params: ApiKeyIdParams,
-        response: { 200: ApiKeyEnvelope, ...errors(404, 503) },
+        response: { 200: ApiKeyEnvelope, ...errorResponses(404, 503) },
       },
       config: ACCESS,
     },

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Db } from '../../db/client.js';
 import { ownerOf } from '../../platform/auth.js';
 import { AppError, validationError } from '../../platform/errors.js';
-import { ErrorBody } from '../../platform/http-errors.js';
+import { errorResponses } from '../../platform/http-errors.js';
 import { EVENT_PAGE_SIZE_DEFAULT, EventsEnvelope, EventsQuery } from './events.schemas.js';
 import { readFeed } from './events.repository.js';
 import { decodeFeedCursor, encodeFeedCursor } from './feed.js';
@@ -21,7 +21,7 @@ export const eventsRoutes: FastifyPluginAsyncTypebox<{ db: Db }> = async (app, {
           'pages: an event is served only once every transaction that started before it has ' +
           'ended, so none can later appear behind your cursor. Payloads never carry names.',
         querystring: EventsQuery,
-        response: { 200: EventsEnvelope, 404: ErrorBody, 422: ErrorBody, 503: ErrorBody },
+        response: { 200: EventsEnvelope, ...errorResponses(404, 422, 503) },
       },
     },
     async (request) => {

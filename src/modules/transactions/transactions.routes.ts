@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { AppError, CommitOutcomeUnknown } from '../../platform/errors.js';
-import { ErrorBody, WRITE_OUTCOME_UNKNOWN_MESSAGE } from '../../platform/http-errors.js';
+import { errorResponses, WRITE_OUTCOME_UNKNOWN_MESSAGE } from '../../platform/http-errors.js';
 import {
   replayableHeaders,
   sendOutcome,
@@ -32,8 +32,6 @@ export interface TransactionsRoutesOptions {
 }
 
 const TAGS = ['transactions'];
-const errors = (...statuses: number[]) =>
-  Object.fromEntries(statuses.map((status) => [status, ErrorBody]));
 
 const IF_MATCH_LENGTH_MAX = 1_024;
 
@@ -154,7 +152,7 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
         'original service used): the same operation, without a redirect.',
       headers: IdempotencyHeaders,
       body: CreateTransactionBody,
-      response: { 201: TransactionEnvelope, ...errors(409, 413, 415, 422, 503, 504) },
+      response: { 201: TransactionEnvelope, ...errorResponses(409, 413, 415, 422, 503, 504) },
     },
     config: {
       unavailableMessage: 'An error occurred while adding the transaction',
@@ -194,7 +192,7 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
         tags: TAGS,
         summary: 'Read one transaction',
         params: TransactionIdParams,
-        response: { 200: TransactionEnvelope, ...errors(404, 503) },
+        response: { 200: TransactionEnvelope, ...errorResponses(404, 503) },
       },
       config: {
         unavailableMessage: 'An error occurred while retrieving transaction data',
@@ -223,7 +221,7 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
           '404 when the user has no transactions at all; 200 with `[]` when filters exclude all.',
         params: HistoryParams,
         querystring: HistoryQuery,
-        response: { 200: HistoryEnvelope, ...errors(404, 422, 503) },
+        response: { 200: HistoryEnvelope, ...errorResponses(404, 422, 503) },
       },
       config: {
         access: { scope: 'transactions:read', owner: 'param:user_id' },
@@ -248,7 +246,10 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
         params: TransactionIdParams,
         headers: WriteHeaders,
         body: UpdateTransactionBody,
-        response: { 200: TransactionEnvelope, ...errors(404, 409, 412, 413, 415, 422, 503, 504) },
+        response: {
+          200: TransactionEnvelope,
+          ...errorResponses(404, 409, 412, 413, 415, 422, 503, 504),
+        },
       },
       config: { access: { scope: 'transactions:write', owner: 'record' } },
       handler: async (request, reply) => {
@@ -276,7 +277,7 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
         summary: 'Delete a transaction',
         params: TransactionIdParams,
         headers: WriteHeaders,
-        response: { 200: DeleteEnvelope, ...errors(404, 409, 412, 422, 503, 504) },
+        response: { 200: DeleteEnvelope, ...errorResponses(404, 409, 412, 422, 503, 504) },
       },
       config: { access: { scope: 'transactions:write', owner: 'record' } },
     },

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { ErrorBody } from '../../platform/http-errors.js';
+import { errorResponses } from '../../platform/http-errors.js';
 import {
   CreateWebhookBody,
   DeliveriesQuery,
@@ -19,8 +19,6 @@ import { webhookView, type WebhooksService } from './webhooks.service.js';
 const TAGS = ['webhooks'];
 /** Service keys only: a user token gets 404, as if these routes did not exist. */
 const ACCESS = { scope: 'webhooks:manage' } as const;
-const errors = (...statuses: number[]) =>
-  Object.fromEntries(statuses.map((status) => [status, ErrorBody]));
 
 export const webhooksRoutes: FastifyPluginAsyncTypebox<{ webhooks: WebhooksService }> = async (
   app,
@@ -38,7 +36,7 @@ export const webhooksRoutes: FastifyPluginAsyncTypebox<{ webhooks: WebhooksServi
           '`Fido-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`, ' +
           '`Fido-Event-Id`, `Fido-Event-Type` and `Fido-Delivery-Id`.',
         body: CreateWebhookBody,
-        response: { 201: WebhookWithSecretEnvelope, ...errors(409, 413, 415, 422, 503) },
+        response: { 201: WebhookWithSecretEnvelope, ...errorResponses(409, 413, 415, 422, 503) },
       },
     },
     async (request, reply) => {
@@ -64,7 +62,7 @@ export const webhooksRoutes: FastifyPluginAsyncTypebox<{ webhooks: WebhooksServi
         tags: TAGS,
         summary: 'List webhooks',
         description: 'All of them: their number is bounded by WEBHOOK_MAX_ENDPOINTS.',
-        response: { 200: WebhookListEnvelope, ...errors(503) },
+        response: { 200: WebhookListEnvelope, ...errorResponses(503) },
       },
     },
     async () => ({
@@ -82,7 +80,7 @@ export const webhooksRoutes: FastifyPluginAsyncTypebox<{ webhooks: WebhooksServi
         tags: TAGS,
         summary: 'Read a webhook',
         params: WebhookIdParams,
-        response: { 200: WebhookEnvelope, ...errors(404, 503) },
+        response: { 200: WebhookEnvelope, ...errorResponses(404, 503) },
       },
     },
     async (request) => ({
@@ -101,7 +99,7 @@ export const webhooksRoutes: FastifyPluginAsyncTypebox<{ webhooks: WebhooksServi
         summary: 'Change a webhook (url, event types, description, active)',
         params: WebhookIdParams,
         body: UpdateWebhookBody,
-        response: { 200: WebhookEnvelope, ...errors(404, 413, 415, 422, 503) },
+        response: { 200: WebhookEnvelope, ...errorResponses(404, 413, 415, 422, 503) },
       },
     },
     async (request) => ({
@@ -119,7 +117,7 @@ export const webhooksRoutes: FastifyPluginAsyncTypebox<{ webhooks: WebhooksServi
         tags: TAGS,
         summary: 'Delete a webhook and its delivery log',
         params: WebhookIdParams,
-        response: { 200: WebhookDeletedEnvelope, ...errors(404, 503) },
+        response: { 200: WebhookDeletedEnvelope, ...errorResponses(404, 503) },
       },
     },
     async (request) => {
@@ -144,7 +142,7 @@ export const webhooksRoutes: FastifyPluginAsyncTypebox<{ webhooks: WebhooksServi
           '`Fido-Signature`) until `previous_secret_expires_at`.',
         params: WebhookIdParams,
         querystring: RotateSecretQuery,
-        response: { 200: WebhookWithSecretEnvelope, ...errors(404, 422, 503) },
+        response: { 200: WebhookWithSecretEnvelope, ...errorResponses(404, 422, 503) },
       },
     },
     async (request, reply) => {
@@ -170,7 +168,7 @@ export const webhooksRoutes: FastifyPluginAsyncTypebox<{ webhooks: WebhooksServi
         summary: "A webhook's deliveries, newest first, with every attempt",
         params: WebhookIdParams,
         querystring: DeliveriesQuery,
-        response: { 200: DeliveryListEnvelope, ...errors(404, 422, 503) },
+        response: { 200: DeliveryListEnvelope, ...errorResponses(404, 422, 503) },
       },
     },
     async (request) => {
@@ -193,7 +191,7 @@ export const webhooksRoutes: FastifyPluginAsyncTypebox<{ webhooks: WebhooksServi
         tags: TAGS,
         summary: 'One delivery with every attempt',
         params: DeliveryParams,
-        response: { 200: DeliveryEnvelope, ...errors(404, 503) },
+        response: { 200: DeliveryEnvelope, ...errorResponses(404, 503) },
       },
     },
     async (request) => ({
@@ -214,7 +212,7 @@ export const webhooksRoutes: FastifyPluginAsyncTypebox<{ webhooks: WebhooksServi
           'One signed attempt, made during this request and logged as manual. Success marks ' +
           'the delivery succeeded (a dead one included); failure leaves its state as it was.',
         params: DeliveryParams,
-        response: { 200: DeliveryEnvelope, ...errors(404, 410, 503) },
+        response: { 200: DeliveryEnvelope, ...errorResponses(404, 410, 503) },
       },
     },
     async (request) => ({
