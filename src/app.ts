@@ -21,7 +21,7 @@ import {
   installErrorHandling,
 } from './platform/http-errors.js';
 import { installJsonBodyParser } from './platform/json-body.js';
-import { loggerOptions, requestIdOf } from './platform/logging.js';
+import { logDestination, loggerOptions, requestIdOf } from './platform/logging.js';
 import { metricsRoutes } from './platform/metrics.js';
 import type { RateLimitStore } from './platform/rate-limit.js';
 import type { PositionStore } from './platform/read-replicas.js';
@@ -76,7 +76,9 @@ export interface AppDeps {
 /** Fastify itself: limits, logging and the request id, from config. */
 function createServer(config: Config, deps: AppDeps) {
   const app = Fastify({
-    ...(deps.logger ? { loggerInstance: deps.logger } : { logger: loggerOptions(config.logLevel) }),
+    ...(deps.logger
+      ? { loggerInstance: deps.logger }
+      : { logger: { ...loggerOptions(config.logLevel), stream: logDestination() } }),
     genReqId: requestIdOf,
     // One lean line per request (the request-lifecycle plugin) instead of Fastify's two.
     logController: new LogController({

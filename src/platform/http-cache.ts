@@ -13,7 +13,7 @@ export function installConditionalGets(app: FastifyInstance): void {
     let etag = reply.getHeader('etag');
     if (etag === undefined) {
       if (typeof payload !== 'string' && !Buffer.isBuffer(payload)) return payload;
-      etag = `W/"${createHash('sha1').update(payload).digest('base64url')}"`;
+      etag = weakEtag(payload);
       void reply.header('etag', etag);
     }
     const condition = request.headers['if-none-match'];
@@ -23,6 +23,14 @@ export function installConditionalGets(app: FastifyInstance): void {
     }
     return payload;
   });
+}
+
+/**
+ * The ETag a GET without one of its own gets: a hash of its body. A route whose body is stored
+ * (a cached history page) keeps the tag with it and sets it, so the body is not hashed per request.
+ */
+export function weakEtag(body: string | Buffer): string {
+  return `W/"${createHash('sha1').update(body).digest('base64url')}"`;
 }
 
 function opaque(tag: string): string {

@@ -11,6 +11,10 @@ import { loggableUrl } from '../platform/logging.js';
  */
 export const requestLifecyclePlugin = fp<{ shutdownTimeoutMs: number }>(
   async (app, { shutdownTimeoutMs }) => {
+    // The request line's fields are fixed and hold nothing to redact (the URL's query values are
+    // redacted by loggableUrl): it skips the logger's redaction pass, which cost about as much as
+    // the rest of the line. The request id is one of its fields instead of a child's binding.
+    const requestLog = app.log.child({}, { redact: [] });
     let closing = false;
     let inFlight = 0;
     let drained: (() => void) | undefined;
@@ -50,8 +54,9 @@ export const requestLifecyclePlugin = fp<{ shutdownTimeoutMs: number }>(
         },
         reply.elapsedTime / 1000,
       );
-      request.log.info(
+      requestLog.info(
         {
+          request_id: request.id,
           method: request.method,
           // The query may carry a credential (`?access_token=`): its values are redacted.
           url: loggableUrl(request.url),

@@ -230,9 +230,11 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
       },
     },
     async (request, reply) => {
-      // The finished body, often from the cache: sent as is, past the response serializer.
-      const body = await transactions.history(request.params.user_id, request.query);
-      return sendJsonText(reply, body);
+      // The finished body, often from the cache: sent as is, past the response serializer, with
+      // the tag computed when it was rendered.
+      const page = await transactions.history(request.params.user_id, request.query);
+      void reply.header('etag', page.etag);
+      return sendJsonText(reply, page.body);
     },
   );
 

@@ -6,6 +6,7 @@ import { DecryptionError, type FieldCipher } from '../../platform/crypto.js';
 import { applyRollups, changesRollups } from '../analytics/index.js';
 import { appendEvent } from '../events/index.js';
 import { cacheKey, type Cache } from '../../platform/cache.js';
+import { weakEtag } from '../../platform/http-cache.js';
 import { primaryOnly, type ReadRouter } from '../../platform/read-replicas.js';
 import { historyBody } from './transactions.views.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
@@ -59,6 +60,14 @@ export interface TransactionsServiceDeps {
   /** Largest history page (PAGE_SIZE_MAX, which may lower the contract's 500). */
   pageSizeMax?: number;
   now?: () => Date;
+}
+
+/** A history page as the route sends it. */
+export interface HistoryPage {
+  /** The v1 response body, JSON text. */
+  body: string;
+  /** Its entity tag (`weakEtag` of the body). */
+  etag: string;
 }
 
 /** A condition on the current version, from `If-Match`: `*` or a list of versions. */
@@ -174,8 +183,11 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
     return row;
   }
 
-  /** A page of a user's history, as the finished v1 response body (see `historyBody`). */
-  async function history(userId: string, query: HistoryQuery): Promise<string> {
+  /**
+   * A page of a user's history, as the finished v1 response body (see `historyBody`) and its
+   * entity tag (the hash every GET's body gets, computed once with the body).
+   */
+  async function history(userId: string, query: HistoryQuery): Promise<HistoryPage> {
     const issues: ValidationIssue[] = [];
     const limit = query.limit ?? Math.min(PAGE_SIZE_DEFAULT, pageSizeMax);
     if (limit > pageSizeMax) {
@@ -204,9 +216,9 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
     }
     if (issues.length > 0) throw validationError(issues);
 
-    // `history-body`: entries hold sealed bodies; another name than the earlier JSON rows, so
-    // processes of two versions sharing a Redis never read each other's entries.
-    const entry = `history-body:${cacheKey([
+    // `history-page`: entries hold the sealed tag and body; another name than the earlier bodies
+    // alone and JSON rows, so processes of two versions sharing a Redis never read each other's.
+    const entry = `history-page:${cacheKey([
       limit,
       query.cursor,
       filters.startDate?.toISOString(),
@@ -214,7 +226,7 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
       filters.transactionType,
       filters.currency,
     ])}`;
-    const render = async (): Promise<string> => {
+    const render = async (): Promise<HistoryPage> => {
       // One row more than asked tells whether another page exists without a count. Both
       // queries on one target: a replica that has replayed the user's writes, or the primary.
       const rows = await reads.forUser(userId, async (readDb) => {
@@ -229,24 +241,28 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
       const hasMore = rows.length > limit;
       const page = hasMore ? rows.slice(0, limit) : rows;
       const last = page.at(-1);
-      return historyBody(page.map(toView), {
+      const body = historyBody(page.map(toView), {
         limit,
         next_cursor: hasMore && last ? encodeCursor(last) : null,
         has_more: hasMore,
       });
+      return { body, etag: weakEtag(body) };
     };
-    // The finished body is cached, sealed as one value bound to this user and entry: it holds
-    // names. A hit then costs one decryption, where cached rows cost one per name, a parse and
-    // a serialisation (about 2 ms of CPU for a page of 100).
+    // The finished body is cached with its tag, sealed as one value bound to this user and entry:
+    // it holds names. A hit then costs one decryption, where cached rows cost one per name, a
+    // parse and a serialisation (about 2 ms of CPU for a page of 100), and no hash of the body.
     const associatedData = `cache:${userId}:${entry}`;
-    let rendered: string | undefined;
+    let rendered: HistoryPage | undefined;
     const sealed = await deps.cache.cached(userId, entry, async () => {
       rendered = await render();
-      return cipher.encrypt(rendered, associatedData);
+      // A tag never holds a line break (it is W/"base64url"): the first one ends it.
+      return cipher.encrypt(`${rendered.etag}\n${rendered.body}`, associatedData);
     });
     if (rendered !== undefined) return rendered;
     try {
-      return cipher.decrypt(sealed, associatedData);
+      const text = cipher.decrypt(sealed, associatedData);
+      const end = text.indexOf('\n');
+      return { etag: text.slice(0, end), body: text.slice(end + 1) };
     } catch (error) {
       // Sealed under a key since retired from the ring: read it afresh.
       if (error instanceof DecryptionError) return render();

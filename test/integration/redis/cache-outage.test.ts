@@ -177,7 +177,7 @@ describe('Redis is cut off but keeps its keys', () => {
     const unavailable = logs.count('cache unavailable');
     const recovered = logs.count('cache recovered');
     const before = await dump(prefix);
-    const entries = [...before.keys()].filter((key) => /:(history-body|analytics[^:]*):/.test(key));
+    const entries = [...before.keys()].filter((key) => /:(history-page|analytics[^:]*):/.test(key));
     expect(entries).toHaveLength(3);
 
     await proxy.cut();
@@ -276,7 +276,7 @@ describe('what Redis holds', () => {
     await user.expectCurrent();
 
     const stored = await dump(harness.prefix);
-    const history = [...stored].filter(([key]) => key.includes(':history-body:'));
+    const history = [...stored].filter(([key]) => key.includes(':history-page:'));
     expect(history.length).toBeGreaterThan(0);
     // A history page is cached as one sealed value (key id, then ciphertext), never as JSON.
     for (const [, value] of history) expect(value).toMatch(/^v1\.[^{"]+$/);
