@@ -16,6 +16,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Db } from '../../db/client.js';
 import { isDatabaseUnavailable } from '../../platform/errors.js';
 import { outageLog } from '../../platform/outage.js';
+import { startLoop } from './loop.js';
 import { countEventsAfter, feedPositionOf, readFeed } from './events.repository.js';
 import type { FeedEntry, FeedPosition, PublishedEvent } from './feed.js';
 import {
@@ -154,9 +155,6 @@ export function startJetStreamRelay(options: JetStreamRelayOptions): JetStreamRe
   let streamReady = false;
   let cursor: Cursor | undefined;
   let stopped = false;
-  let running: Promise<void> | undefined;
-  let again = false;
-  let timer: NodeJS.Timeout | undefined;
   const outage = outageLog(
     logger,
     { stream },
@@ -166,19 +164,6 @@ export function startJetStreamRelay(options: JetStreamRelayOptions): JetStreamRe
     },
   );
   const encoder = new TextEncoder();
-
-  function schedule(delayMs: number): void {
-    if (stopped) return;
-    clearTimeout(timer);
-    timer = setTimeout(() => void tick(), delayMs);
-    timer.unref();
-  }
-
-  function nudge(): void {
-    if (stopped) return;
-    if (running) again = true;
-    else schedule(0);
-  }
 
   async function connection(): Promise<{ js: JetStreamClient; jsm: JetStreamManager }> {
     if (nc && js && jsm) {
@@ -209,7 +194,7 @@ export function startJetStreamRelay(options: JetStreamRelayOptions): JetStreamRe
           options.metrics?.connected.set(1);
           // Acknowledgements may have been lost with the connection: ask the stream.
           cursor = undefined;
-          nudge();
+          loop.nudge();
         }
       }
     })();
@@ -331,7 +316,8 @@ export function startJetStreamRelay(options: JetStreamRelayOptions): JetStreamRe
     return { published, problem };
   }
 
-  async function step(): Promise<{ published: number; full: boolean }> {
+  /** One batch; true when it was full (more may be waiting). */
+  async function step(): Promise<boolean> {
     const client = await connection();
     if (!streamReady) {
       await ensureStream(client.jsm, stream, subjectPrefix);
@@ -348,61 +334,49 @@ export function startJetStreamRelay(options: JetStreamRelayOptions): JetStreamRe
         })
       : await relayBatch(db, client);
     if ('problem' in result && result.problem) throw result.problem;
-    return { published: result.published, full: result.published === batchSize };
+    return result.published === batchSize;
   }
 
-  async function tick(): Promise<void> {
-    if (running || stopped) {
-      again = true;
-      return;
-    }
-    running = (async () => {
-      try {
-        do {
-          again = false;
-          const { full } = await step();
-          if (full) again = true;
-        } while (again && !stopped);
-        outage.succeeded();
-      } catch (error) {
-        cursor = undefined;
-        if (error instanceof FenceError) {
-          // Another relay got there first (or our own earlier publish did): start again from
-          // what the stream holds.
-          logger.info({ stream, reason: error.message }, 'jetstream relay fenced; reconciling');
-          again = true;
-        } else if (stopped) {
-          // Closing the connection fails what was in flight; nothing to report.
-        } else if (
-          error instanceof NatsError ||
-          error instanceof NatsDownError ||
-          isDatabaseUnavailable(error)
-        ) {
-          outage.failed(error);
-        } else {
-          logger.error({ err: error, stream }, 'jetstream relay step failed');
-        }
+  const loop = startLoop({
+    pollMs: options.pollMs,
+    step,
+    succeeded: () => outage.succeeded(),
+    failed(error) {
+      cursor = undefined;
+      if (error instanceof FenceError) {
+        // Another relay got there first (or our own earlier publish did): start again from
+        // what the stream holds.
+        logger.info({ stream, reason: error.message }, 'jetstream relay fenced; reconciling');
+        return true;
       }
-    })();
-    await running;
-    running = undefined;
-    schedule(again ? 0 : options.pollMs);
-  }
-
-  schedule(0);
+      if (stopped) {
+        // Closing the connection fails what was in flight; nothing to report.
+      } else if (
+        error instanceof NatsError ||
+        error instanceof NatsDownError ||
+        isDatabaseUnavailable(error)
+      ) {
+        outage.failed(error);
+      } else {
+        logger.error({ err: error, stream }, 'jetstream relay step failed');
+      }
+      return false;
+    },
+  });
   logger.info({ stream, subject_prefix: subjectPrefix }, 'jetstream relay started');
 
   return {
-    nudge,
+    nudge: () => loop.nudge(),
     connected: () => isConnected,
     async stop() {
       stopped = true;
-      clearTimeout(timer);
+      // Stops scheduling at once; the pass running ends once the connection is closed.
+      const ended = loop.stop();
       const closing = nc;
       nc = undefined;
       // Closing first fails publishes that wait on a dead server at once.
       await closing?.close().catch(() => undefined);
-      await running;
+      await ended;
       options.metrics?.connected.set(0);
     },
   };

@@ -5,6 +5,7 @@ import { serializeError } from '../../platform/logging.js';
 import type { Metrics } from '../../platform/metrics.js';
 import { outageLog } from '../../platform/outage.js';
 import type { HandlerRegistry } from './handlers.js';
+import { startLoop } from './loop.js';
 import {
   handlerConsumer,
   recordAttempt,
@@ -79,10 +80,6 @@ export function startWorker<Webhook>(options: WorkerOptions<Webhook>): Worker {
   let registered = false;
   let sweptAt = Date.now();
   const inFlight = new Set<Promise<void>>();
-  let stopped = false;
-  let running: Promise<void> | undefined;
-  let again = false;
-  let timer: NodeJS.Timeout | undefined;
   const outage = outageLog(
     logger,
     {},
@@ -92,67 +89,39 @@ export function startWorker<Webhook>(options: WorkerOptions<Webhook>): Worker {
     },
   );
 
-  function schedule(delayMs: number): void {
-    if (stopped) return;
-    clearTimeout(timer);
-    timer = setTimeout(() => void tick(), delayMs);
-    timer.unref();
-  }
-
-  function nudge(): void {
-    if (stopped) return;
-    if (running) again = true;
-    else schedule(0);
-  }
-
-  async function tick(): Promise<void> {
-    if (running || stopped) {
-      again = true;
-      return;
+  /** Registers, sweeps now and then, relays a batch and claims what fits; true if more waits. */
+  async function step(): Promise<boolean> {
+    let more = false;
+    if (!registered) {
+      await registerHandlers(
+        db,
+        handlers.all().map((h) => ({ name: h.name, types: h.types ?? [] })),
+      );
+      registered = true;
     }
-    running = (async () => {
-      try {
-        do {
-          again = false;
-          if (!registered) {
-            await registerHandlers(
-              db,
-              handlers.all().map((h) => ({ name: h.name, types: h.types ?? [] })),
-            );
-            registered = true;
-          }
-          if (Date.now() - sweptAt >= SWEEP_INTERVAL_MS) {
-            await releaseStranded(db, SWEEP_BATCH_SIZE);
-            sweptAt = Date.now();
-          }
-          const relayed = await relayEvents(db, {
-            batchSize: RELAY_BATCH_SIZE,
-            retryWindowMs: options.retryWindowMs,
-          });
-          options.metrics?.eventsRelayed.inc(relayed);
-          if (relayed === RELAY_BATCH_SIZE) again = true;
-          const free = options.concurrency - inFlight.size;
-          if (free > 0) {
-            const claimed = await claimDeliveries(db, {
-              handlerConsumers,
-              limit: free,
-              leaseMs: leaseMs(options.attemptTimeoutMs),
-            });
-            // Each webhook is read once per claim, not once per delivery.
-            const webhooks = new Map<string, Promise<Webhook>>();
-            for (const delivery of claimed) launch(delivery, webhooks);
-            if (claimed.length === free) again = true;
-          }
-        } while (again && !stopped && inFlight.size < options.concurrency);
-        outage.succeeded();
-      } catch (error) {
-        if (isDatabaseUnavailable(error)) outage.failed(error);
-        else logger.error({ err: error }, 'worker step failed');
-      }
-    })();
-    await running;
-    running = undefined;
-    schedule(again ? 0 : options.pollMs);
+    if (Date.now() - sweptAt >= SWEEP_INTERVAL_MS) {
+      await releaseStranded(db, SWEEP_BATCH_SIZE);
+      sweptAt = Date.now();
+    }
+    const relayed = await relayEvents(db, {
+      batchSize: RELAY_BATCH_SIZE,
+      retryWindowMs: options.retryWindowMs,
+    });
+    options.metrics?.eventsRelayed.inc(relayed);
+    if (relayed === RELAY_BATCH_SIZE) more = true;
+    const free = options.concurrency - inFlight.size;
+    if (free > 0) {
+      const claimed = await claimDeliveries(db, {
+        handlerConsumers,
+        limit: free,
+        leaseMs: leaseMs(options.attemptTimeoutMs),
+      });
+      // Each webhook is read once per claim, not once per delivery.
+      const webhooks = new Map<string, Promise<Webhook>>();
+      for (const delivery of claimed) launch(delivery, webhooks);
+      if (claimed.length === free) more = true;
+    }
+    return more;
   }
 
   function launch(delivery: ClaimedDelivery, webhooks: Map<string, Promise<Webhook>>): void {
@@ -208,7 +177,7 @@ export function startWorker<Webhook>(options: WorkerOptions<Webhook>): Worker {
       })
       .finally(() => {
         inFlight.delete(work);
-        nudge();
+        loop.nudge();
       });
     inFlight.add(work);
   }
@@ -254,7 +223,17 @@ export function startWorker<Webhook>(options: WorkerOptions<Webhook>): Worker {
     }
   }
 
-  schedule(0);
+  const loop = startLoop({
+    pollMs: options.pollMs,
+    step,
+    mayContinue: () => inFlight.size < options.concurrency,
+    succeeded: () => outage.succeeded(),
+    failed(error) {
+      if (isDatabaseUnavailable(error)) outage.failed(error);
+      else logger.error({ err: error }, 'worker step failed');
+      return false;
+    },
+  });
   logger.info(
     {
       handlers: handlers.all().map((h) => h.name),
@@ -265,11 +244,9 @@ export function startWorker<Webhook>(options: WorkerOptions<Webhook>): Worker {
   );
 
   return {
-    nudge,
+    nudge: () => loop.nudge(),
     async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      await running;
+      await loop.stop();
       if (inFlight.size > 0) {
         let bound: NodeJS.Timeout | undefined;
         await Promise.race([
