@@ -64,6 +64,11 @@ export class AppError extends Error {
   }
 }
 
+/** A query parameter holding a cursor this service did not issue (or one out of range). */
+export function invalidCursor(parameter: string): ValidationIssue {
+  return { loc: ['query', parameter], msg: 'Invalid cursor', type: 'value_error' };
+}
+
 export function validationError(issues: ValidationIssue[]): AppError {
   const first = issues[0];
   const message =

@@ -1,4 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { cursorCodec, cursorFields } from '../../domain/cursor.js';
+import { keysetPage } from '../../domain/pagination.js';
 import { errorResponses } from '../../platform/http-errors.js';
 import type { ApiKeyRow } from './api-keys.repository.js';
 import {
@@ -13,6 +15,12 @@ import {
   type ApiKey,
 } from './api-keys.schemas.js';
 import type { ApiKeysService } from './api-keys.service.js';
+
+/**
+ * API-key cursors: the last served key's id, as it is (src/domain/cursor.ts); the list is ordered
+ * by creation, and the repository finds the id's place in that order.
+ */
+const apiKeysCursor = cursorCodec<{ id: string }>({ id: cursorFields.text }, { armour: 'none' });
 
 const TAGS = ['api-keys'];
 const ACCESS = { access: { scope: 'admin' as const } };
@@ -65,18 +73,15 @@ export const apiKeysRoutes: FastifyPluginAsyncTypebox<{ apiKeys: ApiKeysService 
     },
     async (request) => {
       const limit = request.query.limit ?? API_KEYS_PAGE_SIZE_DEFAULT;
-      const rows = await apiKeys.list(request.query.cursor, limit + 1);
-      const hasMore = rows.length > limit;
-      const page = hasMore ? rows.slice(0, limit) : rows;
+      const cursor = request.query.cursor;
+      const after = cursor === undefined ? undefined : apiKeysCursor.decode(cursor)?.id;
+      const rows = await apiKeys.list(after, limit + 1);
+      const page = keysetPage(rows, limit, apiKeysCursor.encode);
       return {
-        data: page.map(view),
+        data: page.items.map(view),
         code: 200,
         message: 'API keys retrieved successfully',
-        pagination: {
-          limit,
-          next_cursor: hasMore ? (page.at(-1)?.id ?? null) : null,
-          has_more: hasMore,
-        },
+        pagination: page.pagination,
       };
     },
   );

@@ -1,7 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Db } from '../../db/client.js';
 import { ownerOf } from '../../platform/auth.js';
-import { AppError, validationError } from '../../platform/errors.js';
+import { keysetPage } from '../../domain/pagination.js';
+import { AppError, invalidCursor, validationError } from '../../platform/errors.js';
 import { errorResponses } from '../../platform/http-errors.js';
 import { EVENT_PAGE_SIZE_DEFAULT, EventsEnvelope, EventsQuery } from './events.schemas.js';
 import { readFeed } from './events.repository.js';
@@ -37,23 +38,17 @@ export const eventsRoutes: FastifyPluginAsyncTypebox<{ db: Db }> = async (app, {
       const userId = owner ?? request.query.user_id;
       const limit = request.query.limit ?? EVENT_PAGE_SIZE_DEFAULT;
       const after = cursor === undefined ? undefined : decodeFeedCursor(cursor);
-      if (cursor !== undefined && !after) {
-        throw validationError([
-          { loc: ['query', 'after'], msg: 'Invalid cursor', type: 'value_error' },
-        ]);
-      }
+      if (cursor !== undefined && !after) throw validationError([invalidCursor('after')]);
       const entries = await readFeed(db, { after, userId, type, limit: limit + 1 });
-      const page = entries.slice(0, limit);
-      const last = page.at(-1);
+      // A feed is polled: its next cursor is where to ask again, even at the end.
+      const page = keysetPage(entries, limit, (entry) => encodeFeedCursor(entry.position), {
+        after: cursor,
+      });
       return {
-        data: page.map((entry) => entry.event),
+        data: page.items.map((entry) => entry.event),
         code: 200,
         message: 'Events retrieved successfully',
-        pagination: {
-          limit,
-          next_cursor: last ? encodeFeedCursor(last.position) : (cursor ?? null),
-          has_more: entries.length > limit,
-        },
+        pagination: page.pagination,
       };
     },
   );

@@ -1,4 +1,5 @@
 import type { EventType } from '../../db/schema/index.js';
+import { cursorCodec, cursorFields } from '../../domain/cursor.js';
 
 /** A position in the feed: the writing transaction's id, then the event's sequence. */
 export interface FeedPosition {
@@ -27,23 +28,17 @@ export interface FeedEntry {
   event: PublishedEvent;
 }
 
-const DIGITS = /^\d{1,20}$/;
+/**
+ * Feed cursors: base64url of "<tx id>.<sequence>" of the last event served (src/domain/cursor.ts).
+ * The outbox relay keeps its own place in job_state in this format too.
+ */
+const feedCursor = cursorCodec<FeedPosition>({
+  txId: cursorFields.int64,
+  sequence: cursorFields.int64,
+});
 
-/** Cursors are opaque to clients: base64url of "<tx id>.<sequence>" of the last event served. */
-export function encodeFeedCursor(position: FeedPosition): string {
-  return Buffer.from(`${position.txId}.${position.sequence}`).toString('base64url');
-}
-
-export function decodeFeedCursor(cursor: string): FeedPosition | undefined {
-  if (!/^[A-Za-z0-9_-]+$/.test(cursor)) return undefined;
-  const [txId, sequence, ...rest] = Buffer.from(cursor, 'base64url').toString('utf8').split('.');
-  if (rest.length > 0 || !txId || !sequence || !DIGITS.test(txId) || !DIGITS.test(sequence)) {
-    return undefined;
-  }
-  // Both are bigint columns: a larger number would fail there (a 500), not here (a 422).
-  if (BigInt(txId) >= 2n ** 63n || BigInt(sequence) >= 2n ** 63n) return undefined;
-  return { txId, sequence };
-}
+export const encodeFeedCursor = feedCursor.encode;
+export const decodeFeedCursor = feedCursor.decode;
 
 export interface FeedQuery {
   after?: FeedPosition | undefined;

@@ -1,7 +1,7 @@
 import { v7 as uuidv7 } from 'uuid';
 import type { EventType } from '../../db/schema/index.js';
 import { inTransaction, type Db, type DbTx } from '../../db/client.js';
-import { validationError, type ValidationIssue } from '../../platform/errors.js';
+import { invalidCursor, validationError, type ValidationIssue } from '../../platform/errors.js';
 import { DecryptionError, type FieldCipher } from '../../platform/crypto.js';
 import { applyRollups, changesRollups } from '../analytics/index.js';
 import { appendEvent } from '../events/index.js';
@@ -11,7 +11,7 @@ import { primaryOnly, type ReadRouter } from '../../platform/read-replicas.js';
 import { historyBody } from './transactions.views.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { isUuid } from '../../domain/ids.js';
-import { PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX } from '../../domain/pagination.js';
+import { keysetPage, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX } from '../../domain/pagination.js';
 import { FUTURE_TOLERANCE_MS, parseInstant } from '../../domain/dates.js';
 import {
   currencyExponent,
@@ -199,7 +199,7 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
     }
     const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
     if (query.cursor !== undefined && !after) {
-      issues.push({ loc: ['query', 'cursor'], msg: 'Invalid cursor', type: 'value_error' });
+      issues.push(invalidCursor('cursor'));
     }
     const filters: HistoryFilters = {
       startDate: optionalBound(query.start_date, 'start_date', issues),
@@ -238,14 +238,8 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
         }
         return found;
       });
-      const hasMore = rows.length > limit;
-      const page = hasMore ? rows.slice(0, limit) : rows;
-      const last = page.at(-1);
-      const body = historyBody(page.map(toView), {
-        limit,
-        next_cursor: hasMore && last ? encodeCursor(last) : null,
-        has_more: hasMore,
-      });
+      const page = keysetPage(rows, limit, encodeCursor);
+      const body = historyBody(page.items.map(toView), page.pagination);
       return { body, etag: weakEtag(body) };
     };
     // The finished body is cached with its tag, sealed as one value bound to this user and entry:

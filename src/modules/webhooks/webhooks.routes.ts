@@ -178,7 +178,7 @@ export const webhooksRoutes: FastifyPluginAsyncTypebox<{ webhooks: WebhooksServi
         data: page.rows,
         code: 200,
         message: 'Deliveries retrieved successfully',
-        pagination: { limit, next_cursor: page.nextCursor, has_more: page.nextCursor !== null },
+        pagination: page.pagination,
       };
     },
   );

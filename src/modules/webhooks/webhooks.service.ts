@@ -2,9 +2,16 @@ import { v7 as uuidv7 } from 'uuid';
 import { EVENT_TYPES, type DeliveryState, type EventType } from '../../db/schema/index.js';
 import type { FieldCipher } from '../../platform/crypto.js';
 import type { Db } from '../../db/client.js';
-import { AppError, validationError, type ValidationIssue } from '../../platform/errors.js';
+import {
+  AppError,
+  invalidCursor,
+  validationError,
+  type ValidationIssue,
+} from '../../platform/errors.js';
+import { cursorCodec, cursorFields } from '../../domain/cursor.js';
 import { secretAssociatedData } from '../../domain/associated-data.js';
 import { isUuid } from '../../domain/ids.js';
+import { keysetPage, type Pagination } from '../../domain/pagination.js';
 import {
   type PublishedEvent,
   loadEvent,
@@ -38,6 +45,12 @@ import {
 } from './signing.js';
 import { SECRET_OVERLAP_HOURS_DEFAULT } from './webhooks.limits.js';
 import type { CreateWebhookBody, UpdateWebhookBody } from './webhooks.schemas.js';
+
+/** Deliveries cursors: the last served delivery's position, as digits (src/domain/cursor.ts). */
+const deliveriesCursor = cursorCodec<{ position: string }>(
+  { position: cursorFields.int64 },
+  { armour: 'none' },
+);
 
 export interface WebhooksServiceDeps {
   db: Db;
@@ -265,31 +278,25 @@ export function createWebhooksService(deps: WebhooksServiceDeps) {
   async function deliveriesOf(
     webhookId: string,
     query: { state?: DeliveryState | undefined; cursor?: string | undefined; limit: number },
-  ): Promise<{ rows: DeliveryView[]; nextCursor: string | null }> {
+  ): Promise<{ rows: DeliveryView[]; pagination: Pagination }> {
     await get(webhookId);
-    let before: bigint | undefined;
-    if (query.cursor !== undefined) {
-      if (!/^\d{1,19}$/.test(query.cursor) || BigInt(query.cursor) > 2n ** 63n - 1n) {
-        throw validationError([
-          { loc: ['query', 'cursor'], msg: 'Invalid cursor', type: 'value_error' },
-        ]);
-      }
-      before = BigInt(query.cursor);
-    }
+    const from = query.cursor === undefined ? undefined : deliveriesCursor.decode(query.cursor);
+    if (query.cursor !== undefined && !from) throw validationError([invalidCursor('cursor')]);
     const rows = await listDeliveries(db, webhookId, {
       state: query.state,
-      before,
+      before: from && BigInt(from.position),
       limit: query.limit + 1,
     });
-    const page = rows.slice(0, query.limit);
+    const page = keysetPage(rows, query.limit, (row) =>
+      deliveriesCursor.encode({ position: String(row.position) }),
+    );
     const attempts = await attemptsOf(
       db,
-      page.map((row) => row.id),
+      page.items.map((row) => row.id),
     );
-    const last = page.at(-1);
     return {
-      rows: page.map((row) => deliveryView(row, attempts.get(row.id) ?? [])),
-      nextCursor: rows.length > query.limit && last ? String(last.position) : null,
+      rows: page.items.map((row) => deliveryView(row, attempts.get(row.id) ?? [])),
+      pagination: page.pagination,
     };
   }
 
