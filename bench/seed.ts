@@ -1,9 +1,11 @@
 import { sql } from 'drizzle-orm';
 import { v7 as uuidv7 } from 'uuid';
+import { transactions, userDailyStats } from '../src/db/schema/index.js';
+import { columnList } from '../src/db/sql.js';
 import {
-  CONTRIBUTION_COLUMNS,
-  DAYS_UPSERT,
-  TOTALS_UPSERT,
+  contributions,
+  CONTRIBUTION_INPUTS,
+  rollupUpserts,
 } from '../src/modules/analytics/index.js';
 import type { FieldCipher } from '../src/platform/crypto.js';
 import type { Db } from '../src/db/client.js';
@@ -64,31 +66,28 @@ export async function bulkLoad(db: Db, cipher: FieldCipher, load: BulkLoad): Pro
       amounts.push(String(100 + ((n * 37) % 100_000)));
       types.push(n % 3 === 0 ? 'debit' : 'credit');
     }
+    const t = transactions;
+    const given = columnList(
+      t.userId,
+      t.id,
+      t.fullNameCiphertext,
+      t.transactionDate,
+      t.amountMinor,
+      t.transactionType,
+    );
     await db.execute(sql`
       with saved as (
-        insert into transactions (user_id, id, full_name_ciphertext, transaction_date,
-          amount_minor, transaction_type, currency, version, created_at, updated_at)
-        select u.user_id, u.id, u.name, u.date, u.amount, u.type, ${currency}, 1, now(), now()
+        insert into ${t} (${given}, ${columnList(t.currency, t.version, t.createdAt, t.updatedAt)})
+        select ${given}, ${currency}, 1, now(), now()
         from unnest(${sql.param(users)}::text[], ${sql.param(ids)}::uuid[],
           ${sql.param(names)}::text[], ${sql.param(dates)}::timestamptz[],
           ${sql.param(amounts)}::bigint[], ${sql.param(types)}::text[])
-          as u(user_id, id, name, date, amount, type)
-        returning user_id, currency, transaction_date, transaction_type, amount_minor
+          as u(${given})
+        returning ${CONTRIBUTION_INPUTS}
       ), delta as (
-        select ${sql.raw(CONTRIBUTION_COLUMNS)} from saved
-      ), totals as (
-        ${sql.raw(TOTALS_UPSERT.insert)}
-        select user_id, currency, sum(n), sum(cn), sum(dn), sum(ct), sum(dt), now() from delta
-        group by 1, 2 order by 1, 2
-        ${sql.raw(TOTALS_UPSERT.onConflict)}
-        returning 1
-      )
-      ${sql.raw(DAYS_UPSERT.insert)}
-      select user_id, currency, (ts at time zone ${timeZone})::date, sum(n), sum(cn), sum(dn),
-        sum(ct), sum(dt)
-      from delta where (select count(*) from totals) > 0
-      group by 1, 2, 3 order by 1, 2, 3
-      ${sql.raw(DAYS_UPSERT.onConflict)}`);
+        ${contributions(sql`saved`, sql`${timeZone}::text`)}
+      ), ${rollupUpserts(sql`delta`)}
+      select count(*) from days`);
     load.progress?.(offset + size);
   }
   return total;
@@ -115,6 +114,6 @@ export async function seedUser(
 export async function analyzeTables(db: Db): Promise<void> {
   // What autovacuum does in production after a load: statistics, and the visibility map that
   // lets range queries read edge days from the index alone.
-  await db.execute(sql`vacuum analyze transactions`);
-  await db.execute(sql`vacuum analyze user_daily_stats`);
+  await db.execute(sql`vacuum analyze ${transactions}`);
+  await db.execute(sql`vacuum analyze ${userDailyStats}`);
 }

@@ -1,4 +1,5 @@
-import { Column, getTableColumns, getTableName, is, sql, type Table } from 'drizzle-orm';
+import { Column, getTableColumns, getTableName, is, sql, type SQL, type Table } from 'drizzle-orm';
+import { PgDialect } from 'drizzle-orm/pg-core';
 
 /**
  * Names for SQL written by hand, taken from the Drizzle schema so that renaming a table or a
@@ -7,11 +8,19 @@ import { Column, getTableColumns, getTableName, is, sql, type Table } from 'driz
  * In a drizzle `sql` template, interpolate a table (`${transactions}`) or a column
  * (`${transactions.userId}`, rendered table-qualified) directly; use `bare(column)` where SQL
  * wants the column unqualified: insert column lists, `excluded.`, an alias's column. In the text
- * of a prepared `Statement`, which is a plain string, use `ident(tableOrColumn)`.
+ * of a prepared `Statement`, which is a plain string, use `ident(tableOrColumn)`, or write the
+ * statement as a template and render it with `statementText`.
  */
 
 /** A column's name alone, as an identifier in a drizzle `sql` template. */
 export const bare = (column: Column) => sql.identifier(column.name);
+
+/** Columns' names alone, comma-separated: an insert's or a `returning`'s column list. */
+export const columnList = (...columns: Column[]) =>
+  sql.join(
+    columns.map((column) => bare(column)),
+    sql`, `,
+  );
 
 /** The quoted name of a table or of a column (unqualified), for statement text. */
 export function ident(of: Table | Column): string {
@@ -30,4 +39,19 @@ export function idents<T extends Table>(
   return Object.fromEntries(
     Object.entries(columns).map(([key, column]) => [key, ident(column)]),
   ) as Record<keyof T['_']['columns'] & string, string>;
+}
+
+const dialect = new PgDialect();
+
+/**
+ * The text of a prepared `Statement` written as a drizzle `sql` template, so that it can name
+ * tables and columns from the schema and share fragments with the templates: its values are
+ * `$n` placeholders in the template's text, never interpolated (an interpolated value throws).
+ */
+export function statementText(query: SQL): string {
+  const { sql: text, params } = dialect.sqlToQuery(query);
+  if (params.length > 0) {
+    throw new Error('a statement takes its values as $n placeholders, not interpolated');
+  }
+  return text;
 }

@@ -1,6 +1,8 @@
 import { sql } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
+import { v7 as uuidv7 } from 'uuid';
 import { reconcileUser, runReconciliation } from '../../src/modules/analytics/reconciliation.js';
+import { insertImportBatch } from '../../src/modules/legacy/legacy.repository.js';
 import { createMetrics } from '../../src/platform/metrics.js';
 import { postTransaction, useTestApp } from '../helpers/app.js';
 import { uniqueUserId } from '../helpers/factories.js';
@@ -14,7 +16,65 @@ async function allTime(userId: string) {
   return (await context.app.inject({ method: 'GET', url: `/api/v1/analytics/${userId}` })).json();
 }
 
+const NO_DRIFT = { rows: 0, count: 0, amountMinor: 0n };
+
 describe('reconciliation', () => {
+  it('finds no drift after creates, updates, deletes and an import', async () => {
+    const userId = uniqueUserId();
+    const write = async (method: 'PUT' | 'DELETE', id: string, payload?: object) => {
+      const response = await context.app.inject({
+        method,
+        url: `/api/v1/transaction/${id}`,
+        ...(payload ? { payload } : {}),
+      });
+      expect(response.statusCode).toBe(200);
+    };
+    const kept = await create({ user_id: userId, transaction_amount: 10.5, currency: 'USD' });
+    const moved = await create({
+      user_id: userId,
+      transaction_type: 'debit',
+      transaction_date: '2024-03-01T23:30:00Z',
+    });
+    const gone = await create({ user_id: userId, currency: 'EUR' });
+    const importedAt = new Date('2024-02-29T12:00:00Z');
+    const imported = uuidv7();
+    await insertImportBatch(
+      db(),
+      [
+        {
+          id: imported,
+          legacyId: null,
+          userId,
+          fullNameCiphertext: context.app.cipher.encrypt('Imported Person', imported),
+          transactionDate: importedAt,
+          amountMinor: 1234n,
+          transactionType: 'credit',
+          currency: 'GHS',
+          description: null,
+          metadata: null,
+          version: 1,
+          createdAt: importedAt,
+          updatedAt: importedAt,
+        },
+      ],
+      { timeZone: 'UTC' },
+    );
+    expect(await reconcileUser(db(), userId, 'UTC')).toEqual(NO_DRIFT);
+
+    await write('PUT', kept.id, { transaction_amount: 3 });
+    await write('PUT', moved.id, {
+      transaction_type: 'credit',
+      transaction_date: '2024-03-02T00:30:00Z',
+      currency: 'USD',
+    });
+    await write('PUT', imported, { transaction_amount: 99.99 });
+    await write('DELETE', gone.id);
+    expect(await reconcileUser(db(), userId, 'UTC')).toEqual(NO_DRIFT);
+    // The last transaction of its day and currency goes: no empty rollup row may stay behind.
+    await write('DELETE', moved.id);
+    expect(await reconcileUser(db(), userId, 'UTC')).toEqual(NO_DRIFT);
+  });
+
   it('finds a corrupted rollup, repairs it and reports exactly the drift', async () => {
     const userId = uniqueUserId();
     await create({

@@ -1,5 +1,17 @@
 import { sql, type SQL } from 'drizzle-orm';
+import { alias } from 'drizzle-orm/pg-core';
 import { queryRows, type Db } from '../../db/client.js';
+import { transactions, userDailyStats, userStats } from '../../db/schema/index.js';
+import { bare } from '../../db/sql.js';
+import { contributions, CONTRIBUTION_INPUTS, localDay, MEASURES } from './rollups.repository.js';
+
+const s = alias(userStats, 's');
+const d = alias(userDailyStats, 'd');
+const t = alias(transactions, 't');
+// An alias renders as its name alone: a from-item names the table too.
+const fromS = sql`${userStats} ${s}`;
+const fromD = sql`${userDailyStats} ${d}`;
+const fromT = sql`${transactions} ${t}`;
 
 /** Analytics for one user and currency, as the database holds them. */
 export interface AnalyticsFigures {
@@ -54,25 +66,25 @@ export async function readAllTime(
   userId: string,
   currency: string,
 ): Promise<AnalyticsFigures | undefined> {
+  const inScope = sql`${t.userId} = ${s.userId} and ${t.currency} = ${s.currency}`;
   const [row] = await queryRows<FiguresRow>(
     db,
     sql`
-    select s.transaction_count, s.credit_count, s.debit_count,
-      s.credit_total_minor::text as credit_total_minor, s.debit_total_minor::text as debit_total_minor,
+    select ${s.transactionCount} as transaction_count, ${s.creditCount} as credit_count,
+      ${s.debitCount} as debit_count, ${s.creditTotalMinor}::text as credit_total_minor,
+      ${s.debitTotalMinor}::text as debit_total_minor,
       b.day::text as busiest_day, b.transaction_count as busiest_day_count,
-      (select min(t.transaction_date) from transactions t
-        where t.user_id = s.user_id and t.currency = s.currency) as first_date,
-      (select max(t.transaction_date) from transactions t
-        where t.user_id = s.user_id and t.currency = s.currency) as last_date,
-      s.updated_at as last_updated
-    from user_stats s
+      (select min(${t.transactionDate}) from ${fromT} where ${inScope}) as first_date,
+      (select max(${t.transactionDate}) from ${fromT} where ${inScope}) as last_date,
+      ${s.updatedAt} as last_updated
+    from ${fromS}
     left join lateral (
-      select d.day, d.transaction_count from user_daily_stats d
-      where d.user_id = s.user_id and d.currency = s.currency
-      order by d.transaction_count desc, d.day asc
+      select ${d.day} as day, ${d.transactionCount} as transaction_count from ${fromD}
+      where ${d.userId} = ${s.userId} and ${d.currency} = ${s.currency}
+      order by ${d.transactionCount} desc, ${d.day} asc
       limit 1
     ) b on true
-    where s.user_id = ${userId} and s.currency = ${currency}`,
+    where ${s.userId} = ${userId} and ${s.currency} = ${currency}`,
   );
   return row && Number(row.transaction_count) > 0 ? toFigures(row) : undefined;
 }
@@ -126,7 +138,7 @@ async function splitRange(
   // start is the first instant of its date when the millisecond before falls on another date.
   const startTs = start ? sql`${start.toISOString()}::timestamptz` : sql`null::timestamptz`;
   const endTs = end ? sql`${end.toISOString()}::timestamptz` : sql`null::timestamptz`;
-  const local = (ts: SQL) => sql`((${ts}) at time zone ${timeZone})::date`;
+  const local = (ts: SQL) => localDay(ts, sql`${timeZone}::text`);
   const [row] = await queryRows<{
     fd: string | null;
     ld: string | null;
@@ -169,22 +181,23 @@ export async function readRange(
   timeZone: string,
 ): Promise<AnalyticsFigures | undefined> {
   const split = await splitRange(db, start, end, timeZone);
+  const zone = sql`${timeZone}::text`;
   const inRange: SQL[] = [];
-  if (start) inRange.push(sql`t.transaction_date >= ${start.toISOString()}::timestamptz`);
-  if (end) inRange.push(sql`t.transaction_date <= ${end.toISOString()}::timestamptz`);
-  const scope = sql`t.user_id = ${userId} and t.currency = ${currency}`;
+  if (start) inRange.push(sql`${t.transactionDate} >= ${start.toISOString()}::timestamptz`);
+  if (end) inRange.push(sql`${t.transactionDate} <= ${end.toISOString()}::timestamptz`);
+  const scope = sql`${t.userId} = ${userId} and ${t.currency} = ${currency}`;
   const inRangeSql = inRange.length > 0 ? sql` and ${sql.join(inRange, sql` and `)}` : sql``;
 
   // The two edges, each its own index range scan, kept to their partial days by local date
   // (the right one also leaves out what the left took: a range within a day or two can give a
   // date to both).
-  const localDate = sql`(t.transaction_date at time zone ${timeZone})::date`;
+  const localDate = localDay(t.transactionDate, zone);
   const edges: SQL[] = [];
   if (start && split.firstFullDay && split.leftEdgeBefore) {
     edges.push(
-      sql`select t.transaction_date, t.transaction_type, t.amount_minor from transactions t
+      sql`select ${CONTRIBUTION_INPUTS} from ${fromT}
         where ${scope}${inRangeSql}
-          and t.transaction_date < ${split.leftEdgeBefore.toISOString()}::timestamptz
+          and ${t.transactionDate} < ${split.leftEdgeBefore.toISOString()}::timestamptz
           and ${localDate} < ${split.firstFullDay}::date`,
     );
   }
@@ -192,38 +205,43 @@ export async function readRange(
     const notLeft =
       start && split.firstFullDay ? sql` and ${localDate} >= ${split.firstFullDay}::date` : sql``;
     edges.push(
-      sql`select t.transaction_date, t.transaction_type, t.amount_minor from transactions t
+      sql`select ${CONTRIBUTION_INPUTS} from ${fromT}
         where ${scope}${inRangeSql}
-          and t.transaction_date >= ${split.rightEdgeFrom.toISOString()}::timestamptz
+          and ${t.transactionDate} >= ${split.rightEdgeFrom.toISOString()}::timestamptz
           and ${localDate} > ${split.lastFullDay}::date${notLeft}`,
     );
   }
-  const edgeRows =
-    edges.length > 0
-      ? sql`select (e.transaction_date at time zone ${timeZone})::date as day, 1 as n,
-          (e.transaction_type = 'credit')::int as cn, (e.transaction_type = 'debit')::int as dn,
-          case when e.transaction_type = 'credit' then e.amount_minor else 0 end::numeric as ct,
-          case when e.transaction_type = 'debit' then e.amount_minor else 0 end::numeric as dt
-        from (${sql.join(edges, sql` union all `)}) e`
-      : sql`select null::date as day, 0 as n, 0 as cn, 0 as dn, 0::numeric as ct, 0::numeric as dt where false`;
 
-  const fullDays: SQL[] = [sql`d.user_id = ${userId}`, sql`d.currency = ${currency}`];
-  if (split.firstFullDay) fullDays.push(sql`d.day >= ${split.firstFullDay}::date`);
-  if (split.lastFullDay) fullDays.push(sql`d.day <= ${split.lastFullDay}::date`);
+  // Per local day: the daily rollup's whole days, and the edge days' transactions through the
+  // same contribution the rollups are made of.
+  const fullDays: SQL[] = [sql`${d.userId} = ${userId}`, sql`${d.currency} = ${currency}`];
+  if (split.firstFullDay) fullDays.push(sql`${d.day} >= ${split.firstFullDay}::date`);
+  if (split.lastFullDay) fullDays.push(sql`${d.day} <= ${split.lastFullDay}::date`);
+  const dayAndMeasures = (table: typeof d | typeof userDailyStats) =>
+    sql.join(
+      [table.day, ...MEASURES.map((m) => table[m])].map((column) => bare(column)),
+      sql`, `,
+    );
+  const days = [
+    sql`select ${dayAndMeasures(d)} from ${fromD} where ${sql.join(fullDays, sql` and `)}`,
+  ];
+  if (edges.length > 0) {
+    days.push(
+      sql`select ${dayAndMeasures(userDailyStats)}
+        from (${contributions(sql`(${sql.join(edges, sql` union all `)}) e`, zone)}) c`,
+    );
+  }
+  const sum = (m: (typeof MEASURES)[number]) => sql`sum(${bare(userDailyStats[m])})`;
 
   const [row] = await queryRows<FiguresRow>(
     db,
     sql`
     with per_day as (
-      select day, sum(n) as n, sum(cn) as cn, sum(dn) as dn, sum(ct) as ct, sum(dt) as dt
-      from (
-        select d.day, d.transaction_count as n, d.credit_count as cn, d.debit_count as dn,
-          d.credit_total_minor as ct, d.debit_total_minor as dt
-        from user_daily_stats d where ${sql.join(fullDays, sql` and `)}
-        union all
-        ${edgeRows}
-      ) x
-      group by day
+      select ${bare(userDailyStats.day)} as day, ${sum('transactionCount')} as n,
+        ${sum('creditCount')} as cn, ${sum('debitCount')} as dn,
+        ${sum('creditTotalMinor')} as ct, ${sum('debitTotalMinor')} as dt
+      from (${sql.join(days, sql` union all `)}) x
+      group by 1
     ), busiest as (
       select day, n from per_day order by n desc, day asc limit 1
     )
@@ -235,9 +253,9 @@ export async function readRange(
       (select coalesce(sum(dt), 0)::text from per_day) as debit_total_minor,
       (select day::text from busiest) as busiest_day,
       (select n from busiest) as busiest_day_count,
-      (select min(t.transaction_date) from transactions t where ${scope}${inRangeSql}) as first_date,
-      (select max(t.transaction_date) from transactions t where ${scope}${inRangeSql}) as last_date,
-      (select s.updated_at from user_stats s where s.user_id = ${userId} and s.currency = ${currency}) as last_updated`,
+      (select min(${t.transactionDate}) from ${fromT} where ${scope}${inRangeSql}) as first_date,
+      (select max(${t.transactionDate}) from ${fromT} where ${scope}${inRangeSql}) as last_date,
+      (select ${s.updatedAt} from ${fromS} where ${s.userId} = ${userId} and ${s.currency} = ${currency}) as last_updated`,
   );
   return row && Number(row.transaction_count) > 0 ? toFigures(row) : undefined;
 }

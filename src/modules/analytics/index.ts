@@ -12,12 +12,11 @@ export {
   type Drift,
   type ReconciliationResult,
 } from './reconciliation.js';
+export { applyRollups, changesRollups } from './rollups.js';
 export {
-  applyRollups,
-  changesRollups,
-  CONTRIBUTION_COLUMNS,
-  DAYS_UPSERT,
+  contributions,
+  CONTRIBUTION_INPUTS,
+  rollupUpserts,
   ROLLUP_LOCK_CLASS,
-  TOTALS_UPSERT,
   type Contribution,
-} from './rollups.js';
+} from './rollups.repository.js';

@@ -1,9 +1,16 @@
-import { sql } from 'drizzle-orm';
 import type { FastifyBaseLogger } from 'fastify';
-import { queryRows, type Db } from '../../db/client.js';
+import type { Db } from '../../db/client.js';
 import type { Metrics } from '../../platform/metrics.js';
 import { readJobState, writeJobState } from '../../db/job-state.repository.js';
-import { lockUserRollups } from './rollups.js';
+import { eventUsersAfter, nextUsers } from './reconciliation.repository.js';
+import {
+  addRollupDeltas,
+  deleteEmptyRollups,
+  lockUserRollups,
+  readStoredRollups,
+  recomputeRollups,
+  type RollupFigures,
+} from './rollups.repository.js';
 
 /** How far the stored rollups were from the raw rows. Zero is the only right answer. */
 export interface Drift {
@@ -17,72 +24,56 @@ export interface Drift {
 
 const NO_DRIFT: Drift = { rows: 0, count: 0, amountMinor: 0n };
 
-interface RollupRow {
-  key: string;
-  currency: string;
-  day?: string;
-  count: number;
-  credit: number;
-  debit: number;
-  creditMinor: bigint;
-  debitMinor: bigint;
-}
-
-type RawRollup = {
-  currency: string;
-  day?: string;
-  n: string | number;
-  cn: string | number;
-  dn: string | number;
-  ct: string | number;
-  dt: string | number;
-};
-
-function toRow(raw: RawRollup): RollupRow {
-  return {
-    key: raw.day === undefined ? raw.currency : `${raw.currency}|${raw.day}`,
-    currency: raw.currency,
-    ...(raw.day === undefined ? {} : { day: raw.day }),
-    count: Number(raw.n),
-    credit: Number(raw.cn),
-    debit: Number(raw.dn),
-    creditMinor: BigInt(raw.ct),
-    debitMinor: BigInt(raw.dt),
-  };
-}
+/** A rollup row's identity: its currency, and its day for a daily row. */
+const keyOf = (row: RollupFigures) =>
+  row.day === null ? row.currency : `${row.currency}|${row.day}`;
 
 const abs = (n: bigint) => (n < 0n ? -n : n);
 
-/** Compares stored rows with recomputed ones, key by key. */
-function compare(stored: RollupRow[], actual: RollupRow[]) {
-  const byKey = new Map(stored.map((r) => [r.key, r]));
+/** What turns `stored` into `actual` (either may be missing), measure by measure. */
+function repairOf(actual: RollupFigures | undefined, stored: RollupFigures | undefined) {
+  const row = actual ?? stored;
+  if (!row) return undefined;
+  return {
+    currency: row.currency,
+    day: row.day,
+    transactionCount: (actual?.transactionCount ?? 0) - (stored?.transactionCount ?? 0),
+    creditCount: (actual?.creditCount ?? 0) - (stored?.creditCount ?? 0),
+    debitCount: (actual?.debitCount ?? 0) - (stored?.debitCount ?? 0),
+    creditTotalMinor: (actual?.creditTotalMinor ?? 0n) - (stored?.creditTotalMinor ?? 0n),
+    debitTotalMinor: (actual?.debitTotalMinor ?? 0n) - (stored?.debitTotalMinor ?? 0n),
+    // A repair leaves a row's last write as it was; a row it creates is written now.
+    updatedAt: stored?.updatedAt,
+  } satisfies RollupFigures;
+}
+
+/**
+ * Compares stored rows with recomputed ones, key by key: the drift, and the repairs that turn
+ * what is stored into what should be (a row backed by no transaction goes to zero).
+ */
+function compare(stored: RollupFigures[], actual: RollupFigures[]) {
+  const storedByKey = new Map(stored.map((r) => [keyOf(r), r]));
+  const actualByKey = new Map(actual.map((r) => [keyOf(r), r]));
   const drift: Drift = { ...NO_DRIFT };
-  const wrong: RollupRow[] = [];
-  for (const row of actual) {
-    const have = byKey.get(row.key);
-    byKey.delete(row.key);
-    const same =
-      have &&
-      have.count === row.count &&
-      have.credit === row.credit &&
-      have.debit === row.debit &&
-      have.creditMinor === row.creditMinor &&
-      have.debitMinor === row.debitMinor;
-    if (same) continue;
-    wrong.push(row);
+  const repairs: RollupFigures[] = [];
+  for (const key of new Set([...actualByKey.keys(), ...storedByKey.keys()])) {
+    const repair = repairOf(actualByKey.get(key), storedByKey.get(key));
+    if (
+      !repair ||
+      (repair.transactionCount === 0 &&
+        repair.creditCount === 0 &&
+        repair.debitCount === 0 &&
+        repair.creditTotalMinor === 0n &&
+        repair.debitTotalMinor === 0n)
+    ) {
+      continue;
+    }
+    repairs.push(repair);
     drift.rows += 1;
-    drift.count += Math.abs((have?.count ?? 0) - row.count);
-    drift.amountMinor +=
-      abs((have?.creditMinor ?? 0n) - row.creditMinor) +
-      abs((have?.debitMinor ?? 0n) - row.debitMinor);
+    drift.count += Math.abs(repair.transactionCount);
+    drift.amountMinor += abs(repair.creditTotalMinor) + abs(repair.debitTotalMinor);
   }
-  // Whatever is left is stored but backed by no transaction.
-  for (const row of byKey.values()) {
-    drift.rows += 1;
-    drift.count += row.count;
-    drift.amountMinor += abs(row.creditMinor) + abs(row.debitMinor);
-  }
-  return { drift, wrong, leftover: [...byKey.values()] };
+  return { drift, repairs };
 }
 
 function add(a: Drift, b: Drift): Drift {
@@ -93,83 +84,21 @@ function add(a: Drift, b: Drift): Drift {
   };
 }
 
-const AGGREGATES = sql`count(*) as n,
-  count(*) filter (where transaction_type = 'credit') as cn,
-  count(*) filter (where transaction_type = 'debit') as dn,
-  coalesce(sum(amount_minor) filter (where transaction_type = 'credit'), 0)::text as ct,
-  coalesce(sum(amount_minor) filter (where transaction_type = 'debit'), 0)::text as dt`;
-
 /**
  * Recomputes one user's rollups from the raw rows and repairs any difference, holding the user's
- * rollup lock exclusively so no write is half-counted while it looks.
+ * rollup lock exclusively so no write is half-counted while it looks. A repair adds the
+ * difference through the same upserts every write uses.
  */
 export async function reconcileUser(db: Db, userId: string, timeZone: string): Promise<Drift> {
   return db.transaction(async (dbTx) => {
     await lockUserRollups(dbTx, userId, 'exclusive');
-    const actualTotals = (
-      await queryRows<RawRollup>(
-        dbTx,
-        sql`select currency, ${AGGREGATES} from transactions where user_id = ${userId} group by currency`,
-      )
-    ).map(toRow);
-    const storedTotals = (
-      await queryRows<RawRollup>(
-        dbTx,
-        sql`select currency, transaction_count as n, credit_count as cn, debit_count as dn,
-          credit_total_minor::text as ct, debit_total_minor::text as dt
-          from user_stats where user_id = ${userId}`,
-      )
-    ).map(toRow);
-    const actualDays = (
-      await queryRows<RawRollup>(
-        dbTx,
-        sql`select currency, (transaction_date at time zone ${timeZone})::date::text as day, ${AGGREGATES}
-          from transactions where user_id = ${userId} group by 1, 2`,
-      )
-    ).map(toRow);
-    const storedDays = (
-      await queryRows<RawRollup>(
-        dbTx,
-        sql`select currency, day::text as day, transaction_count as n, credit_count as cn,
-          debit_count as dn, credit_total_minor::text as ct, debit_total_minor::text as dt
-          from user_daily_stats where user_id = ${userId}`,
-      )
-    ).map(toRow);
-
-    const totals = compare(storedTotals, actualTotals);
-    const days = compare(storedDays, actualDays);
-    for (const row of totals.wrong) {
-      await dbTx.execute(sql`
-        insert into user_stats (user_id, currency, transaction_count, credit_count, debit_count,
-          credit_total_minor, debit_total_minor, updated_at)
-        values (${userId}, ${row.currency}, ${row.count}, ${row.credit}, ${row.debit},
-          ${row.creditMinor.toString()}::numeric, ${row.debitMinor.toString()}::numeric, now())
-        on conflict (user_id, currency) do update set
-          transaction_count = excluded.transaction_count, credit_count = excluded.credit_count,
-          debit_count = excluded.debit_count, credit_total_minor = excluded.credit_total_minor,
-          debit_total_minor = excluded.debit_total_minor`);
+    const actual = await recomputeRollups(dbTx, userId, timeZone);
+    const stored = await readStoredRollups(dbTx, userId);
+    const { drift, repairs } = compare(stored, actual);
+    if (repairs.length > 0) {
+      await deleteEmptyRollups(dbTx, await addRollupDeltas(dbTx, userId, repairs));
     }
-    for (const row of totals.leftover) {
-      await dbTx.execute(
-        sql`delete from user_stats where user_id = ${userId} and currency = ${row.currency}`,
-      );
-    }
-    for (const row of days.wrong) {
-      await dbTx.execute(sql`
-        insert into user_daily_stats (user_id, currency, day, transaction_count, credit_count,
-          debit_count, credit_total_minor, debit_total_minor)
-        values (${userId}, ${row.currency}, ${row.day}::date, ${row.count}, ${row.credit}, ${row.debit},
-          ${row.creditMinor.toString()}::numeric, ${row.debitMinor.toString()}::numeric)
-        on conflict (user_id, currency, day) do update set
-          transaction_count = excluded.transaction_count, credit_count = excluded.credit_count,
-          debit_count = excluded.debit_count, credit_total_minor = excluded.credit_total_minor,
-          debit_total_minor = excluded.debit_total_minor`);
-    }
-    for (const row of days.leftover) {
-      await dbTx.execute(sql`delete from user_daily_stats
-        where user_id = ${userId} and currency = ${row.currency} and day = ${row.day}::date`);
-    }
-    return add(totals.drift, days.drift);
+    return drift;
   });
 }
 
@@ -206,18 +135,14 @@ export async function runReconciliation(
   options: ReconciliationOptions,
 ): Promise<ReconciliationResult> {
   const eventsAfter = (await readJobState(db, EVENTS_CURSOR)) ?? '0';
-  const events = await queryRows<{ sequence: string | number; user_id: string }>(
-    db,
-    sql`select sequence, user_id from events where sequence > ${eventsAfter}::bigint
-      order by sequence limit ${options.batchSize * EVENTS_PER_USER_BATCH}`,
-  );
+  const events = await eventUsersAfter(db, eventsAfter, options.batchSize * EVENTS_PER_USER_BATCH);
   // The recent users are those of the events read, up to batchSize users; the cursor stops at
   // the last event of an included user, so the events of users left out are read next time.
   const recentSet = new Set<string>();
   let lastEvent: (typeof events)[number] | undefined;
   for (const event of events) {
-    if (!recentSet.has(event.user_id) && recentSet.size >= options.batchSize) break;
-    recentSet.add(event.user_id);
+    if (!recentSet.has(event.userId) && recentSet.size >= options.batchSize) break;
+    recentSet.add(event.userId);
     lastEvent = event;
   }
   const recent = [...recentSet];
@@ -254,34 +179,6 @@ export async function runReconciliation(
     'reconciliation finished',
   );
   return { users: users.length, drift, failedUsers, sweepWrapped };
-}
-
-/**
- * The next `limit` user ids after `after`, among users with transactions or with rollups (a
- * rollup without transactions is drift too). Loose index scans: cost grows with users, not rows.
- */
-async function nextUsers(db: Db, after: string, limit: number): Promise<string[]> {
-  const rows = await queryRows<{ user_id: string }>(
-    db,
-    sql`
-    with recursive from_rows as (
-      (select user_id from transactions where user_id > ${after} order by user_id limit 1)
-      union all
-      select (select t.user_id from transactions t where t.user_id > r.user_id order by t.user_id limit 1)
-      from from_rows r where r.user_id is not null
-    ), from_rollups as (
-      (select user_id from user_stats where user_id > ${after} order by user_id limit 1)
-      union all
-      select (select s.user_id from user_stats s where s.user_id > r.user_id order by s.user_id limit 1)
-      from from_rollups r where r.user_id is not null
-    )
-    select user_id from (
-      (select user_id from from_rows where user_id is not null limit ${limit})
-      union
-      (select user_id from from_rollups where user_id is not null limit ${limit})
-    ) u order by user_id limit ${limit}`,
-  );
-  return rows.map((r) => r.user_id);
 }
 
 /** Every user, batch after batch, until the sweep has seen them all (the CLI's `--all`). */

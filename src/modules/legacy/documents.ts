@@ -8,26 +8,18 @@ import { parseInstant } from '../../domain/dates.js';
 import { USER_ID_LENGTH_MAX } from '../../domain/ids.js';
 import { isPrintableText, isStorableText, textLength } from '../../domain/text.js';
 import { currencyExponent, parseAmount } from '../../domain/money.js';
-import { DESCRIPTION_LENGTH_MAX, FULL_NAME_LENGTH_MAX } from '../transactions/index.js';
+import {
+  DESCRIPTION_LENGTH_MAX,
+  FULL_NAME_LENGTH_MAX,
+  type TransactionRow,
+} from '../transactions/index.js';
 import { FernetTokenError, type FernetKey } from './fernet.js';
 
-/** A transaction ready to store, from an old document or from this service's own export. */
-export interface ImportRow {
-  id: string;
-  /** The old service's ObjectId (24 lower-case hex digits); null for rows born here. */
-  legacyId: string | null;
-  userId: string;
-  fullName: string;
-  transactionDate: Date;
-  amountMinor: bigint;
-  transactionType: 'credit' | 'debit';
-  currency: string;
-  description: string | null;
-  metadata: Record<string, string> | null;
-  version: number;
-  createdAt: Date;
-  updatedAt: Date;
-}
+/**
+ * A transaction ready to store, from an old document or from this service's own export: the
+ * stored row with its name still in plaintext (`legacyId` null for rows born here).
+ */
+export type ImportRow = Omit<TransactionRow, 'fullNameCiphertext'> & { fullName: string };
 
 export type Decoded =
   { ok: true; row: ImportRow } | { ok: false; legacyId: string | null; reason: string };

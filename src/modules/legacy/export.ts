@@ -9,12 +9,8 @@ import type { Writable } from 'node:stream';
 import type { FieldCipher } from '../../platform/crypto.js';
 import type { Db } from '../../db/client.js';
 import { currencyExponent, minorToNumber } from '../../domain/money.js';
-import {
-  exportCount,
-  exportPage,
-  type ExportFilter,
-  type ExportedRow,
-} from './legacy.repository.js';
+import type { TransactionRow } from '../transactions/index.js';
+import { exportCount, exportPage, type ExportFilter } from './legacy.repository.js';
 import type { Progress } from './progress.js';
 
 const EXPORT_PAGE_ROWS = 2_000;
@@ -67,22 +63,21 @@ export function csvCell(value: string, userText: boolean): string {
   return /[",\r\n]|^\s|\s$/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
-function toTransaction(row: ExportedRow, cipher: FieldCipher): ExportedTransaction {
-  const iso = (value: Date | string) => new Date(value).toISOString();
+function toTransaction(row: TransactionRow, cipher: FieldCipher): ExportedTransaction {
   return {
     id: row.id,
-    legacy_id: row.legacy_id,
-    user_id: row.user_id,
-    full_name: cipher.decrypt(row.full_name_ciphertext, row.id),
-    transaction_date: iso(row.transaction_date),
-    transaction_amount: minorToNumber(BigInt(row.amount_minor), currencyExponent(row.currency)),
-    transaction_type: row.transaction_type,
+    legacy_id: row.legacyId,
+    user_id: row.userId,
+    full_name: cipher.decrypt(row.fullNameCiphertext, row.id),
+    transaction_date: row.transactionDate.toISOString(),
+    transaction_amount: minorToNumber(row.amountMinor, currencyExponent(row.currency)),
+    transaction_type: row.transactionType,
     currency: row.currency,
     description: row.description,
     metadata: row.metadata,
-    created_at: iso(row.created_at),
-    updated_at: iso(row.updated_at),
-    version: Number(row.version),
+    created_at: row.createdAt.toISOString(),
+    updated_at: row.updatedAt.toISOString(),
+    version: row.version,
   };
 }
 
@@ -126,7 +121,7 @@ export async function runExport(options: {
     await write(lines.join(''));
     rows += page.length;
     const last = page.at(-1)!;
-    after = { userId: last.user_id, id: last.id };
+    after = { userId: last.userId, id: last.id };
     options.progress?.update(rows, total > 0 ? Math.min(1, rows / total) : undefined);
     if (page.length < EXPORT_PAGE_ROWS) break;
     if (options.signal?.aborted) {

@@ -10,12 +10,8 @@ import { v7 as uuidv7 } from 'uuid';
 import type { FieldCipher } from '../../platform/crypto.js';
 import type { Db } from '../../db/client.js';
 import type { Decoded, ImportRow } from './documents.js';
-import {
-  insertImportBatch,
-  ownersOfLegacyIds,
-  type ImportEvent,
-  type StoredImportRow,
-} from './legacy.repository.js';
+import type { TransactionRow } from '../transactions/index.js';
+import { insertImportBatch, ownersOfLegacyIds, type ImportEvent } from './legacy.repository.js';
 import type { Progress } from './progress.js';
 import { readDocuments } from './reader.js';
 
@@ -65,7 +61,7 @@ export interface ImportOptions {
   /** Append a `transaction.created` event per stored row (off by default: see docs/migration.md). */
   emitEvents?: boolean;
   /** Builds an event's payload from a stored row (the transactions module's definition). */
-  eventPayload?: (row: StoredImportRow) => Record<string, unknown>;
+  eventPayload?: (row: TransactionRow) => Record<string, unknown>;
   batchRows?: number;
   /** The report file (JSON), written as the import goes and completed at the end. */
   reportFile?: string | undefined;
@@ -146,7 +142,7 @@ export async function runImport(options: ImportOptions): Promise<ImportResult> {
       batch.flatMap(({ row }) => (row.legacyId === null ? [] : [row.legacyId])),
     );
     const fresh = batch.filter(({ row }) => row.legacyId === null || !owners.has(row.legacyId));
-    const rows = fresh.map(({ row }): StoredImportRow => {
+    const rows = fresh.map(({ row }): TransactionRow => {
       const { fullName, ...columns } = row;
       return { ...columns, fullNameCiphertext: cipher.encrypt(fullName, row.id) };
     });

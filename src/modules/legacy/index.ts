@@ -24,7 +24,6 @@ export {
 } from './import.js';
 export { csvCell, runExport, type ExportFormat, type ExportedTransaction } from './export.js';
 export { createProgress, type Progress, type ProgressSink } from './progress.js';
-export type { StoredImportRow } from './legacy.repository.js';
 export {
   MIGRATION_USAGE,
   runMigrationCommand,

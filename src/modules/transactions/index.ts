@@ -3,7 +3,7 @@
  * and its rules. Other code imports the module only from here.
  */
 export { encodeCursor } from './cursor.js';
-export { CREATE_STATEMENT } from './transactions.repository.js';
+export { CREATE_STATEMENT, type TransactionRow } from './transactions.repository.js';
 export { transactionsRoutes } from './transactions.routes.js';
 export { DESCRIPTION_LENGTH_MAX, FULL_NAME_LENGTH_MAX } from './transactions.schemas.js';
 export {

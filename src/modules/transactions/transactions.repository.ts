@@ -1,11 +1,12 @@
-import { and, eq, sql } from 'drizzle-orm';
-import { transactions } from '../../db/schema/index.js';
+import { and, eq, getTableColumns, sql, type SQL } from 'drizzle-orm';
+import { events, transactions } from '../../db/schema/index.js';
 import { runStatement, type Db, type DbTx, type Statement } from '../../db/client.js';
+import { bare, columnList, statementText } from '../../db/sql.js';
 import {
-  CONTRIBUTION_COLUMNS,
-  DAYS_UPSERT,
+  contributions,
+  CONTRIBUTION_INPUTS,
   ROLLUP_LOCK_CLASS,
-  TOTALS_UPSERT,
+  rollupUpserts,
 } from '../analytics/index.js';
 
 export type TransactionRow = typeof transactions.$inferSelect;
@@ -36,6 +37,8 @@ export interface HistoryPosition {
   id: string;
 }
 
+const t = transactions;
+
 /**
  * A create in one statement, so one round trip: the user's shared rollup lock, the row, both
  * rollup upserts and the outbox event, atomic as any single statement is. The CTEs are chained so
@@ -45,37 +48,38 @@ export interface HistoryPosition {
  * $12 the rollups' time zone, $13 event id, $14 event payload.
  */
 export const CREATE_STATEMENT: Statement = {
-  name: 'fido_create_transaction_1',
-  text: `
+  name: 'fido_create_transaction_2',
+  text: statementText(sql`
 with locked as materialized (
   select pg_advisory_xact_lock_shared($1::int, hashtext($2::text))
 ), saved as (
-  insert into transactions (user_id, id, full_name_ciphertext, transaction_date, amount_minor,
-    transaction_type, currency, description, metadata, version, created_at, updated_at)
+  insert into ${t} (${columnList(
+    t.userId,
+    t.id,
+    t.fullNameCiphertext,
+    t.transactionDate,
+    t.amountMinor,
+    t.transactionType,
+    t.currency,
+    t.description,
+    t.metadata,
+    t.version,
+    t.createdAt,
+    t.updatedAt,
+  )})
   select $2::text, $3::uuid, $4::text, $5::timestamptz, $6::bigint, $7::text, $8::text, $9::text,
     $10::jsonb, 1, $11::timestamptz, $11::timestamptz
   from locked
-  returning user_id, currency, transaction_date, transaction_type, amount_minor
+  returning ${CONTRIBUTION_INPUTS}
 ), delta as (
-  select ${CONTRIBUTION_COLUMNS} from saved
-), totals as (
-  ${TOTALS_UPSERT.insert}
-  select user_id, currency, n, cn, dn, ct, dt, now() from delta
-  ${TOTALS_UPSERT.onConflict}
-  returning 1
-), days as (
-  ${DAYS_UPSERT.insert}
-  select user_id, currency, (ts at time zone $12::text)::date, n, cn, dn, ct, dt from delta
-  where (select count(*) from totals) = 1
-  ${DAYS_UPSERT.onConflict}
-  returning 1
-), event as (
-  insert into events (id, user_id, type, transaction_id, payload)
-  select $13::uuid, user_id, 'transaction.created', $3::uuid, $14::jsonb from saved
+  ${contributions(sql`saved`, sql.raw('$12::text'))}
+), ${rollupUpserts(sql`delta`)}, event as (
+  insert into ${events} (${columnList(events.id, events.userId, events.type, events.transactionId, events.payload)})
+  select $13::uuid, ${bare(t.userId)}, 'transaction.created', $3::uuid, $14::jsonb from saved
   returning 1
 )
 select (select count(*) from days)::int + (select count(*) from event)::int as effects
-from saved`,
+from saved`),
 };
 
 /** What the create statement stores besides the row itself. */
@@ -125,10 +129,13 @@ export async function insertTransaction(
   }
 }
 
-/** A stored row as the hot reads select it: the amount as text, so no driver rounds it. */
-const ROW_COLUMNS = `user_id, id, full_name_ciphertext, transaction_date,
-  amount_minor::text as amount_minor, transaction_type, currency, description, metadata, version,
-  created_at, updated_at, legacy_id`;
+/** Every column, as the hot reads select them: the amount as text, so no driver rounds it. */
+const ROW_COLUMNS = sql.join(
+  Object.values(getTableColumns(t)).map((column) =>
+    column === t.amountMinor ? sql`${column}::text as ${bare(column)}` : bare(column),
+  ),
+  sql`, `,
+);
 
 interface StoredRow {
   user_id: string;
@@ -166,14 +173,14 @@ function fromStored(row: StoredRow): TransactionRow {
 
 /** A read by id, the hottest read: a prepared statement (see `runStatement`). */
 const FIND_BY_ID_STATEMENT: Statement = {
-  name: 'fido_find_transaction_1',
-  text: `select ${ROW_COLUMNS} from transactions where id = $1::uuid limit 1`,
+  name: 'fido_find_transaction_2',
+  text: statementText(sql`select ${ROW_COLUMNS} from ${t} where ${t.id} = $1::uuid limit 1`),
 };
 
 /** A read by the old service's ObjectId (an imported row's `legacy_id`). */
 const FIND_BY_LEGACY_ID_STATEMENT: Statement = {
-  name: 'fido_find_transaction_by_legacy_id_1',
-  text: `select ${ROW_COLUMNS} from transactions where legacy_id = $1::text limit 1`,
+  name: 'fido_find_transaction_by_legacy_id_2',
+  text: statementText(sql`select ${ROW_COLUMNS} from ${t} where ${t.legacyId} = $1::text limit 1`),
 };
 
 /** Which transaction a path names: its id, or the ObjectId it had in the old service. */
@@ -239,17 +246,20 @@ function historyStatement(present: readonly boolean[]): Statement {
   let statement = historyStatements.get(variant);
   if (!statement) {
     const [start, end, type, currency, after] = present;
-    const where = ['user_id = $1::text'];
-    let n = 1;
-    if (start) where.push(`transaction_date >= $${++n}::timestamptz`);
-    if (end) where.push(`transaction_date <= $${++n}::timestamptz`);
-    if (type) where.push(`transaction_type = $${++n}::text`);
-    if (currency) where.push(`currency = $${++n}::text`);
-    if (after) where.push(`(transaction_date, id) < ($${++n}::timestamptz, $${++n}::uuid)`);
+    let n = 0;
+    const next = (type: string) => sql.raw(`$${++n}::${type}`);
+    const where: SQL[] = [sql`${t.userId} = ${next('text')}`];
+    if (start) where.push(sql`${t.transactionDate} >= ${next('timestamptz')}`);
+    if (end) where.push(sql`${t.transactionDate} <= ${next('timestamptz')}`);
+    if (type) where.push(sql`${t.transactionType} = ${next('text')}`);
+    if (currency) where.push(sql`${t.currency} = ${next('text')}`);
+    if (after) {
+      where.push(sql`(${t.transactionDate}, ${t.id}) < (${next('timestamptz')}, ${next('uuid')})`);
+    }
     statement = {
-      name: `fido_history_1_${variant}`,
-      text: `select ${ROW_COLUMNS} from transactions where ${where.join(' and ')}
-  order by transaction_date desc, id desc limit $${++n}::int`,
+      name: `fido_history_2_${variant}`,
+      text: statementText(sql`select ${ROW_COLUMNS} from ${t} where ${sql.join(where, sql` and `)}
+  order by ${t.transactionDate} desc, ${t.id} desc limit ${next('int')}`),
     };
     historyStatements.set(variant, statement);
   }
