@@ -96,6 +96,53 @@ async function feedBarrier(db: Db): Promise<string> {
  * transaction.
  */
 export async function readFeed(db: Db, query: FeedQuery): Promise<FeedEntry[]> {
+  const rows = await feedRows<EventRow>(db, query, eventColumns);
+  return rows.map((row) => ({
+    position: { txId: row.position_tx, sequence: row.position_sequence },
+    event: toPublishedEvent(row),
+  }));
+}
+
+/** What the relay needs of an event to fan it out: everything but the payload. */
+export interface FeedHead {
+  position: FeedPosition;
+  id: string;
+  type: EventType;
+  userId: string;
+  createdAt: Date;
+}
+
+/** The feed as readFeed serves it, without the payloads (which the relay never reads). */
+export async function readFeedHeads(
+  db: Db,
+  query: Pick<FeedQuery, 'after' | 'limit'>,
+): Promise<FeedHead[]> {
+  const rows = await feedRows<{
+    id: string;
+    type: EventType;
+    user_id: string;
+    created_at: string | Date;
+  }>(
+    db,
+    query,
+    sql`${events.id} as id, ${events.type} as type, ${events.userId} as user_id,
+      ${events.createdAt} as created_at`,
+  );
+  return rows.map((row) => ({
+    position: { txId: row.position_tx, sequence: row.position_sequence },
+    id: row.id,
+    type: row.type,
+    userId: row.user_id,
+    createdAt: new Date(row.created_at),
+  }));
+}
+
+/** The rows of readFeed's page, with `columns`, behind the barrier and in feed order. */
+async function feedRows<Row>(
+  db: Db,
+  query: FeedQuery,
+  columns: SQL,
+): Promise<(Row & { position_tx: string; position_sequence: string })[]> {
   const barrier = await feedBarrier(db);
   const conditions: SQL[] = [sql`${events.txId} < ${barrier}::bigint`];
   if (query.after) conditions.push(feedOrder(events, '>', query.after));
@@ -103,17 +150,13 @@ export async function readFeed(db: Db, query: FeedQuery): Promise<FeedEntry[]> {
   if (query.type !== undefined) conditions.push(sql`${events.type} = ${query.type}`);
   // The text forms get names of their own, and the order is by the table's (qualified) columns:
   // ordering by an output column would sort the ids as text ('1000' before '999').
-  const rows = await queryRows<EventRow & { position_tx: string; position_sequence: string }>(
+  return queryRows<Row & { position_tx: string; position_sequence: string }>(
     db,
     sql`select ${events.txId}::text as position_tx, ${events.sequence}::text as position_sequence,
-        ${eventColumns}
+        ${columns}
       from ${events} where ${sql.join(conditions, sql` and `)}
       order by ${events.txId}, ${events.sequence} limit ${query.limit}`,
   );
-  return rows.map((row) => ({
-    position: { txId: row.position_tx, sequence: row.position_sequence },
-    event: toPublishedEvent(row),
-  }));
 }
 
 export async function loadEvent(db: Db, eventId: string): Promise<PublishedEvent | undefined> {

@@ -266,17 +266,21 @@ export async function claimDeliveries(
 }
 
 /**
- * Whether the delivery still exists, holding it until `dbTx` ends: deleting its webhook (which
- * deletes the delivery) waits for the attempt to be recorded, or has already happened, so an
- * attempt is never logged against a delivery that is gone (a foreign-key violation, 23503).
+ * Of these deliveries, those that still exist, each held until `dbTx` ends: deleting its webhook
+ * (which deletes the delivery) waits for the attempt to be recorded, or has already happened, so
+ * an attempt is never logged against a delivery that is gone (a foreign-key violation, 23503).
  */
-export async function holdDelivery(dbTx: Db, deliveryId: string): Promise<boolean> {
+export async function holdDeliveries(
+  dbTx: Db,
+  deliveryIds: readonly string[],
+): Promise<Set<string>> {
+  if (deliveryIds.length === 0) return new Set();
   const rows = await dbTx
     .select({ id: deliveries.id })
     .from(deliveries)
-    .where(eq(deliveries.id, deliveryId))
+    .where(inArray(deliveries.id, [...deliveryIds]))
     .for('key share');
-  return rows.length > 0;
+  return new Set(rows.map((row) => row.id));
 }
 
 /** An attempt as it is logged; `error` already cut to its bound. */
@@ -311,61 +315,85 @@ export interface DeliveryStream {
   userId: string;
 }
 
-/** The claim `attempt` of the delivery, if it is still the current one (and still pending). */
-const currentClaim = (deliveryId: string, attempt: number) =>
-  and(eq(deliveries.id, deliveryId), pendingOf(deliveries), eq(deliveries.attempts, attempt));
+/** An automatic attempt at a claimed delivery, as it is recorded. */
+export interface ClaimAttempt extends AttemptRecord {
+  deliveryId: string;
+  userId: string;
+  /** The claim's attempt number: only the claim still current may change the delivery. */
+  attempt: number;
+  ok: boolean;
+  /** After a failure, how long until the next attempt. */
+  retryDelayMs: number;
+}
 
-const streamOf = {
-  state: deliveries.state,
-  consumer: deliveries.consumer,
-  userId: deliveries.userId,
-};
-
-/** Completes the delivery if claim `attempt` is still current; undefined if it is not. */
-export async function completeClaimed(
+/** Logs automatic attempts, one row each. */
+export async function insertClaimAttempts(
   dbTx: Db,
-  delivery: { id: string; attempt: number },
-  status: number | null,
-): Promise<DeliveryStream | undefined> {
-  const [row] = await dbTx
-    .update(deliveries)
-    .set({
-      state: 'succeeded',
-      completedAt: sql`now()`,
-      updatedAt: sql`now()`,
-      lastStatus: status,
-      lastError: null,
-    })
-    .where(currentClaim(delivery.id, delivery.attempt))
-    .returning(streamOf);
-  return row;
+  attempts: readonly ClaimAttempt[],
+): Promise<void> {
+  if (attempts.length === 0) return;
+  await dbTx.insert(deliveryAttempts).values(
+    attempts.map((a) => ({
+      // The attempt takes its delivery's user_id: the pair is the foreign key that co-locates them.
+      userId: a.userId,
+      deliveryId: a.deliveryId,
+      statusCode: a.status,
+      latencyMs: a.latencyMs,
+      error: a.error,
+      manual: false,
+    })),
+  );
 }
 
 /**
- * Fails claim `attempt` of the delivery if it is still current (undefined if it is not): the next
- * attempt `retryDelayMs` later, never past `retry_until`; dead once a failure happens at or after
- * `retry_until`.
+ * Settles the claims that are still current (pending, and not claimed again since), in one
+ * statement: a success completes its delivery; a failure schedules the next attempt
+ * `retryDelayMs` later, never past `retry_until`, or marks it dead once a failure happens at or
+ * after `retry_until`. The deliveries settled, with their stream and new state.
  */
-export async function failClaimed(
+export async function settleClaims(
   dbTx: Db,
-  delivery: { id: string; attempt: number },
-  attempt: Pick<AttemptRecord, 'status' | 'error'>,
-  retryDelayMs: number,
-): Promise<DeliveryStream | undefined> {
-  const expired = sql`now() >= ${deliveries.retryUntil}`;
-  const [row] = await dbTx
-    .update(deliveries)
-    .set({
-      state: sql`case when ${expired} then 'dead' else 'pending' end`,
-      completedAt: sql`case when ${expired} then now() end`,
-      nextAttemptAt: sql`least(${msFromNow(retryDelayMs)}, ${deliveries.retryUntil})`,
-      lastStatus: attempt.status,
-      lastError: attempt.error,
-      updatedAt: sql`now()`,
-    })
-    .where(currentClaim(delivery.id, delivery.attempt))
-    .returning(streamOf);
-  return row;
+  attempts: readonly ClaimAttempt[],
+): Promise<(DeliveryStream & { id: string; attempt: number })[]> {
+  if (attempts.length === 0) return [];
+  const d = alias(deliveries, 'd');
+  const values = attempts.map(
+    (a) =>
+      sql`(${a.userId}::text, ${a.deliveryId}::uuid, ${a.attempt}::integer, ${a.ok}::boolean,
+        ${a.status}::integer, ${a.error}::text, ${a.retryDelayMs}::double precision)`,
+  );
+  const expired = sql`now() >= ${d.retryUntil}`;
+  const rows = await queryRows<{
+    id: string;
+    attempt: number;
+    state: DeliveryState;
+    consumer: string;
+    user_id: string;
+  }>(
+    dbTx,
+    sql`update ${deliveries} as ${d} set
+        ${bare(deliveries.state)} =
+          case when v.ok then 'succeeded' when ${expired} then 'dead' else 'pending' end,
+        ${bare(deliveries.completedAt)} = case when v.ok or ${expired} then now() end,
+        ${bare(deliveries.nextAttemptAt)} = case when v.ok then ${d.nextAttemptAt}
+          else least(now() + v.retry_delay_ms * interval '1 millisecond', ${d.retryUntil}) end,
+        ${bare(deliveries.lastStatus)} = v.status,
+        ${bare(deliveries.lastError)} = case when v.ok then null else v.error end,
+        ${bare(deliveries.updatedAt)} = now()
+      from (values ${sql.join(values, sql`, `)})
+        as v(user_id, id, attempt, ok, status, error, retry_delay_ms)
+      where ${d.userId} = v.user_id and ${d.id} = v.id and ${pendingOf(d)}
+        and ${d.attempts} = v.attempt
+      returning ${d.id} as id, ${d.attempts} as attempt, ${d.state} as state,
+        ${d.consumer} as consumer, ${d.userId} as user_id`,
+  );
+  return rows.map((row) => ({
+    id: row.id,
+    attempt: Number(row.attempt),
+    state: row.state,
+    consumer: row.consumer,
+    userId: row.user_id,
+  }));
 }
 
 /** Notes a failed manual attempt on the delivery; its state and schedule stay as they are. */
@@ -399,15 +427,20 @@ export async function completeManually(
   return row && { consumer: row.consumer, userId: row.user_id, was: row.was };
 }
 
-/** Makes the next parked delivery of a (consumer, user) due now. */
-export async function releaseNext(dbTx: Db, consumer: string, userId: string): Promise<void> {
+/** Makes the next parked delivery of each (consumer, user) due now. */
+export async function releaseNext(
+  dbTx: Db,
+  streams: readonly { consumer: string; userId: string }[],
+): Promise<void> {
+  if (streams.length === 0) return;
   const d = alias(deliveries, 'd');
+  const pairs = streams.map((s) => sql`(${s.consumer}, ${s.userId})`);
   await dbTx.execute(
     sql`update ${deliveries} set ${bare(deliveries.nextAttemptAt)} = now()
-      where ${deliveries.id} = (
-        select ${d.id} from ${deliveries} as ${d}
-        where ${pendingOf(d)} and ${d.consumer} = ${consumer} and ${d.userId} = ${userId}
-        order by ${d.position} limit 1)
+      where ${deliveries.id} in (
+        select distinct on (${d.consumer}, ${d.userId}) ${d.id} from ${deliveries} as ${d}
+        where ${pendingOf(d)} and (${d.consumer}, ${d.userId}) in (${sql.join(pairs, sql`, `)})
+        order by ${d.consumer}, ${d.userId}, ${d.position})
       and ${deliveries.nextAttemptAt} = ${PARKED}`,
   );
 }

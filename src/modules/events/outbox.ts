@@ -3,33 +3,29 @@ import type { DeliveryState } from '../../db/schema/index.js';
 import type { Db } from '../../db/client.js';
 import { readJobState, writeJobState } from '../../db/job-state.repository.js';
 import { readJetStreamPosition } from './jetstream.repository.js';
-import { deleteSpentEvents, readFeed } from './events.repository.js';
+import { deleteSpentEvents, readFeedHeads, type FeedHead } from './events.repository.js';
+import { decodeFeedCursor, encodeFeedCursor, type FeedPosition } from './feed.js';
 import {
-  decodeFeedCursor,
-  encodeFeedCursor,
-  type FeedPosition,
-  type PublishedEvent,
-} from './feed.js';
-import {
-  completeClaimed,
   completeManually,
   countBacklog,
   deleteCompletedDeliveries,
   deleteEventConsumer,
   deletePendingDeliveries,
   expireOverdueDeliveries,
-  failClaimed,
-  holdDelivery,
+  holdDeliveries,
   insertAttempt,
+  insertClaimAttempts,
   insertDeliveries,
   listSubscribers,
   lockPendingHeads,
   noteManualFailure,
   releaseNext,
   releaseStranded,
+  settleClaims,
   tryTransactionLock,
   upsertEventConsumers,
   type AttemptRecord,
+  type ClaimAttempt,
   type ClaimedDelivery,
   type NewDelivery,
   type Subscriber,
@@ -94,26 +90,27 @@ export async function relayEvents(
 ): Promise<number> {
   return db.transaction(async (dbTx) => {
     if (!(await tryTransactionLock(dbTx, RELAY_LOCK_CLASS))) return 0;
-    const entries = await readFeed(dbTx, {
+    // Without payloads: the relay fans out by type, user and time; the claim reads the payload.
+    const heads = await readFeedHeads(dbTx, {
       after: await relayedPosition(dbTx),
       limit: options.batchSize,
     });
-    const last = entries.at(-1);
+    const last = heads.at(-1);
     if (!last) return 0;
 
     const subscribers = await listSubscribers(dbTx);
-    const planned: { event: PublishedEvent; subscriber: Subscriber; first: boolean }[] = [];
+    const planned: { event: FeedHead; subscriber: Subscriber; first: boolean }[] = [];
     const streams = new Map<string, { consumer: string; userId: string }>();
-    for (const { event } of entries) {
-      const written = Date.parse(event.created_at);
+    for (const event of heads) {
+      const written = event.createdAt.getTime();
       for (const subscriber of subscribers) {
         const types = subscriber.eventTypes;
         if (types.length > 0 && !types.includes(event.type)) continue;
         if (written < subscriber.since.getTime()) continue;
-        const key = streamKey(subscriber.consumer, event.user_id);
+        const key = streamKey(subscriber.consumer, event.userId);
         // Only the first of a stream in this batch can be due; the database knows about earlier ones.
         planned.push({ event, subscriber, first: !streams.has(key) });
-        streams.set(key, { consumer: subscriber.consumer, userId: event.user_id });
+        streams.set(key, { consumer: subscriber.consumer, userId: event.userId });
       }
     }
     const waiting = await lockStreamHeads(dbTx, [...streams.values()]);
@@ -123,14 +120,14 @@ export async function relayEvents(
       webhookId: subscriber.webhookId,
       eventId: event.id,
       eventType: event.type,
-      userId: event.user_id,
-      due: first && !waiting.has(streamKey(subscriber.consumer, event.user_id)),
+      userId: event.userId,
+      due: first && !waiting.has(streamKey(subscriber.consumer, event.userId)),
     }));
     for (let i = 0; i < rows.length; i += INSERT_CHUNK_ROWS) {
       await insertDeliveries(dbTx, rows.slice(i, i + INSERT_CHUNK_ROWS), options.retryWindowMs);
     }
     await writeJobState(dbTx, RELAY_STATE_NAME, encodeFeedCursor(last.position));
-    return entries.length;
+    return heads.length;
   });
 }
 
@@ -173,29 +170,63 @@ const recordOf = (outcome: AttemptOutcome): AttemptRecord => ({
   error: outcome.error === null ? null : outcome.error.slice(0, ERROR_TEXT_MAX),
 });
 
+/** An automatic attempt to record: the claim it was made on, and what it came to. */
+export interface FinishedAttempt {
+  delivery: Pick<ClaimedDelivery, 'id' | 'attempt'> & { userId: string };
+  outcome: AttemptOutcome;
+  /** When to try again if it failed. */
+  retryDelayMs: number;
+}
+
+export type RecordedState = DeliveryState | 'superseded' | 'gone';
+
+/** Attempts recorded per transaction, at most: far below PostgreSQL's bind-parameter limit. */
+export const RECORD_BATCH_MAX = INSERT_CHUNK_ROWS;
+
 /**
- * Records an automatic attempt. Success completes the delivery; a failure schedules the next
- * attempt `retryDelayMs` later (never past `retry_until`), or marks it dead once a failure
- * happens at or after `retry_until`. Only the claim that is still current may change the state:
- * a worker that outlived its lease just adds its attempt to the log. A completed delivery
- * releases the next one of its (consumer, user).
+ * Records automatic attempts (at most RECORD_BATCH_MAX) in one transaction of four statements,
+ * whatever their number. Success completes a delivery; a failure schedules the next attempt
+ * `retryDelayMs` later (never past `retry_until`), or marks it dead once a failure happens at or
+ * after `retry_until`. Only a claim that is still current may change the state: a worker that
+ * outlived its lease just adds its attempt to the log (`superseded`). A completed delivery
+ * releases the next one of its (consumer, user). `gone`: the delivery was deleted (with its
+ * webhook) meanwhile. The states come back in the order of `attempts`.
  */
-export async function recordAttempt(
+export async function recordAttempts(
   db: Db,
-  delivery: Pick<ClaimedDelivery, 'id' | 'attempt'>,
-  outcome: AttemptOutcome,
-  retryDelayMs: number,
-): Promise<DeliveryState | 'superseded' | 'gone'> {
+  attempts: readonly FinishedAttempt[],
+): Promise<RecordedState[]> {
+  if (attempts.length > RECORD_BATCH_MAX) {
+    throw new Error(`At most ${RECORD_BATCH_MAX} attempts are recorded at once`);
+  }
+  if (attempts.length === 0) return [];
   return db.transaction(async (dbTx) => {
-    if (!(await holdDelivery(dbTx, delivery.id))) return 'gone';
-    const record = recordOf(outcome);
-    await insertAttempt(dbTx, delivery.id, record, false);
-    const row = outcome.ok
-      ? await completeClaimed(dbTx, delivery, record.status)
-      : await failClaimed(dbTx, delivery, record, retryDelayMs);
-    if (!row) return 'superseded';
-    if (row.state !== 'pending') await releaseNext(dbTx, row.consumer, row.userId);
-    return row.state;
+    const held = await holdDeliveries(
+      dbTx,
+      attempts.map((a) => a.delivery.id),
+    );
+    const claims = attempts
+      .filter((a) => held.has(a.delivery.id))
+      .map(({ delivery, outcome, retryDelayMs }): ClaimAttempt => ({
+        ...recordOf(outcome),
+        deliveryId: delivery.id,
+        userId: delivery.userId,
+        attempt: delivery.attempt,
+        ok: outcome.ok,
+        retryDelayMs,
+      }));
+    await insertClaimAttempts(dbTx, claims);
+    const settled = await settleClaims(dbTx, claims);
+    await releaseNext(
+      dbTx,
+      settled.filter((row) => row.state !== 'pending'),
+    );
+    const states = new Map(settled.map((row) => [`${row.id} ${row.attempt}`, row.state]));
+    return attempts.map(({ delivery }) =>
+      held.has(delivery.id)
+        ? (states.get(`${delivery.id} ${delivery.attempt}`) ?? 'superseded')
+        : 'gone',
+    );
   });
 }
 
@@ -209,7 +240,7 @@ export async function recordManualAttempt(
   outcome: AttemptOutcome,
 ): Promise<boolean> {
   return db.transaction(async (dbTx) => {
-    if (!(await holdDelivery(dbTx, deliveryId))) return false;
+    if (!(await holdDeliveries(dbTx, [deliveryId])).has(deliveryId)) return false;
     const record = recordOf(outcome);
     await insertAttempt(dbTx, deliveryId, record, true);
     if (!outcome.ok) {
@@ -217,7 +248,7 @@ export async function recordManualAttempt(
       return true;
     }
     const completed = await completeManually(dbTx, deliveryId, record.status);
-    if (completed?.was === 'pending') await releaseNext(dbTx, completed.consumer, completed.userId);
+    if (completed?.was === 'pending') await releaseNext(dbTx, [completed]);
     return true;
   });
 }

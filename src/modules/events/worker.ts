@@ -8,10 +8,13 @@ import type { HandlerRegistry } from './handlers.js';
 import { startLoop } from './loop.js';
 import {
   handlerConsumer,
-  recordAttempt,
+  RECORD_BATCH_MAX,
+  recordAttempts,
   registerHandlers,
   relayEvents,
   type AttemptOutcome,
+  type FinishedAttempt,
+  type RecordedState,
 } from './outbox.js';
 import { claimDeliveries, releaseStranded, type ClaimedDelivery } from './outbox.repository.js';
 import type { PublishedEvent } from './feed.js';
@@ -47,6 +50,12 @@ export interface Worker {
 
 /** Events moved from the feed into deliveries per relay step. */
 const RELAY_BATCH_SIZE = 200;
+/**
+ * Relay steps start at most this often when writes nudge the worker: a step costs the same
+ * handful of statements for one event as for 200, and under a sustained write load one per write
+ * cost the process as much as the writes did. A write's event waits this much longer, at most.
+ */
+const RELAY_INTERVAL_MIN_MS = 25;
 /** How often parked deliveries whose predecessor completed unnoticed are released, and how many. */
 const SWEEP_INTERVAL_MS = 60_000;
 const SWEEP_BATCH_SIZE = 1_000;
@@ -89,7 +98,33 @@ export function startWorker<Webhook>(options: WorkerOptions<Webhook>): Worker {
     },
   );
 
-  /** Registers, sweeps now and then, relays a batch and claims what fits; true if more waits. */
+  /** A write committed (or the poll came round) since the last relay step. */
+  let relayDue = true;
+  let relayedAt = 0;
+  let relayTimer: NodeJS.Timeout | undefined;
+  /** The next relay step's delay: none once RELAY_INTERVAL_MIN_MS have passed since the last. */
+  const relayDelayMs = () => Math.max(0, relayedAt + RELAY_INTERVAL_MIN_MS - Date.now());
+
+  /** A write committed: a relay step soon, but not one per write. */
+  function nudgeRelay(): void {
+    relayDue = true;
+    if (relayTimer) return;
+    const delayMs = relayDelayMs();
+    if (delayMs === 0) {
+      loop.nudge();
+      return;
+    }
+    relayTimer = setTimeout(() => {
+      relayTimer = undefined;
+      loop.nudge();
+    }, delayMs);
+    relayTimer.unref();
+  }
+
+  /**
+   * Registers, sweeps now and then, relays a batch when one is due and claims what fits; true if
+   * more waits. A pass started by finished attempts only claims.
+   */
   async function step(): Promise<boolean> {
     let more = false;
     if (!registered) {
@@ -103,12 +138,24 @@ export function startWorker<Webhook>(options: WorkerOptions<Webhook>): Worker {
       await releaseStranded(db, SWEEP_BATCH_SIZE);
       sweptAt = Date.now();
     }
-    const relayed = await relayEvents(db, {
-      batchSize: RELAY_BATCH_SIZE,
-      retryWindowMs: options.retryWindowMs,
-    });
-    options.metrics?.eventsRelayed.inc(relayed);
-    if (relayed === RELAY_BATCH_SIZE) more = true;
+    if (Date.now() - relayedAt >= options.pollMs) relayDue = true;
+    if (relayDue && relayDelayMs() === 0) {
+      relayDue = false;
+      relayedAt = Date.now();
+      const relayed = await relayEvents(db, {
+        batchSize: RELAY_BATCH_SIZE,
+        retryWindowMs: options.retryWindowMs,
+      });
+      options.metrics?.eventsRelayed.inc(relayed);
+      // A full batch: more are waiting, relayed at once (a backlog, not a trickle of writes).
+      if (relayed === RELAY_BATCH_SIZE) {
+        relayDue = true;
+        relayedAt = 0;
+        more = true;
+      }
+    } else if (relayDue) {
+      nudgeRelay();
+    }
     const free = options.concurrency - inFlight.size;
     if (free > 0) {
       const claimed = await claimDeliveries(db, {
@@ -122,6 +169,44 @@ export function startWorker<Webhook>(options: WorkerOptions<Webhook>): Worker {
       if (claimed.length === free) more = true;
     }
     return more;
+  }
+
+  /** Finished attempts waiting to be recorded, and the recording under way. */
+  const finished: {
+    attempt: FinishedAttempt;
+    resolve: (state: RecordedState) => void;
+    reject: (error: unknown) => void;
+  }[] = [];
+  let recording: Promise<void> | undefined;
+
+  /**
+   * Records a finished attempt together with the others that finish meanwhile: one transaction
+   * per batch (at most RECORD_BATCH_MAX), not per attempt.
+   */
+  function record(attempt: FinishedAttempt): Promise<RecordedState> {
+    return new Promise((resolve, reject) => {
+      finished.push({ attempt, resolve, reject });
+      recording ??= recordFinished();
+    });
+  }
+
+  async function recordFinished(): Promise<void> {
+    // Attempts that finish in the same turn of the event loop share the first batch.
+    await new Promise((resolve) => setImmediate(resolve));
+    while (finished.length > 0) {
+      const batch = finished.splice(0, RECORD_BATCH_MAX);
+      try {
+        const states = await recordAttempts(
+          db,
+          batch.map((f) => f.attempt),
+        );
+        batch.forEach((f, i) => f.resolve(states[i]!));
+      } catch (error) {
+        for (const f of batch) f.reject(error);
+      }
+    }
+    // In the same synchronous stretch as the loop's last check: nothing is left unrecorded.
+    recording = undefined;
   }
 
   function launch(delivery: ClaimedDelivery, webhooks: Map<string, Promise<Webhook>>): void {
@@ -151,12 +236,11 @@ export function startWorker<Webhook>(options: WorkerOptions<Webhook>): Worker {
             'delivery attempt failed',
           );
         }
-        const state = await recordAttempt(
-          db,
-          delivery,
+        const state = await record({
+          delivery: { id: delivery.id, attempt: delivery.attempt, userId: delivery.event.user_id },
           outcome,
-          retryDelayMs(delivery.attempt, options.backoffBaseMs, options.backoffMaxMs),
-        );
+          retryDelayMs: retryDelayMs(delivery.attempt, options.backoffBaseMs, options.backoffMaxMs),
+        });
         if (state === 'gone') {
           // Its webhook was deleted during the attempt: nothing is left to retry or record.
           logger.info(
@@ -244,8 +328,9 @@ export function startWorker<Webhook>(options: WorkerOptions<Webhook>): Worker {
   );
 
   return {
-    nudge: () => loop.nudge(),
+    nudge: nudgeRelay,
     async stop() {
+      clearTimeout(relayTimer);
       await loop.stop();
       if (inFlight.size > 0) {
         let bound: NodeJS.Timeout | undefined;

@@ -1,0 +1,161 @@
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queryRows } from '../../src/db/client.js';
+import { recordAttempts, relayEvents } from '../../src/modules/events/outbox.js';
+import {
+  claimDeliveries,
+  PARKED_UNTIL,
+  type ClaimedDelivery,
+} from '../../src/modules/events/outbox.repository.js';
+import {
+  buildTestApp,
+  createTestDatabase,
+  postTransaction,
+  type TestDatabase,
+} from '../helpers/app.js';
+
+const RETRY_WINDOW_MS = 3_600_000;
+const LEASE_MS = 60_000;
+
+describe('the outbox records a batch of attempts at once', () => {
+  let database: TestDatabase;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await database.drop();
+  });
+
+  it('writes no delivery for an event nobody is configured to receive', async () => {
+    const db = database.handle.db;
+    const app = await buildTestApp(database, { env: { WORKER: 'off' } });
+    try {
+      await postTransaction(app, { user_id: 'nobody-listens' });
+      expect(await relayEvents(db, { batchSize: 100, retryWindowMs: RETRY_WINDOW_MS })).toBe(1);
+      const [row] = await queryRows<{ n: number | string }>(
+        db,
+        sql`select count(*) as n from deliveries`,
+      );
+      expect(Number(row?.n)).toBe(0);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('completes, retries, kills, supersedes and drops in one call, and releases what waited', async () => {
+    const db = database.handle.db;
+    const app = await buildTestApp(database, { env: { WORKER: 'off' } });
+    try {
+      // Nothing listens there: no attempt is made in this test, only recorded.
+      const created = await app.inject({
+        method: 'POST',
+        url: '/api/v1/webhooks',
+        payload: { url: 'http://127.0.0.1:9/batch' },
+      });
+      expect(created.statusCode).toBe(201);
+      for (const user of ['batch-a', 'batch-a', 'batch-b', 'batch-c', 'batch-d', 'batch-e']) {
+        await postTransaction(app, { user_id: user });
+      }
+      expect(await relayEvents(db, { batchSize: 100, retryWindowMs: RETRY_WINDOW_MS })).toBe(6);
+      const claim = () =>
+        claimDeliveries(db, { handlerConsumers: [], limit: 100, leaseMs: LEASE_MS });
+      const claimed = await claim();
+      // batch-a's second event waits behind its first.
+      expect(claimed.map((c) => c.event.user_id).sort()).toEqual([
+        'batch-a',
+        'batch-b',
+        'batch-c',
+        'batch-d',
+        'batch-e',
+      ]);
+      const of = (user: string) => claimed.find((c) => c.event.user_id === user)!;
+      const delivery = (c: ClaimedDelivery, attempt = c.attempt) => ({
+        id: c.id,
+        attempt,
+        userId: c.event.user_id,
+      });
+      const ok = { ok: true, status: 204, latencyMs: 3, error: null };
+      const failed = { ok: false, status: 500, latencyMs: 4, error: 'HTTP 500' };
+      // batch-c's retry window is over; batch-e's delivery is deleted (as with its webhook).
+      await db.execute(sql`update deliveries set retry_until = now() - interval '1 second'
+        where id = ${of('batch-c').id}`);
+      await db.execute(sql`delete from deliveries where id = ${of('batch-e').id}`);
+
+      const states = await recordAttempts(db, [
+        { delivery: delivery(of('batch-a')), outcome: ok, retryDelayMs: 1_000 },
+        { delivery: delivery(of('batch-b')), outcome: failed, retryDelayMs: 600_000 },
+        { delivery: delivery(of('batch-c')), outcome: failed, retryDelayMs: 1_000 },
+        // A claim that is no longer current: its attempt is logged, the state is not touched.
+        {
+          delivery: delivery(of('batch-d'), of('batch-d').attempt - 1),
+          outcome: ok,
+          retryDelayMs: 1_000,
+        },
+        { delivery: delivery(of('batch-e')), outcome: ok, retryDelayMs: 1_000 },
+      ]);
+      expect(states).toEqual(['succeeded', 'pending', 'dead', 'superseded', 'gone']);
+
+      const rows = await queryRows<{
+        user_id: string;
+        state: string;
+        last_status: number | null;
+        last_error: string | null;
+        parked: boolean;
+        attempts_logged: number | string;
+      }>(
+        db,
+        sql`select d.user_id, d.state, d.last_status, d.last_error,
+            d.next_attempt_at = ${PARKED_UNTIL.toISOString()}::timestamptz as parked,
+            (select count(*) from delivery_attempts a where a.delivery_id = d.id) as attempts_logged
+          from deliveries d order by d.position`,
+      );
+      expect(rows.map((r) => ({ ...r, attempts_logged: Number(r.attempts_logged) }))).toEqual([
+        {
+          user_id: 'batch-a',
+          state: 'succeeded',
+          last_status: 204,
+          last_error: null,
+          parked: false,
+          attempts_logged: 1,
+        },
+        // Released by its predecessor's success.
+        {
+          user_id: 'batch-a',
+          state: 'pending',
+          last_status: null,
+          last_error: null,
+          parked: false,
+          attempts_logged: 0,
+        },
+        {
+          user_id: 'batch-b',
+          state: 'pending',
+          last_status: 500,
+          last_error: 'HTTP 500',
+          parked: false,
+          attempts_logged: 1,
+        },
+        {
+          user_id: 'batch-c',
+          state: 'dead',
+          last_status: 500,
+          last_error: 'HTTP 500',
+          parked: false,
+          attempts_logged: 1,
+        },
+        {
+          user_id: 'batch-d',
+          state: 'pending',
+          last_status: null,
+          last_error: null,
+          parked: false,
+          attempts_logged: 1,
+        },
+      ]);
+      // Due now: batch-a's second event only (batch-b retries in ten minutes, batch-d is leased).
+      expect((await claim()).map((c) => c.event.user_id)).toEqual(['batch-a']);
+    } finally {
+      await app.close();
+    }
+  });
+});
