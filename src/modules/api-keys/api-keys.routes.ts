@@ -4,7 +4,6 @@ import { keysetPage } from '../../domain/pagination.js';
 import { errorResponses } from '../../platform/http-errors.js';
 import type { ApiKeyRow } from './api-keys.repository.js';
 import {
-  API_KEYS_PAGE_SIZE_DEFAULT,
   ApiKeyEnvelope,
   ApiKeyIdParams,
   ApiKeyListEnvelope,
@@ -15,6 +14,7 @@ import {
   type ApiKey,
 } from './api-keys.schemas.js';
 import type { ApiKeysService } from './api-keys.service.js';
+import { API_KEYS_PAGE_SIZE_DEFAULT } from './api-keys.limits.js';
 
 /**
  * API-key cursors: the last served key's id, as it is (src/domain/cursor.ts); the list is ordered

@@ -8,14 +8,14 @@ import {
   PRINTABLE_TEXT,
   PRINTABLE_TEXT_MESSAGE,
 } from '../../domain/text.js';
+import type { NewApiKey } from './api-keys.service.js';
 import {
+  API_KEY_ID_LENGTH_MAX,
   API_KEY_LIFETIME_DAYS_MAX,
   API_KEY_NAME_LENGTH_MAX,
-  type NewApiKey,
-} from './api-keys.service.js';
-
-export const API_KEYS_PAGE_SIZE_DEFAULT = 100;
-export const API_KEYS_PAGE_SIZE_MAX = 500;
+  API_KEYS_PAGE_SIZE_DEFAULT,
+  API_KEYS_PAGE_SIZE_MAX,
+} from './api-keys.limits.js';
 
 const ScopeSchema = Type.Enum([...SCOPES], {
   description:
@@ -97,7 +97,9 @@ export const CreatedApiKey = Type.Object(
 /** Key ids and cursors are printable ASCII: anything else (a NUL) is refused here, not in SQL. */
 const KEY_ID_TEXT = { pattern: PRINTABLE_ASCII, 'x-error-message': PRINTABLE_ASCII_MESSAGE };
 
-export const ApiKeyIdParams = Type.Object({ id: Type.String({ maxLength: 64, ...KEY_ID_TEXT }) });
+export const ApiKeyIdParams = Type.Object({
+  id: Type.String({ maxLength: API_KEY_ID_LENGTH_MAX, ...KEY_ID_TEXT }),
+});
 
 export const ListApiKeysQuery = Type.Object({
   limit: Type.Optional(
@@ -110,7 +112,7 @@ export const ListApiKeysQuery = Type.Object({
   ),
   cursor: Type.Optional(
     Type.String({
-      maxLength: 64,
+      maxLength: API_KEY_ID_LENGTH_MAX,
       ...KEY_ID_TEXT,
       description: 'The `next_cursor` of the previous page.',
     }),

@@ -12,6 +12,11 @@ import {
   touchApiKey,
   type ApiKeyRow,
 } from './api-keys.repository.js';
+import {
+  API_KEY_CACHE_ENTRIES_MAX,
+  API_KEY_CACHE_TTL_MS,
+  LAST_USED_RESOLUTION_MS,
+} from './api-keys.limits.js';
 
 /**
  * Keys look like `fido_<id>_<secret>`: the prefix makes a leaked key easy to recognise (secret
@@ -24,14 +29,6 @@ const KEY_PATTERN = /^fido_([a-z2-7]{16})_([A-Za-z0-9_-]{43})$/;
 const ID_BYTES = 10;
 const SECRET_BYTES = 32;
 const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
-/** How long a verified key row is trusted before it is read again (revocation on other replicas). */
-export const API_KEY_CACHE_TTL_MS = 5_000;
-const API_KEY_CACHE_ENTRIES_MAX = 10_000;
-/** `last_used_at` is written at most this often per key: a write per request would be costly. */
-const LAST_USED_RESOLUTION_MS = 60_000;
-export const API_KEY_NAME_LENGTH_MAX = 100;
-/** The longest a key may live (10 years): a key that never expires is still allowed. */
-export const API_KEY_LIFETIME_DAYS_MAX = 3_650;
 
 export const apiKeyNotFound = (id: string) =>
   new AppError('API_KEY_NOT_FOUND', `API key ${id} not found`);

@@ -4,9 +4,8 @@
  */
 export { apiKeysRoutes } from './api-keys.routes.js';
 export { newApiKeyFromBody, validateCreateApiKeyBody } from './api-keys.schemas.js';
+export { API_KEY_LIFETIME_DAYS_MAX, API_KEY_NAME_LENGTH_MAX } from './api-keys.limits.js';
 export {
-  API_KEY_LIFETIME_DAYS_MAX,
-  API_KEY_NAME_LENGTH_MAX,
   createApiKeysService,
   looksLikeApiKey,
   type ApiKeysService,

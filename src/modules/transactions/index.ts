@@ -5,7 +5,7 @@
 export { encodeCursor } from './cursor.js';
 export { CREATE_STATEMENT, type TransactionRow } from './transactions.repository.js';
 export { transactionsRoutes } from './transactions.routes.js';
-export { DESCRIPTION_LENGTH_MAX, FULL_NAME_LENGTH_MAX } from './transactions.schemas.js';
+export { DESCRIPTION_LENGTH_MAX, FULL_NAME_LENGTH_MAX } from './transactions.limits.js';
 export {
   createTransactionsService,
   eventPayload,

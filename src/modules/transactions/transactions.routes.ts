@@ -13,6 +13,7 @@ import { ownerOf } from '../../platform/auth.js';
 import type { DbTx } from '../../db/client.js';
 import { sendJsonText } from '../../platform/envelopes.js';
 import { historyNotFound } from './transactions.errors.js';
+import { IF_MATCH_LENGTH_MAX } from './transactions.limits.js';
 import type { TransactionRow } from './transactions.repository.js';
 import {
   CreateTransactionBody,
@@ -32,8 +33,6 @@ export interface TransactionsRoutesOptions {
 }
 
 const TAGS = ['transactions'];
-
-const IF_MATCH_LENGTH_MAX = 1_024;
 
 const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.Optional(

@@ -8,18 +8,16 @@ import {
   STORABLE_TEXT_MESSAGE,
 } from '../../domain/text.js';
 import { envelope, pageEnvelope } from '../../platform/envelopes.js';
-
-/** Limits of the v1 contract (DESIGN.md 2.3, 2.4), each named with its unit. */
-export const FULL_NAME_LENGTH_MAX = 200;
-/** Raw input may carry surrounding spaces that are trimmed; this bounds what is read at all. */
-const FULL_NAME_INPUT_LENGTH_MAX = 1_000;
-export const DESCRIPTION_LENGTH_MAX = 500;
-export const METADATA_KEYS_MAX = 20;
-export const METADATA_KEY_LENGTH_MAX = 64;
-export const METADATA_VALUE_LENGTH_MAX = 500;
-const DATE_INPUT_LENGTH_MAX = 40;
-const AMOUNT_INPUT_LENGTH_MAX = 40;
-const CURSOR_LENGTH_MAX = 200;
+import {
+  AMOUNT_INPUT_LENGTH_MAX,
+  CURSOR_LENGTH_MAX,
+  DATE_INPUT_LENGTH_MAX,
+  DESCRIPTION_LENGTH_MAX,
+  FULL_NAME_INPUT_LENGTH_MAX,
+  METADATA_KEY_LENGTH_MAX,
+  METADATA_KEYS_MAX,
+  METADATA_VALUE_LENGTH_MAX,
+} from './transactions.limits.js';
 
 const DateInput = Type.String({
   maxLength: DATE_INPUT_LENGTH_MAX,

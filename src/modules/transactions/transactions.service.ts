@@ -32,8 +32,8 @@ import {
   type TransactionRef,
   type TransactionRow,
 } from './transactions.repository.js';
+import { FULL_NAME_LENGTH_MAX } from './transactions.limits.js';
 import {
-  FULL_NAME_LENGTH_MAX,
   type CreateTransactionBody,
   type HistoryQuery,
   type Transaction,

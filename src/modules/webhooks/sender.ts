@@ -4,6 +4,7 @@ import https from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
 import ipaddr from 'ipaddr.js';
 import type { AttemptOutcome } from '../events/index.js';
+import { REGISTRATION_LOOKUP_TIMEOUT_MS, RESPONSE_READ_LIMIT_BYTES } from './webhooks.limits.js';
 
 export interface SendOptions {
   url: string;
@@ -18,8 +19,6 @@ export interface SendOptions {
 /** One delivery attempt's outcome, as the event worker records it. */
 export type SendResult = AttemptOutcome;
 
-/** Bytes of a receiver's response body read (and thrown away) before the connection is cut. */
-const RESPONSE_READ_LIMIT_BYTES = 64 * 1024;
 const USER_AGENT = 'Fido-Webhooks/1';
 
 export class BlockedTargetError extends Error {
@@ -87,9 +86,6 @@ export function isSpecialUseName(hostname: string): boolean {
   const name = hostname.toLowerCase().replace(/\.+$/, '');
   return SPECIAL_USE_SUFFIXES.some((suffix) => name === suffix || name.endsWith(`.${suffix}`));
 }
-
-/** How long registration waits for a name to resolve before leaving the check to connect time. */
-const REGISTRATION_LOOKUP_TIMEOUT_MS = 2_000;
 
 /** The system resolver (/etc/hosts, then DNS), every address of the name. */
 const systemLookup = (name: string) => dnsPromises.lookup(name, { all: true, verbatim: true });

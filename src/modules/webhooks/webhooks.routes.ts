@@ -15,6 +15,7 @@ import {
   WebhookWithSecretEnvelope,
 } from './webhooks.schemas.js';
 import { webhookView, type WebhooksService } from './webhooks.service.js';
+import { DELIVERY_PAGE_SIZE_DEFAULT } from './webhooks.limits.js';
 
 const TAGS = ['webhooks'];
 /** Service keys only: a user token gets 404, as if these routes did not exist. */
@@ -172,7 +173,7 @@ export const webhooksRoutes: FastifyPluginAsyncTypebox<{ webhooks: WebhooksServi
       },
     },
     async (request) => {
-      const limit = request.query.limit ?? 20;
+      const limit = request.query.limit ?? DELIVERY_PAGE_SIZE_DEFAULT;
       const page = await webhooks.deliveries(request.params.id, { ...request.query, limit });
       return {
         data: page.rows,

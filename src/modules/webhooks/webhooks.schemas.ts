@@ -2,12 +2,13 @@ import { Type, type Static } from 'typebox';
 import { DELIVERY_STATES, EVENT_TYPES } from '../../db/schema/index.js';
 import { STORABLE_TEXT, STORABLE_TEXT_MESSAGE } from '../../domain/text.js';
 import { envelope, pageEnvelope } from '../../platform/envelopes.js';
-import { DELIVERY_PAGE_SIZE_MAX } from './webhooks.limits.js';
-
-/** Limits of the webhook API, each named with its unit. */
-const URL_LENGTH_MAX = 2_048;
-const DESCRIPTION_LENGTH_MAX = 500;
-const SECRET_OVERLAP_HOURS_MAX = 24 * 7;
+import {
+  DELIVERY_PAGE_SIZE_DEFAULT,
+  DELIVERY_PAGE_SIZE_MAX,
+  DESCRIPTION_LENGTH_MAX,
+  SECRET_OVERLAP_HOURS_MAX,
+  URL_LENGTH_MAX,
+} from './webhooks.limits.js';
 
 const EventTypes = Type.Array(Type.Enum([...EVENT_TYPES]), {
   maxItems: EVENT_TYPES.length * 2,
@@ -74,7 +75,13 @@ export const DeliveryParams = Type.Object({
 
 export const DeliveriesQuery = Type.Object({
   state: Type.Optional(Type.Enum([...DELIVERY_STATES])),
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: DELIVERY_PAGE_SIZE_MAX, default: 20 })),
+  limit: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      maximum: DELIVERY_PAGE_SIZE_MAX,
+      default: DELIVERY_PAGE_SIZE_DEFAULT,
+    }),
+  ),
   cursor: Type.Optional(
     Type.String({
       pattern: '^[0-9]{1,19}$',
