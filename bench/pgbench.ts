@@ -6,6 +6,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { transactions } from '../src/db/schema/index.js';
+import { ident } from '../src/db/sql.js';
 import { ROLLUP_LOCK_CLASS } from '../src/modules/analytics/index.js';
 import { CREATE_STATEMENT } from '../src/modules/transactions/index.js';
 
@@ -26,9 +28,24 @@ export function pgbenchPath(): string | undefined {
 
 const CIPHERTEXT = `v1.kbench.${'A'.repeat(60)}`;
 
+const t = transactions;
 const SINGLE_INSERT = `\\set n random(1, 1000000000)
-insert into transactions (user_id, id, full_name_ciphertext, transaction_date, amount_minor,
-  transaction_type, currency, description, metadata, version, created_at, updated_at)
+insert into ${ident(t)} (${[
+  t.userId,
+  t.id,
+  t.fullNameCiphertext,
+  t.transactionDate,
+  t.amountMinor,
+  t.transactionType,
+  t.currency,
+  t.description,
+  t.metadata,
+  t.version,
+  t.createdAt,
+  t.updatedAt,
+]
+  .map(ident)
+  .join(', ')})
 values ('pgbench-' || :client_id || '-' || :n, gen_random_uuid(), '${CIPHERTEXT}', now(),
   100 + :n % 100000, 'credit', 'GHS', 'bench', '{"source":"bench"}', 1, now(), now());
 `;

@@ -16,6 +16,7 @@ export { applyRollups, changesRollups } from './rollups.js';
 export {
   contributions,
   CONTRIBUTION_INPUTS,
+  lockUsersRollups,
   rollupUpserts,
   ROLLUP_LOCK_CLASS,
   type Contribution,

@@ -146,6 +146,10 @@ const EMPTIED_DAYS = sql`select ${bare(userDailyStats.userId)} as user_id,
     ${bare(userDailyStats.currency)} as currency, ${bare(userDailyStats.day)}::text as day
   from days where ${bare(userDailyStats.transactionCount)} = 0`;
 
+/** The call that takes a user's rollup lock: shared or exclusive. */
+const rollupLock = (mode: 'shared' | 'exclusive', userId: SQL) =>
+  sql`${mode === 'shared' ? sql`pg_advisory_xact_lock_shared` : sql`pg_advisory_xact_lock`}(${ROLLUP_LOCK_CLASS}::int, hashtext(${userId}))`;
+
 /**
  * Takes the user's rollup lock for the rest of the database transaction: shared for writers (they
  * never wait on each other), exclusive for reconciliation (which must see no write half-applied).
@@ -155,8 +159,13 @@ export async function lockUserRollups(
   userId: string,
   mode: 'shared' | 'exclusive',
 ): Promise<void> {
-  const fn = mode === 'shared' ? sql`pg_advisory_xact_lock_shared` : sql`pg_advisory_xact_lock`;
-  await dbTx.execute(sql`select ${fn}(${ROLLUP_LOCK_CLASS}, hashtext(${userId}))`);
+  await dbTx.execute(sql`select ${rollupLock(mode, sql`${userId}::text`)}`);
+}
+
+/** Takes several users' rollup locks, shared, in one fixed order (so two callers never deadlock). */
+export async function lockUsersRollups(dbTx: Db, userIds: readonly string[]): Promise<void> {
+  await dbTx.execute(sql`select ${rollupLock('shared', sql`u`)}
+    from unnest(${sql.param(userIds)}::text[]) as u order by hashtext(u), u`);
 }
 
 /** Each contribution field as a typed SQL value (the order is CONTRIBUTION_FIELDS'). */

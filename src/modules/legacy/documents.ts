@@ -42,6 +42,17 @@ function isObject(value: unknown): value is Record<string, Json> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** A document's JSON object, or why the text is not one. */
+function parseDocument(text: string): Record<string, Json> | string {
+  let document: Json;
+  try {
+    document = JSON.parse(text) as Json;
+  } catch {
+    return 'malformed JSON';
+  }
+  return isObject(document) ? document : 'not a JSON object';
+}
+
 /** `_id` as `{"$oid": "…"}` (what mongoexport writes) or a bare 24-hex string. */
 function objectIdOf(value: Json | undefined): string | null {
   const text = isObject(value) ? value.$oid : value;
@@ -175,13 +186,8 @@ export function objectIdTime(objectId: string): Date {
  * undefined to check everything but the name (never: the import always has the key).
  */
 export function decodeLegacyDocument(text: string, key: FernetKey, currency: string): Decoded {
-  let document: Json;
-  try {
-    document = JSON.parse(text) as Json;
-  } catch {
-    return rejected(null, 'malformed JSON');
-  }
-  if (!isObject(document)) return rejected(null, 'not a JSON object');
+  const document = parseDocument(text);
+  if (typeof document === 'string') return rejected(null, document);
   const legacyId = objectIdOf(document._id);
   if (legacyId === null) {
     return rejected(null, document._id === undefined ? '_id: missing' : '_id: not an ObjectId');
@@ -244,13 +250,8 @@ function instantOf(value: Json | undefined, field: string): Date | string {
  * shows it, the name in plaintext. Restored as it was: same id, versions, times, legacy id.
  */
 export function decodeExportedDocument(text: string): Decoded {
-  let document: Json;
-  try {
-    document = JSON.parse(text) as Json;
-  } catch {
-    return rejected(null, 'malformed JSON');
-  }
-  if (!isObject(document)) return rejected(null, 'not a JSON object');
+  const document = parseDocument(text);
+  if (typeof document === 'string') return rejected(null, document);
   const legacyValue = document.legacy_id ?? null;
   const legacyId =
     typeof legacyValue === 'string' && OBJECT_ID.test(legacyValue)

@@ -5,7 +5,7 @@ import { bare, columnList } from '../../db/sql.js';
 import {
   contributions,
   CONTRIBUTION_INPUTS,
-  ROLLUP_LOCK_CLASS,
+  lockUsersRollups,
   rollupUpserts,
 } from '../analytics/index.js';
 import type { TransactionRow } from '../transactions/index.js';
@@ -38,9 +38,7 @@ export async function insertImportBatch(
   const column = <T>(pick: (row: TransactionRow) => T) => sql.param(rows.map(pick));
   const rowEvents = options.events ?? [];
   return db.transaction(async (dbTx) => {
-    await dbTx.execute(sql`
-      select pg_advisory_xact_lock_shared(${ROLLUP_LOCK_CLASS}::int, hashtext(u))
-      from unnest(${sql.param(users)}::text[]) as u order by hashtext(u), u`);
+    await lockUsersRollups(dbTx, users);
     // The rows arrive as one array parameter per column, in this order.
     const stored = [
       [t.userId, column((r) => r.userId), sql`text[]`],
