@@ -8,11 +8,10 @@ import {
   webhooks,
   type DeliveryState,
 } from '../../db/schema/index.js';
-import { queryRows, type Db } from '../../db/client.js';
-import { bare } from '../../db/sql.js';
+import { queryRows, runStatement, type Db, type Statement } from '../../db/client.js';
+import { bare, ident } from '../../db/sql.js';
 import {
   daysAgo,
-  eventColumns,
   feedOrder,
   toPublishedEvent,
   type EventRow,
@@ -28,6 +27,33 @@ import type { FeedPosition, PublishedEvent } from './feed.js';
 /** `next_attempt_at` of a delivery waiting behind an earlier one of its (consumer, user). */
 export const PARKED_UNTIL = new Date('9999-12-31T00:00:00.000Z');
 const PARKED = sql`${PARKED_UNTIL.toISOString()}::timestamptz`;
+
+/** The deliveries table and its columns, quoted, for the statements written as text. */
+const D = ident(deliveries);
+const dc = {
+  id: ident(deliveries.id),
+  userId: ident(deliveries.userId),
+  consumer: ident(deliveries.consumer),
+  position: ident(deliveries.position),
+  state: ident(deliveries.state),
+  webhookId: ident(deliveries.webhookId),
+  eventId: ident(deliveries.eventId),
+  attempts: ident(deliveries.attempts),
+  nextAttemptAt: ident(deliveries.nextAttemptAt),
+  retryUntil: ident(deliveries.retryUntil),
+  completedAt: ident(deliveries.completedAt),
+  lastStatus: ident(deliveries.lastStatus),
+  lastError: ident(deliveries.lastError),
+  updatedAt: ident(deliveries.updatedAt),
+};
+const ac = {
+  userId: ident(deliveryAttempts.userId),
+  deliveryId: ident(deliveryAttempts.deliveryId),
+  statusCode: ident(deliveryAttempts.statusCode),
+  latencyMs: ident(deliveryAttempts.latencyMs),
+  error: ident(deliveryAttempts.error),
+  manual: ident(deliveryAttempts.manual),
+};
 
 /** Written literally, not bound, so the planner matches the partial indexes on pending rows. */
 const pendingOf = (table: { state: AnyPgColumn }) => sql`${table.state} = 'pending'`;
@@ -213,6 +239,42 @@ export interface ClaimedDelivery {
 }
 
 /**
+ * The claim (see claimDeliveries): `$1` the handler consumers this worker runs, comma-separated
+ * (names never hold a comma), `$2` the limit, `$3` the lease in ms. A fixed text, so it is
+ * prepared once per connection and never built again.
+ */
+const CLAIM_STATEMENT: Statement = {
+  name: 'outbox_claim_deliveries_v1',
+  text: `with due as (
+      select d.${dc.id} as id from ${D} d
+      left join ${ident(webhooks)} w on w.${ident(webhooks.id)} = d.${dc.webhookId}
+      where d.${dc.state} = 'pending' and d.${dc.nextAttemptAt} <= now()
+        and ((d.${dc.webhookId} is null
+            and d.${dc.consumer} = any(string_to_array($1::text, ',')))
+          or w.${ident(webhooks.active)})
+        and not exists (
+          select 1 from ${D} e
+          where e.${dc.state} = 'pending' and e.${dc.consumer} = d.${dc.consumer}
+            and e.${dc.userId} = d.${dc.userId} and e.${dc.position} < d.${dc.position})
+      order by d.${dc.nextAttemptAt}, d.${dc.position}
+      limit $2
+      for update of d skip locked),
+    claimed as (
+      update ${D} d set ${dc.attempts} = d.${dc.attempts} + 1,
+        ${dc.nextAttemptAt} = now() + $3::double precision * interval '1 millisecond',
+        ${dc.updatedAt} = now()
+      from due where d.${dc.id} = due.id
+      returning d.${dc.id} as delivery_id, d.${dc.consumer} as consumer,
+        d.${dc.webhookId} as webhook_id, d.${dc.attempts} as attempts,
+        d.${dc.eventId} as event_id)
+    select claimed.delivery_id, claimed.consumer, claimed.webhook_id, claimed.attempts,
+      ev.${ident(events.id)} as id, ev.${ident(events.type)} as type,
+      ev.${ident(events.userId)} as user_id, ev.${ident(events.transactionId)} as transaction_id,
+      ev.${ident(events.createdAt)} as created_at, ev.${ident(events.payload)} as payload
+    from claimed join ${ident(events)} ev on ev.${ident(events.id)} = claimed.event_id`,
+};
+
+/**
  * Claims up to `limit` due deliveries. Only the earliest pending delivery of each (consumer, user)
  * is eligible, so a user's events reach each consumer in order while other users' flow past a
  * failing one. A claim is a lease: the delivery stays pending with its next attempt pushed
@@ -222,40 +284,18 @@ export async function claimDeliveries(
   db: Db,
   options: { handlerConsumers: readonly string[]; limit: number; leaseMs: number },
 ): Promise<ClaimedDelivery[]> {
-  const d = alias(deliveries, 'd');
-  const rows = await queryRows<
+  const rows = await runStatement<
     EventRow & {
       delivery_id: string;
       consumer: string;
       webhook_id: string | null;
       attempts: number;
     }
-  >(
-    db,
-    sql`with due as (
-        select ${d.id} as id from ${deliveries} as ${d}
-        left join ${webhooks} on ${webhooks.id} = ${d.webhookId}
-        where ${pendingOf(d)} and ${d.nextAttemptAt} <= now()
-          and ((${d.webhookId} is null and ${inArray(d.consumer, [...options.handlerConsumers])})
-            or ${webhooks.active})
-          and ${firstOfStream(d)}
-        order by ${d.nextAttemptAt}, ${d.position}
-        limit ${options.limit}
-        for update of ${d} skip locked
-      ),
-      claimed as (
-        update ${deliveries} as ${d} set
-          ${bare(deliveries.attempts)} = ${d.attempts} + 1,
-          ${bare(deliveries.nextAttemptAt)} = ${msFromNow(options.leaseMs)},
-          ${bare(deliveries.updatedAt)} = now()
-        from due where ${d.id} = due.id
-        returning ${d.id} as delivery_id, ${d.consumer} as consumer,
-          ${d.webhookId} as webhook_id, ${d.attempts} as attempts, ${d.eventId} as event_id
-      )
-      select claimed.delivery_id, claimed.consumer, claimed.webhook_id, claimed.attempts,
-        ${eventColumns}
-      from claimed join ${events} on ${events.id} = claimed.event_id`,
-  );
+  >(db, undefined, CLAIM_STATEMENT, [
+    options.handlerConsumers.join(','),
+    options.limit,
+    options.leaseMs,
+  ]);
   return rows.map((row) => ({
     id: row.delivery_id,
     consumer: row.consumer,
@@ -326,74 +366,92 @@ export interface ClaimAttempt extends AttemptRecord {
   retryDelayMs: number;
 }
 
-/** Logs automatic attempts, one row each. */
-export async function insertClaimAttempts(
-  dbTx: Db,
-  attempts: readonly ClaimAttempt[],
-): Promise<void> {
-  if (attempts.length === 0) return;
-  await dbTx.insert(deliveryAttempts).values(
-    attempts.map((a) => ({
-      // The attempt takes its delivery's user_id: the pair is the foreign key that co-locates them.
-      userId: a.userId,
-      deliveryId: a.deliveryId,
-      statusCode: a.status,
-      latencyMs: a.latencyMs,
-      error: a.error,
-      manual: false,
-    })),
-  );
-}
+/**
+ * Records automatic attempts (`$1`: a JSON array of ClaimAttempt rows) in one statement: holds
+ * the deliveries that still exist (FOR KEY SHARE, as holdDeliveries does), logs an attempt for
+ * each, settles the claims still current (a success completes its delivery; a failure schedules
+ * the next attempt, never past `retry_until`, or marks it dead once one fails at or after it),
+ * and makes the next parked delivery of each completed stream due. The successor is the first
+ * pending delivery after the completed one: only a stream's head is ever claimed. A fixed text, so
+ * it is prepared once per connection and never built again.
+ */
+const RECORD_ATTEMPTS_STATEMENT: Statement = {
+  name: 'outbox_record_attempts_v1',
+  text: `with v as (
+      select * from json_to_recordset($1::json) as v(user_id text, id uuid, attempt integer,
+        ok boolean, status integer, latency_ms integer, error text, retry_delay_ms double precision)),
+    held as (
+      select d.${dc.userId} as user_id, d.${dc.id} as id from ${D} d
+      where (d.${dc.userId}, d.${dc.id}) in (select user_id, id from v)
+      for key share of d),
+    logged as (
+      insert into ${ident(deliveryAttempts)} (${ac.userId}, ${ac.deliveryId}, ${ac.statusCode},
+        ${ac.latencyMs}, ${ac.error}, ${ac.manual})
+      select v.user_id, v.id, v.status, v.latency_ms, v.error, false
+      from v join held on held.user_id = v.user_id and held.id = v.id),
+    settled as (
+      update ${D} d set
+        ${dc.state} = case when v.ok then 'succeeded'
+          when now() >= d.${dc.retryUntil} then 'dead' else 'pending' end,
+        ${dc.completedAt} = case when v.ok or now() >= d.${dc.retryUntil} then now() end,
+        ${dc.nextAttemptAt} = case when v.ok then d.${dc.nextAttemptAt}
+          else least(now() + v.retry_delay_ms * interval '1 millisecond', d.${dc.retryUntil}) end,
+        ${dc.lastStatus} = v.status,
+        ${dc.lastError} = case when v.ok then null else v.error end,
+        ${dc.updatedAt} = now()
+      from v
+      where d.${dc.userId} = v.user_id and d.${dc.id} = v.id and d.${dc.state} = 'pending'
+        and d.${dc.attempts} = v.attempt
+      returning d.${dc.id} as id, d.${dc.attempts} as attempt, d.${dc.state} as state,
+        d.${dc.consumer} as consumer, d.${dc.userId} as user_id, d.${dc.position} as position),
+    released as (
+      update ${D} n set ${dc.nextAttemptAt} = now()
+      from settled s
+      where s.state <> 'pending' and n.${dc.id} = (
+          select e.${dc.id} from ${D} e
+          where e.${dc.state} = 'pending' and e.${dc.consumer} = s.consumer
+            and e.${dc.userId} = s.user_id and e.${dc.position} > s.position
+          order by e.${dc.position} limit 1)
+        and n.${dc.nextAttemptAt} = '${PARKED_UNTIL.toISOString()}'::timestamptz)
+    select v.id::text as id, v.attempt, held.id is not null as held, settled.state
+    from v left join held on held.user_id = v.user_id and held.id = v.id
+      left join settled on settled.id = v.id and settled.attempt = v.attempt`,
+};
 
 /**
- * Settles the claims that are still current (pending, and not claimed again since), in one
- * statement: a success completes its delivery; a failure schedules the next attempt
- * `retryDelayMs` later, never past `retry_until`, or marks it dead once a failure happens at or
- * after `retry_until`. The deliveries settled, with their stream and new state.
+ * Records automatic attempts at claimed deliveries (see RECORD_ATTEMPTS_STATEMENT), in one round
+ * trip whatever their number; for each, in order: whether its delivery still existed, and the
+ * state its claim left it in (undefined when the claim was no longer current).
  */
-export async function settleClaims(
-  dbTx: Db,
+export async function recordClaimAttempts(
+  db: Db,
   attempts: readonly ClaimAttempt[],
-): Promise<(DeliveryStream & { id: string; attempt: number })[]> {
+): Promise<{ held: boolean; state: DeliveryState | undefined }[]> {
   if (attempts.length === 0) return [];
-  const d = alias(deliveries, 'd');
-  const values = attempts.map(
-    (a) =>
-      sql`(${a.userId}::text, ${a.deliveryId}::uuid, ${a.attempt}::integer, ${a.ok}::boolean,
-        ${a.status}::integer, ${a.error}::text, ${a.retryDelayMs}::double precision)`,
-  );
-  const expired = sql`now() >= ${d.retryUntil}`;
-  const rows = await queryRows<{
+  const rows = await runStatement<{
     id: string;
     attempt: number;
-    state: DeliveryState;
-    consumer: string;
-    user_id: string;
-  }>(
-    dbTx,
-    sql`update ${deliveries} as ${d} set
-        ${bare(deliveries.state)} =
-          case when v.ok then 'succeeded' when ${expired} then 'dead' else 'pending' end,
-        ${bare(deliveries.completedAt)} = case when v.ok or ${expired} then now() end,
-        ${bare(deliveries.nextAttemptAt)} = case when v.ok then ${d.nextAttemptAt}
-          else least(now() + v.retry_delay_ms * interval '1 millisecond', ${d.retryUntil}) end,
-        ${bare(deliveries.lastStatus)} = v.status,
-        ${bare(deliveries.lastError)} = case when v.ok then null else v.error end,
-        ${bare(deliveries.updatedAt)} = now()
-      from (values ${sql.join(values, sql`, `)})
-        as v(user_id, id, attempt, ok, status, error, retry_delay_ms)
-      where ${d.userId} = v.user_id and ${d.id} = v.id and ${pendingOf(d)}
-        and ${d.attempts} = v.attempt
-      returning ${d.id} as id, ${d.attempts} as attempt, ${d.state} as state,
-        ${d.consumer} as consumer, ${d.userId} as user_id`,
-  );
-  return rows.map((row) => ({
-    id: row.id,
-    attempt: Number(row.attempt),
-    state: row.state,
-    consumer: row.consumer,
-    userId: row.user_id,
-  }));
+    held: boolean;
+    state: DeliveryState | null;
+  }>(db, undefined, RECORD_ATTEMPTS_STATEMENT, [
+    JSON.stringify(
+      attempts.map((a) => ({
+        user_id: a.userId,
+        id: a.deliveryId,
+        attempt: a.attempt,
+        ok: a.ok,
+        status: a.status,
+        latency_ms: a.latencyMs,
+        error: a.error,
+        retry_delay_ms: a.retryDelayMs,
+      })),
+    ),
+  ]);
+  const byClaim = new Map(rows.map((row) => [`${row.id} ${Number(row.attempt)}`, row]));
+  return attempts.map((a) => {
+    const row = byClaim.get(`${a.deliveryId} ${a.attempt}`);
+    return { held: row?.held ?? false, state: row?.state ?? undefined };
+  });
 }
 
 /** Notes a failed manual attempt on the delivery; its state and schedule stay as they are. */

@@ -14,14 +14,13 @@ import {
   expireOverdueDeliveries,
   holdDeliveries,
   insertAttempt,
-  insertClaimAttempts,
   insertDeliveries,
   listSubscribers,
   lockPendingHeads,
   noteManualFailure,
   releaseNext,
   releaseStranded,
-  settleClaims,
+  recordClaimAttempts,
   tryTransactionLock,
   upsertEventConsumers,
   type AttemptRecord,
@@ -184,8 +183,7 @@ export type RecordedState = DeliveryState | 'superseded' | 'gone';
 export const RECORD_BATCH_MAX = INSERT_CHUNK_ROWS;
 
 /**
- * Records automatic attempts (at most RECORD_BATCH_MAX) in one transaction of four statements,
- * whatever their number. Success completes a delivery; a failure schedules the next attempt
+ * Records automatic attempts (at most RECORD_BATCH_MAX) in one statement, whatever their number. Success completes a delivery; a failure schedules the next attempt
  * `retryDelayMs` later (never past `retry_until`), or marks it dead once a failure happens at or
  * after `retry_until`. Only a claim that is still current may change the state: a worker that
  * outlived its lease just adds its attempt to the log (`superseded`). A completed delivery
@@ -200,34 +198,18 @@ export async function recordAttempts(
     throw new Error(`At most ${RECORD_BATCH_MAX} attempts are recorded at once`);
   }
   if (attempts.length === 0) return [];
-  return db.transaction(async (dbTx) => {
-    const held = await holdDeliveries(
-      dbTx,
-      attempts.map((a) => a.delivery.id),
-    );
-    const claims = attempts
-      .filter((a) => held.has(a.delivery.id))
-      .map(({ delivery, outcome, retryDelayMs }): ClaimAttempt => ({
-        ...recordOf(outcome),
-        deliveryId: delivery.id,
-        userId: delivery.userId,
-        attempt: delivery.attempt,
-        ok: outcome.ok,
-        retryDelayMs,
-      }));
-    await insertClaimAttempts(dbTx, claims);
-    const settled = await settleClaims(dbTx, claims);
-    await releaseNext(
-      dbTx,
-      settled.filter((row) => row.state !== 'pending'),
-    );
-    const states = new Map(settled.map((row) => [`${row.id} ${row.attempt}`, row.state]));
-    return attempts.map(({ delivery }) =>
-      held.has(delivery.id)
-        ? (states.get(`${delivery.id} ${delivery.attempt}`) ?? 'superseded')
-        : 'gone',
-    );
-  });
+  const recorded = await recordClaimAttempts(
+    db,
+    attempts.map(({ delivery, outcome, retryDelayMs }): ClaimAttempt => ({
+      ...recordOf(outcome),
+      deliveryId: delivery.id,
+      userId: delivery.userId,
+      attempt: delivery.attempt,
+      ok: outcome.ok,
+      retryDelayMs,
+    })),
+  );
+  return recorded.map(({ held, state }) => (held ? (state ?? 'superseded') : 'gone'));
 }
 
 /**
