@@ -10,12 +10,7 @@ import {
 } from '../../db/schema/index.js';
 import { queryRows, runStatement, type Db, type Statement } from '../../db/client.js';
 import { bare, ident } from '../../db/sql.js';
-import {
-  daysAgo,
-  feedOrder,
-  toPublishedEvent,
-  type EventRow,
-} from './events.repository.js';
+import { daysAgo, feedOrder, toPublishedEvent, type EventRow } from './events.repository.js';
 import type { FeedPosition, PublishedEvent } from './feed.js';
 
 /*
