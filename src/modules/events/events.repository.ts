@@ -3,6 +3,7 @@ import { alias, type AnyPgColumn } from 'drizzle-orm/pg-core';
 import { v7 as uuidv7 } from 'uuid';
 import { deliveries, events, type EventType } from '../../db/schema/index.js';
 import { queryRows, type Db } from '../../db/client.js';
+import { isUuid } from '../../domain/ids.js';
 import type { EventData, FeedEntry, FeedPosition, FeedQuery, PublishedEvent } from './feed.js';
 
 export interface NewEvent {
@@ -169,9 +170,7 @@ export async function loadEvent(db: Db, eventId: string): Promise<PublishedEvent
 
 /** The feed position of one event, or undefined when it is not (or no longer) in `events`. */
 export async function feedPositionOf(db: Db, eventId: string): Promise<FeedPosition | undefined> {
-  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(eventId)) {
-    return undefined;
-  }
+  if (!isUuid(eventId)) return undefined;
   const [row] = await queryRows<{ tx_id: string; sequence: string }>(
     db,
     sql`select ${events.txId}::text as tx_id, ${events.sequence}::text as sequence
