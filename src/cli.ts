@@ -15,6 +15,7 @@ import {
   rotateKeys,
 } from './platform/key-rotation.js';
 import { createLogger } from './platform/logging.js';
+import { authenticationSetup, nobodyCanAuthenticate } from './plugins/access-control.js';
 import { SCOPES } from './platform/auth.js';
 import type { ValidationIssue } from './platform/errors.js';
 import {
@@ -286,9 +287,8 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       case 'preflight': {
         await database.migrate();
-        const required = config.nodeEnv === 'production' || config.authMode === 'required';
-        const tokens = Boolean(config.jwtSecret || config.jwtJwksUrl || config.jwtJwks);
-        if (required && !tokens && !(await createApiKeysService({ db: database.db }).hasUsable())) {
+        const apiKeys = createApiKeysService({ db: database.db });
+        if (nobodyCanAuthenticate(await authenticationSetup(config, apiKeys))) {
           process.stderr.write(
             'The API will not start yet: credentials are required and nobody could present ' +
               'any (no API key, no JWT setting). Create the first key with ' +

@@ -24,6 +24,35 @@ const OPEN_MODE_RECHECK_MS = 5_000;
 /** Browsers may reuse a CORS preflight answer this long. */
 const CORS_PREFLIGHT_MAX_AGE_SECONDS = 600;
 
+/** Who could authenticate, as start-up sees it: the settings, and the keys in the database. */
+export interface AuthenticationSetup {
+  /** NODE_ENV=production or AUTH_MODE=required: every request needs credentials. */
+  required: boolean;
+  /** JWT_SECRET, JWT_JWKS_URL or JWT_JWKS is set: user tokens can be verified. */
+  tokens: boolean;
+  /** An API key exists that is neither revoked nor expired. */
+  usableKey: boolean;
+}
+
+export async function authenticationSetup(
+  config: Config,
+  apiKeys: ApiKeysService,
+): Promise<AuthenticationSetup> {
+  return {
+    required: config.nodeEnv === 'production' || config.authMode === 'required',
+    tokens: Boolean(config.jwtSecret || config.jwtJwksUrl || config.jwtJwks),
+    usableKey: await apiKeys.hasUsable(),
+  };
+}
+
+/**
+ * The one rule the API's start-up and `cli preflight` share: credentials are required and nobody
+ * could present any, so the API refuses to start.
+ */
+export function nobodyCanAuthenticate(setup: AuthenticationSetup): boolean {
+  return setup.required && !setup.tokens && !setup.usableKey;
+}
+
 /**
  * Whether requests without credentials are let in: only outside production, with AUTH_MODE=auto,
  * no JWT verifier and no usable API key. Once a key exists the process closes for good (revoking
@@ -31,13 +60,11 @@ const CORS_PREFLIGHT_MAX_AGE_SECONDS = 600;
  */
 async function openModeGate(
   config: Config,
-  verifier: TokenVerifier | undefined,
   apiKeys: ApiKeysService,
   log: FastifyBaseLogger,
 ): Promise<() => Promise<boolean>> {
-  const hasKey = await apiKeys.hasUsable();
-  const required = config.nodeEnv === 'production' || config.authMode === 'required';
-  if (required && !verifier && !hasKey) {
+  const setup = await authenticationSetup(config, apiKeys);
+  if (nobodyCanAuthenticate(setup)) {
     throw new AuthSetupError(
       `${config.nodeEnv === 'production' ? 'NODE_ENV=production' : 'AUTH_MODE=required'} needs a ` +
         'way to authenticate, and none is configured: set JWT_SECRET, JWT_JWKS_URL or JWT_JWKS ' +
@@ -46,7 +73,7 @@ async function openModeGate(
         '(in the production image: `node dist/cli.js keys create --scopes admin --name ops`)',
     );
   }
-  if (required || verifier || hasKey) return async () => false;
+  if (setup.required || setup.tokens || setup.usableKey) return async () => false;
 
   let open = true;
   let checkedAt = Date.now();
@@ -124,7 +151,7 @@ export const accessControlPlugin = fp<AccessControlPluginOptions>(
       audience: config.jwtAudience,
       clockToleranceSeconds: config.jwtClockToleranceSeconds,
     });
-    const isOpen = await openModeGate(config, verifier, apiKeys, app.log);
+    const isOpen = await openModeGate(config, apiKeys, app.log);
     app.decorate('isOpenMode', isOpen);
     // CORS before access control: its refusals (401, 403, 429) must carry the CORS headers too,
     // or an allowed browser application could read neither the error nor its Retry-After.
