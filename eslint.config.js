@@ -24,6 +24,36 @@ const noUpperLayers = {
   message: 'The domain layer holds plain value rules: it imports no other layer.',
 };
 
+/*
+ * SQL only in repositories (docs/architecture.md, "SQL lives in repositories"): `*.repository.ts`
+ * files and src/db/ (the client, the schema, the shared platform's repositories). Elsewhere in
+ * src/ there is no drizzle-orm value import (no `sql`, `sql.raw`, `SQL`, no query builder
+ * operators), no statement runner from db/client, and no `.execute(…)` / `.query(…)` given SQL
+ * text. test/, bench/ and scripts/ are exempt: tests read the catalog and inject faults the API
+ * does not expose, and the bench's bulk loader seeds tables directly; none of them is the service.
+ * test/unit/sql-boundary.test.ts runs this rule on a violating snippet.
+ */
+const DRIZZLE = String.raw`/^drizzle-orm(\/|$)/`;
+const SQL_OUTSIDE_REPOSITORIES = 'SQL belongs in a repository (*.repository.ts, or src/db/).';
+const sqlOnlyInRepositories = [
+  {
+    selector: `ImportDeclaration[importKind='value'][source.value=${DRIZZLE}] > ImportSpecifier[importKind='value']`,
+    message: `Do not import drizzle-orm values here. ${SQL_OUTSIDE_REPOSITORIES}`,
+  },
+  {
+    selector: `ImportDeclaration[importKind='value'][source.value=${DRIZZLE}] > :matches(ImportNamespaceSpecifier, ImportDefaultSpecifier)`,
+    message: `Do not import drizzle-orm values here. ${SQL_OUTSIDE_REPOSITORIES}`,
+  },
+  {
+    selector: String.raw`ImportDeclaration[source.value=/(^|\/)db\/client(\.js)?$/] > ImportSpecifier[imported.name=/^(queryRows|runStatement|Statement)$/]`,
+    message: `Statements are run (and written) by repositories. ${SQL_OUTSIDE_REPOSITORIES}`,
+  },
+  {
+    selector: `CallExpression[callee.property.name=/^(execute|query)$/][arguments.0.type=/^(TaggedTemplateExpression|TemplateLiteral|Literal)$/]`,
+    message: `No SQL text outside repositories. ${SQL_OUTSIDE_REPOSITORIES}`,
+  },
+];
+
 export default tseslint.config(
   {
     // Generated: the typed client's types (npm run client:types).
@@ -82,6 +112,11 @@ export default tseslint.config(
   {
     files: ['src/domain/**/*.ts'],
     rules: { 'no-restricted-imports': ['error', { patterns: [noUpperLayers] }] },
+  },
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/**/*.repository.ts', 'src/db/**'],
+    rules: { 'no-restricted-syntax': ['error', ...sqlOnlyInRepositories] },
   },
   { files: ['*.js', '*.config.ts', 'scripts/**'], ...tseslint.configs.disableTypeChecked },
 );

@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 
 /*
@@ -78,6 +79,21 @@ function findCycle(graph: Map<string, Set<string>>): string[] | undefined {
   return undefined;
 }
 
+/**
+ * The exported async functions of a repository's `text` whose first parameter is not typed `Db`
+ * (one repository signature: the database handle or a transaction first, then the arguments).
+ */
+function withoutDbFirst(file: string, text: string): string[] {
+  const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true);
+  const has = (node: ts.FunctionDeclaration, kind: ts.SyntaxKind) =>
+    node.modifiers?.some((modifier) => modifier.kind === kind) ?? false;
+  return source.statements
+    .filter(ts.isFunctionDeclaration)
+    .filter((fn) => has(fn, ts.SyntaxKind.ExportKeyword) && has(fn, ts.SyntaxKind.AsyncKeyword))
+    .filter((fn) => fn.parameters[0]?.type?.getText(source) !== 'Db')
+    .map((fn) => `${file}: ${fn.name?.text ?? 'default'}`);
+}
+
 describe('the layering of src/', () => {
   it('finds a cycle when there is one (the check itself)', () => {
     const graph = new Map([
@@ -109,6 +125,29 @@ describe('the layering of src/', () => {
       file.imports
         .filter((target) => /^(modules|plugins)\//.test(target))
         .map((target) => `${file.path} → ${target}`),
+    );
+    expect(offending).toEqual([]);
+  });
+
+  it('finds a repository function without a Db first (the check itself)', () => {
+    const text = [
+      'export async function good(db: Db, id: string) {}',
+      'export async function bad(id: string, db: Db) {}',
+      'export async function none() {}',
+      'async function internal(id: string) {}',
+      'export function mapper(row: unknown) {}',
+    ].join('\n');
+    expect(withoutDbFirst('x.repository.ts', text)).toEqual([
+      'x.repository.ts: bad',
+      'x.repository.ts: none',
+    ]);
+  });
+
+  it('gives every exported async function of a repository a Db first parameter', () => {
+    const repositories = files.filter((file) => file.path.endsWith('.repository.ts'));
+    expect(repositories.length).toBeGreaterThan(5);
+    const offending = repositories.flatMap((file) =>
+      withoutDbFirst(file.path, readFileSync(path.join(SRC, file.path), 'utf8')),
     );
     expect(offending).toEqual([]);
   });
