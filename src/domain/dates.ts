@@ -1,5 +1,7 @@
 /** How far ahead a transaction date may lie: clocks disagree, and time zones run ahead of UTC. */
 export const FUTURE_TOLERANCE_MS = 24 * 60 * 60 * 1000;
+/** A date or date-time as sent, in characters (the longest real form is about 30). */
+export const DATE_INPUT_LENGTH_MAX = 40;
 const YEAR_MIN = 1900;
 const YEAR_MAX = 9999;
 /** The instants parseInstant can return, with a day's margin for offsets across a year's edge. */

@@ -1,8 +1,7 @@
 import { Type, type Static } from 'typebox';
+import { DATE_INPUT_LENGTH_MAX } from '../../domain/dates.js';
 import { USER_ID_LENGTH_MAX } from '../../domain/ids.js';
 import { PRINTABLE_TEXT, PRINTABLE_TEXT_MESSAGE } from '../../domain/text.js';
-
-const DATE_INPUT_LENGTH_MAX = 40;
 
 // The same rules as a user_id everywhere else: a NUL or an unpaired surrogate would otherwise
 // reach PostgreSQL and fail there (a 500) instead of here (a 422 naming the parameter).

@@ -4,7 +4,8 @@ import { ownerOf } from '../../platform/auth.js';
 import { keysetPage } from '../../domain/pagination.js';
 import { AppError, invalidCursor, validationError } from '../../platform/errors.js';
 import { errorResponses } from '../../platform/http-errors.js';
-import { EVENT_PAGE_SIZE_DEFAULT, EventsEnvelope, EventsQuery } from './events.schemas.js';
+import { EVENT_PAGE_SIZE_DEFAULT } from './events.limits.js';
+import { EventsEnvelope, EventsQuery } from './events.schemas.js';
 import { readFeed } from './events.repository.js';
 import { decodeFeedCursor, encodeFeedCursor } from './feed.js';
 

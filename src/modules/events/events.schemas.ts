@@ -2,15 +2,16 @@ import { Type, type Static } from 'typebox';
 import { EVENT_TYPES } from '../../db/schema/index.js';
 import { UserId } from '../../domain/ids.js';
 import { pageEnvelope } from '../../platform/envelopes.js';
-
-export const EVENT_PAGE_SIZE_DEFAULT = 100;
-export const EVENT_PAGE_SIZE_MAX = 1_000;
-const CURSOR_LENGTH_MAX = 100;
+import {
+  EVENT_CURSOR_LENGTH_MAX,
+  EVENT_PAGE_SIZE_DEFAULT,
+  EVENT_PAGE_SIZE_MAX,
+} from './events.limits.js';
 
 export const EventsQuery = Type.Object({
   after: Type.Optional(
     Type.String({
-      maxLength: CURSOR_LENGTH_MAX,
+      maxLength: EVENT_CURSOR_LENGTH_MAX,
       description: 'The `next_cursor` of the previous page; omit to start from the oldest event.',
     }),
   ),

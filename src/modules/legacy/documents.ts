@@ -4,7 +4,7 @@
  * document either becomes a row to store or a reason it cannot be.
  */
 import { createHash } from 'node:crypto';
-import { parseInstant } from '../../domain/dates.js';
+import { DATE_INPUT_LENGTH_MAX, parseInstant } from '../../domain/dates.js';
 import { USER_ID_LENGTH_MAX } from '../../domain/ids.js';
 import { isPrintableText, isStorableText, textLength } from '../../domain/text.js';
 import { currencyExponent, parseAmount } from '../../domain/money.js';
@@ -127,8 +127,11 @@ function dateOf(value: Json | undefined): Date | string {
   }
   if (text === undefined) return 'transaction_date: not a date string';
   // At most a few dozen characters in any real form; a longer string is not worth a regex.
-  const date = text.length <= 40 ? parseInstant(text) : undefined;
-  return date ?? `transaction_date: not a valid date (${JSON.stringify(text.slice(0, 40))})`;
+  const date = text.length <= DATE_INPUT_LENGTH_MAX ? parseInstant(text) : undefined;
+  return (
+    date ??
+    `transaction_date: not a valid date (${JSON.stringify(text.slice(0, DATE_INPUT_LENGTH_MAX))})`
+  );
 }
 
 function userIdOf(value: Json | undefined): string | { reason: string } {

@@ -1,7 +1,8 @@
 /*
  * Every limit of the transactions module, each named with its unit (DESIGN.md 2.3, 2.4). The page
  * sizes of a history (PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX) are in src/domain/pagination.ts, because
- * config.ts checks the PAGE_SIZE_MAX setting against them.
+ * config.ts checks the PAGE_SIZE_MAX setting against them; the length of a date as sent
+ * (DATE_INPUT_LENGTH_MAX) is in src/domain/dates.ts, shared with analytics and the legacy import.
  */
 
 /** A name, in characters after trimming. */
@@ -16,8 +17,6 @@ export const METADATA_KEYS_MAX = 20;
 export const METADATA_KEY_LENGTH_MAX = 64;
 /** A metadata value, in characters. */
 export const METADATA_VALUE_LENGTH_MAX = 500;
-/** A date or date-time as sent, in characters (the longest real form is about 30). */
-export const DATE_INPUT_LENGTH_MAX = 40;
 /** An amount sent as a decimal string, in characters. */
 export const AMOUNT_INPUT_LENGTH_MAX = 40;
 /** A history cursor as sent, in characters (one we issue is about 70). */

@@ -1,4 +1,5 @@
 import { Type, type Static } from 'typebox';
+import { DATE_INPUT_LENGTH_MAX } from '../../domain/dates.js';
 import { USER_ID_LENGTH_MAX, UserId } from '../../domain/ids.js';
 import { PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX } from '../../domain/pagination.js';
 import {
@@ -11,7 +12,6 @@ import { envelope, pageEnvelope } from '../../platform/envelopes.js';
 import {
   AMOUNT_INPUT_LENGTH_MAX,
   CURSOR_LENGTH_MAX,
-  DATE_INPUT_LENGTH_MAX,
   DESCRIPTION_LENGTH_MAX,
   FULL_NAME_INPUT_LENGTH_MAX,
   METADATA_KEY_LENGTH_MAX,
