@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -246,9 +247,26 @@ export async function inTransaction<T>(
  * connection parses and plans it once.
  */
 export interface Statement {
-  /** Unique per statement text: change it when the text changes. */
+  /** What the statement does; the prepared statement's name adds a hash of `text` to it. */
   readonly name: string;
   readonly text: string;
+}
+
+const preparedNames = new WeakMap<Statement, string>();
+
+/**
+ * The name `statement` is prepared under: its own name and a hash of its text, so two texts can
+ * never share a prepared statement (a connection refuses a second text under a name it knows),
+ * whatever the names say.
+ */
+function preparedName(statement: Statement): string {
+  let name = preparedNames.get(statement);
+  if (name === undefined) {
+    const hash = createHash('sha256').update(statement.text).digest('hex').slice(0, 12);
+    name = `${statement.name}_${hash}`;
+    preparedNames.set(statement, name);
+  }
+  return name;
 }
 
 /**
@@ -275,7 +293,7 @@ export async function runStatement<T>(
     let broken: Error | undefined;
     try {
       const result = await connection.query<pg.QueryResultRow>({
-        name: statement.name,
+        name: preparedName(statement),
         text: statement.text,
         values: [...values],
       });
@@ -290,7 +308,7 @@ export async function runStatement<T>(
   }
   if (client instanceof pg.Pool || client instanceof pg.Client) {
     const result = await client.query<pg.QueryResultRow>({
-      name: statement.name,
+      name: preparedName(statement),
       text: statement.text,
       values: [...values],
     });

@@ -14,18 +14,18 @@ const TABLE = ident(idempotencyKeys);
 const c = idents(idempotencyKeys);
 
 const LOCK_KEY: Statement = {
-  name: 'fido_idempotency_lock_1',
+  name: 'fido_idempotency_lock',
   text: 'select pg_try_advisory_xact_lock(hashtext($1::text), hashtext($2::text)) as locked',
 };
 
 const FIND_KEY: Statement = {
-  name: 'fido_idempotency_find_2',
+  name: 'fido_idempotency_find',
   text: `select ${c.requestHash}, ${c.responseStatus}, ${c.responseHeaders}, ${c.responseBody}
   from ${TABLE} where ${c.scope} = $1::text and ${c.key} = $2::text and ${c.expiresAt} > $3::timestamptz`,
 };
 
 const SAVE_KEY: Statement = {
-  name: 'fido_idempotency_save_2',
+  name: 'fido_idempotency_save',
   text: `insert into ${TABLE} (${c.scope}, ${c.key}, ${c.requestHash}, ${c.responseStatus},
     ${c.responseHeaders}, ${c.responseBody}, ${c.createdAt}, ${c.expiresAt})
   values ($1::text, $2::text, $3::text, $4::int, $5::jsonb, $6::text, $7::timestamptz,

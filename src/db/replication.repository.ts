@@ -12,13 +12,13 @@ import { runStatement, type Db, type Statement } from './client.js';
  * the next record, so it is not the default).
  */
 const PRIMARY_POSITION: Statement = {
-  name: 'fido_primary_wal_position_1',
+  name: 'fido_primary_wal_position',
   text: `select (case when current_setting('synchronous_commit') = 'off'
     then pg_current_wal_insert_lsn() else pg_current_wal_flush_lsn() end)::text as lsn`,
 };
 
 const REPLICA_STATUS: Statement = {
-  name: 'fido_replica_status_1',
+  name: 'fido_replica_status',
   text: `select pg_last_wal_replay_lsn()::text as replay, pg_last_wal_receive_lsn()::text as receive,
     pg_is_in_recovery() and pg_is_wal_replay_paused() as paused, pg_is_in_recovery() as standby,
     extract(epoch from (clock_timestamp() - pg_last_xact_replay_timestamp())) * 1000 as since_ms`,

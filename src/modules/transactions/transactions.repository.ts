@@ -48,7 +48,7 @@ const t = transactions;
  * $12 the rollups' time zone, $13 event id, $14 event payload.
  */
 export const CREATE_STATEMENT: Statement = {
-  name: 'fido_create_transaction_2',
+  name: 'fido_create_transaction',
   text: statementText(sql`
 with locked as materialized (
   select pg_advisory_xact_lock_shared($1::int, hashtext($2::text))
@@ -173,13 +173,13 @@ function fromStored(row: StoredRow): TransactionRow {
 
 /** A read by id, the hottest read: a prepared statement (see `runStatement`). */
 const FIND_BY_ID_STATEMENT: Statement = {
-  name: 'fido_find_transaction_2',
+  name: 'fido_find_transaction',
   text: statementText(sql`select ${ROW_COLUMNS} from ${t} where ${t.id} = $1::uuid limit 1`),
 };
 
 /** A read by the old service's ObjectId (an imported row's `legacy_id`). */
 const FIND_BY_LEGACY_ID_STATEMENT: Statement = {
-  name: 'fido_find_transaction_by_legacy_id_2',
+  name: 'fido_find_transaction_by_legacy_id',
   text: statementText(sql`select ${ROW_COLUMNS} from ${t} where ${t.legacyId} = $1::text limit 1`),
 };
 
@@ -257,7 +257,7 @@ function historyStatement(present: readonly boolean[]): Statement {
       where.push(sql`(${t.transactionDate}, ${t.id}) < (${next('timestamptz')}, ${next('uuid')})`);
     }
     statement = {
-      name: `fido_history_2_${variant}`,
+      name: `fido_history_${variant}`,
       text: statementText(sql`select ${ROW_COLUMNS} from ${t} where ${sql.join(where, sql` and `)}
   order by ${t.transactionDate} desc, ${t.id} desc limit ${next('int')}`),
     };
