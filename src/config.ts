@@ -65,6 +65,13 @@ export interface Config {
   readonly webConcurrency: number;
   /** Under WEB_CONCURRENCY > 1: restarts of a process failing right after starting, then give up. */
   readonly webStartRetries: number;
+  /**
+   * The old-space bound (MiB) the HTTP server gives its own heap when nobody gave one (see
+   * `platform/heap.ts`); 0 leaves the sizing to Node.
+   */
+  readonly heapOldSpaceMb: number;
+  /** NODE_OPTIONS as given: a heap flag there is the operator's choice, and the server adds none. */
+  readonly nodeOptions: string;
   /** `inline`: this process also delivers events; `off`: another process (`npm run worker`) does. */
   readonly worker: 'inline' | 'off';
   /** How often the worker looks for new events and due retries when nothing wakes it sooner. */
@@ -150,6 +157,14 @@ type Env = Readonly<Record<string, string | undefined>>;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const NODE_ENVS = ['development', 'production', 'test'] as const;
+/**
+ * The HTTP server's old-space bound by default (MiB): about four times its live heap under load
+ * (~50 MB), which keeps RSS under 250 MB where Node's own sizing (a quarter of the machine's
+ * memory) let it reach ~300 MB of garbage not yet collected. Measured in docs/performance.md.
+ */
+const HEAP_OLD_SPACE_MB_DEFAULT = 192;
+/** Smaller bounds leave too little room over the live heap: the process would run out of it. */
+const HEAP_OLD_SPACE_MB_MIN = 64;
 /** HS256 keys shorter than the hash output are weaker than the algorithm (RFC 7518 3.2). */
 const JWT_SECRET_BYTES_MIN = 32;
 const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
@@ -216,6 +231,17 @@ export function loadConfig(env: Env = process.env): Config {
       return fallback;
     }
     return Number(raw);
+  }
+
+  function heapOldSpace(): number {
+    const mb = integer('HEAP_OLD_SPACE_MB', HEAP_OLD_SPACE_MB_DEFAULT, 0, 65_536);
+    if (mb > 0 && mb < HEAP_OLD_SPACE_MB_MIN) {
+      problems.push(
+        `HEAP_OLD_SPACE_MB must be 0 (Node's own sizing) or at least ${HEAP_OLD_SPACE_MB_MIN}`,
+      );
+      return HEAP_OLD_SPACE_MB_DEFAULT;
+    }
+    return mb;
   }
 
   function decimal(name: string, fallback: number, min: number, max: number): number {
@@ -410,6 +436,8 @@ export function loadConfig(env: Env = process.env): Config {
     trustProxy: boolean('TRUST_PROXY', false),
     webConcurrency: integer('WEB_CONCURRENCY', 1, 1, 64),
     webStartRetries: integer('WEB_START_RETRIES', 5, 0, 20),
+    heapOldSpaceMb: heapOldSpace(),
+    nodeOptions: read('NODE_OPTIONS') ?? '',
     worker: oneOf('WORKER', ['inline', 'off'] as const, 'inline'),
     workerPollMs: integer('WORKER_POLL_MS', 1_000, 10, 60_000),
     cacheWarmup: oneOf('CACHE_WARMUP', ['on', 'off'] as const, 'off'),

@@ -1,9 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
-import { buildApp } from './app.js';
 import { loadConfig, readDotEnv, type Config } from './config.js';
-import { eventHandlers } from './event-handlers.js';
-import { createLogger } from './platform/logging.js';
-import { serveClusterMetrics } from './platform/cluster-metrics.js';
+import { heapArguments, memoryLimitMb, relaunch, watchLauncher } from './platform/heap.js';
 import { closeOnSignals, failedToStart, START_FAILED } from './platform/process.js';
 
 /** A process that dies before listening or this soon after failed to start: retried with backoff. */
@@ -16,10 +13,30 @@ const RETRY_MAX_MS = 8_000;
 async function main(): Promise<void> {
   readDotEnv();
   const config = loadConfig();
+  // Only node: modules and the config are loaded up to here: a launcher stays small beside the
+  // server it starts (platform/heap.ts).
+  const heap = heapArguments({
+    oldSpaceMb: config.heapOldSpaceMb,
+    execArgv: process.execArgv,
+    nodeOptions: config.nodeOptions,
+    memoryMb: memoryLimitMb() / config.webConcurrency,
+  });
   if (config.webConcurrency > 1 && cluster.isPrimary) {
-    runPrimary(config);
+    // The supervisor stays small without a bound; its HTTP processes get one.
+    cluster.setupPrimary({ execArgv: [...heap, ...process.execArgv] });
+    await runPrimary(config);
     return;
   }
+  if (cluster.isPrimary && heap.length > 0) {
+    relaunch(heap);
+    return;
+  }
+  watchLauncher();
+  const [{ buildApp }, { eventHandlers }, { createLogger }] = await Promise.all([
+    import('./app.js'),
+    import('./event-handlers.js'),
+    import('./platform/logging.js'),
+  ]);
   if (cluster.isPrimary) {
     // The first start of the embedded database creates and migrates it, which takes seconds:
     // say so, rather than leave a new user looking at a silent terminal.
@@ -43,7 +60,11 @@ async function main(): Promise<void> {
  * (what the process sent before exiting, or its exit code) is logged once, and again only if it
  * changes. It also answers the processes' /metrics scrapes with the sum over all of them.
  */
-function runPrimary(config: Config): void {
+async function runPrimary(config: Config): Promise<void> {
+  const [{ createLogger }, { serveClusterMetrics }] = await Promise.all([
+    import('./platform/logging.js'),
+    import('./platform/cluster-metrics.js'),
+  ]);
   const log = createLogger(config.logLevel);
   const started = new Map<Worker, { index: number; listeningAt?: number }>();
   const failuresInARow = new Map<number, number>();
