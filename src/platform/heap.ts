@@ -54,14 +54,17 @@ const FORWARDED_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
 /**
  * Starts this same entry again with `nodeArguments` first and stays beside it: signals are passed
  * on, and its exit code (128 + the signal's number when a signal ended it) becomes this process's.
- * The server runs in a process group of its own, so a terminal's Ctrl-C reaches it once (passed
- * on) rather than twice; it stops, as on SIGTERM, if this process dies (its IPC channel closes).
+ * It stays in this process's session and group (a session of its own would be scheduled as a
+ * separate group, and got markedly less CPU on a busy machine), so a terminal's Ctrl-C reaches it
+ * twice, which a server that is already stopping ignores. It stops, as on SIGTERM, if this
+ * process dies (its IPC channel closes).
  */
 export function relaunch(nodeArguments: readonly string[]): void {
   const child = spawn(
     process.execPath,
     [...nodeArguments, ...process.execArgv, ...process.argv.slice(1), RELAUNCHED_ARG],
-    { stdio: ['inherit', 'inherit', 'inherit', 'ipc'], detached: true },
+    // An IPC channel, which closes when this process dies (see watchLauncher).
+    { stdio: ['inherit', 'inherit', 'inherit', 'ipc'] },
   );
   for (const signal of FORWARDED_SIGNALS) process.on(signal, () => child.kill(signal));
   child.once('error', (error) => {
@@ -79,6 +82,7 @@ export function relaunch(nodeArguments: readonly string[]): void {
  */
 export function watchLauncher(): void {
   if (!process.argv.includes(RELAUNCHED_ARG) || !process.channel) return;
+  // Nothing is ever sent on it: it only closes, when the launcher is gone.
   process.channel.unref();
   process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
 }

@@ -25,8 +25,10 @@ export function closeOnSignals(app: FastifyInstance, timeoutMs: number): void {
       },
     );
   };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  // Not once: a signal that comes again while stopping (a terminal's Ctrl-C reaches a relaunched
+  // server and its launcher, which passes it on) is ignored, not left to kill the process.
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
 }
 
 /**
