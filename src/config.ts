@@ -158,11 +158,11 @@ type Env = Readonly<Record<string, string | undefined>>;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const NODE_ENVS = ['development', 'production', 'test'] as const;
 /**
- * The HTTP server's old-space bound by default (MiB): about four times its live heap under load
- * (~50 MB), which keeps RSS under 250 MB where Node's own sizing (a quarter of the machine's
- * memory) let it reach ~300 MB of garbage not yet collected. Measured in docs/performance.md.
+ * The HTTP server's old-space bound (MiB) by default: none (0, Node's own sizing). 192 keeps RSS
+ * under load at 214-244 MB against 208-291 MB, but cost CPU on cached history pages, and a server
+ * relaunched with it lost a start-up race in a test (docs/performance.md, Memory): opt-in for now.
  */
-const HEAP_OLD_SPACE_MB_DEFAULT = 192;
+const HEAP_OLD_SPACE_MB_DEFAULT = 0;
 /** Smaller bounds leave too little room over the live heap: the process would run out of it. */
 const HEAP_OLD_SPACE_MB_MIN = 64;
 /** HS256 keys shorter than the hash output are weaker than the algorithm (RFC 7518 3.2). */
