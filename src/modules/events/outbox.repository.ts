@@ -239,7 +239,7 @@ export interface ClaimedDelivery {
  * prepared once per connection and never built again.
  */
 const CLAIM_STATEMENT: Statement = {
-  name: 'outbox_claim_deliveries_v1',
+  name: 'outbox_claim_deliveries',
   text: `with due as (
       select d.${dc.id} as id from ${D} d
       left join ${ident(webhooks)} w on w.${ident(webhooks.id)} = d.${dc.webhookId}
@@ -366,12 +366,13 @@ export interface ClaimAttempt extends AttemptRecord {
  * the deliveries that still exist (FOR KEY SHARE, as holdDeliveries does), logs an attempt for
  * each, settles the claims still current (a success completes its delivery; a failure schedules
  * the next attempt, never past `retry_until`, or marks it dead once one fails at or after it),
- * and makes the next parked delivery of each completed stream due. The successor is the first
- * pending delivery after the completed one: only a stream's head is ever claimed. A fixed text, so
- * it is prepared once per connection and never built again.
+ * and returns the stream of each settled one. A fixed text, so it is prepared once per connection
+ * and never built again. Releasing the successors of completed streams is a second statement
+ * (recordClaimAttempts): this one's snapshot predates a successor the relay inserted, parked,
+ * while it held the head this statement waited for.
  */
 const RECORD_ATTEMPTS_STATEMENT: Statement = {
-  name: 'outbox_record_attempts_v1',
+  name: 'outbox_record_attempts',
   text: `with v as (
       select * from json_to_recordset($1::json) as v(user_id text, id uuid, attempt integer,
         ok boolean, status integer, latency_ms integer, error text, retry_delay_ms double precision)),
@@ -398,17 +399,9 @@ const RECORD_ATTEMPTS_STATEMENT: Statement = {
       where d.${dc.userId} = v.user_id and d.${dc.id} = v.id and d.${dc.state} = 'pending'
         and d.${dc.attempts} = v.attempt
       returning d.${dc.id} as id, d.${dc.attempts} as attempt, d.${dc.state} as state,
-        d.${dc.consumer} as consumer, d.${dc.userId} as user_id, d.${dc.position} as position),
-    released as (
-      update ${D} n set ${dc.nextAttemptAt} = now()
-      from settled s
-      where s.state <> 'pending' and n.${dc.id} = (
-          select e.${dc.id} from ${D} e
-          where e.${dc.state} = 'pending' and e.${dc.consumer} = s.consumer
-            and e.${dc.userId} = s.user_id and e.${dc.position} > s.position
-          order by e.${dc.position} limit 1)
-        and n.${dc.nextAttemptAt} = '${PARKED_UNTIL.toISOString()}'::timestamptz)
-    select v.id::text as id, v.attempt, held.id is not null as held, settled.state
+        d.${dc.consumer} as consumer, d.${dc.userId} as user_id)
+    select v.id::text as id, v.attempt, held.id is not null as held, settled.state,
+      settled.consumer, settled.user_id
     from v left join held on held.user_id = v.user_id and held.id = v.id
       left join settled on settled.id = v.id and settled.attempt = v.attempt`,
 };
@@ -423,30 +416,45 @@ export async function recordClaimAttempts(
   attempts: readonly ClaimAttempt[],
 ): Promise<{ held: boolean; state: DeliveryState | undefined }[]> {
   if (attempts.length === 0) return [];
-  const rows = await runStatement<{
-    id: string;
-    attempt: number;
-    held: boolean;
-    state: DeliveryState | null;
-  }>(db, undefined, RECORD_ATTEMPTS_STATEMENT, [
-    JSON.stringify(
-      attempts.map((a) => ({
-        user_id: a.userId,
-        id: a.deliveryId,
-        attempt: a.attempt,
-        ok: a.ok,
-        status: a.status,
-        latency_ms: a.latencyMs,
-        error: a.error,
-        retry_delay_ms: a.retryDelayMs,
-      })),
-    ),
-  ]);
+  const rows = await db.transaction(async (dbTx) => {
+    const settled = await runStatement<{
+      id: string;
+      attempt: number;
+      held: boolean;
+      state: DeliveryState | null;
+      consumer: string | null;
+      user_id: string | null;
+    }>(db, dbTx, RECORD_ATTEMPTS_STATEMENT, [JSON.stringify(attempts.map(attemptJson))]);
+    // A new statement, so a new snapshot: it sees a successor the relay committed meanwhile.
+    await releaseNext(
+      dbTx,
+      settled.flatMap(({ state, consumer, user_id: userId }) =>
+        state !== null && state !== 'pending' && consumer !== null && userId !== null
+          ? [{ consumer, userId }]
+          : [],
+      ),
+    );
+    return settled;
+  });
   const byClaim = new Map(rows.map((row) => [`${row.id} ${Number(row.attempt)}`, row]));
   return attempts.map((a) => {
     const row = byClaim.get(`${a.deliveryId} ${a.attempt}`);
     return { held: row?.held ?? false, state: row?.state ?? undefined };
   });
+}
+
+/** A ClaimAttempt as RECORD_ATTEMPTS_STATEMENT reads it. */
+function attemptJson(a: ClaimAttempt) {
+  return {
+    user_id: a.userId,
+    id: a.deliveryId,
+    attempt: a.attempt,
+    ok: a.ok,
+    status: a.status,
+    latency_ms: a.latencyMs,
+    error: a.error,
+    retry_delay_ms: a.retryDelayMs,
+  };
 }
 
 /** Notes a failed manual attempt on the delivery; its state and schedule stay as they are. */
