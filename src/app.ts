@@ -73,6 +73,9 @@ export interface AppDeps {
   jetStreamRelay?: Pick<JetStreamRelayOptions, 'afterPublish' | 'batchSize'>;
 }
 
+/** How long one plugin may take to start before start-up fails as hung. */
+const PLUGIN_START_TIMEOUT_MS = 120_000;
+
 /** Fastify itself: limits, logging and the request id, from config. */
 function createServer(config: Config, deps: AppDeps) {
   const app = Fastify({
@@ -85,6 +88,9 @@ function createServer(config: Config, deps: AppDeps) {
       requestIdLogLabel: 'request_id',
       disableRequestLogging: true,
     }),
+    // Plugins bound their own start-up waits (the database's: 30 s for a server still coming up);
+    // Fastify's 10 s default cut that wait short. This only catches a plugin that hangs.
+    pluginTimeout: PLUGIN_START_TIMEOUT_MS,
     bodyLimit: config.bodyLimitBytes,
     requestTimeout: config.requestTimeoutMs,
     connectionTimeout: config.requestTimeoutMs,
