@@ -280,11 +280,16 @@ function parseStored(stored: string): ParsedValue {
  * The payload's bytes. Buffer.from skips characters it cannot decode, and each skipped one makes
  * the result shorter than the payload's length implies (for lengths that are not 1 mod 4, which
  * `parseParts` refuses), so a length check stands in for checking the alphabet first: on a cached
- * history page (tens of kilobytes) that regular expression cost more than the decryption.
+ * history page (tens of kilobytes) that regular expression cost more than the decryption. The
+ * decoder also reads standard base64's `+` and `/`, which base64url does not have: refused apart.
  */
 function decodePayload(payload: string): Buffer {
   const bytes = Buffer.from(payload, 'base64url');
-  if (bytes.length !== Math.floor((payload.length * 3) / 4)) {
+  if (
+    bytes.length !== Math.floor((payload.length * 3) / 4) ||
+    payload.includes('+') ||
+    payload.includes('/')
+  ) {
     throw malformed('payload is not base64url');
   }
   return bytes;

@@ -173,6 +173,14 @@ describe('FieldCipher', () => {
 
   it('rejects malformed values without echoing them', () => {
     const valid = cipher.encrypt('Jane Doe', ROW_ID);
+    // A value whose payload has base64url's own characters, spelled in standard base64 instead.
+    let urlSafe = valid;
+    while (!/[-_]/.test(payloadOf(urlSafe).toString('base64url'))) {
+      urlSafe = cipher.encrypt('Jane Doe', ROW_ID);
+    }
+    const standardSpelling = urlSafe.replace(/[^.]*$/, (payload) =>
+      payload.replaceAll('-', '+').replaceAll('_', '/'),
+    );
     const malformed = [
       '',
       'Jane Doe',
@@ -187,6 +195,7 @@ describe('FieldCipher', () => {
       `v1.k1.${randomBytes(27).toString('base64url')}`,
       `${valid}.extra`,
       valid.replace(/^v1\.k1\./, 'v1.k1+x.'),
+      standardSpelling,
     ];
     for (const stored of malformed) {
       const error = thrownBy(() => cipher.decrypt(stored, ROW_ID));

@@ -21,8 +21,9 @@ import {
 /**
  * Keys look like `fido_<id>_<secret>`: the prefix makes a leaked key easy to recognise (secret
  * scanners, logs), the id finds its row without scanning, and the secret (256 random bits) is
- * compared in constant time against its stored SHA-256. A slow password hash would buy nothing:
- * nobody can guess 256 random bits, and it would cost CPU on every request.
+ * compared in constant time against its stored SHA-256 (or, for a few seconds after a database
+ * read, against the secret that read verified: see `verified` below). A slow password hash would
+ * buy nothing: nobody can guess 256 random bits, and it would cost CPU on every request.
  */
 const KEY_PREFIX = 'fido_';
 const KEY_PATTERN = /^fido_([a-z2-7]{16})_([A-Za-z0-9_-]{43})$/;
