@@ -24,6 +24,9 @@ export const PRINTABLE_TEXT_MESSAGE = 'String should not contain control charact
 export const PRINTABLE_ASCII = '^[\\x21-\\x7e]*$';
 export const PRINTABLE_ASCII_MESSAGE = 'String should hold printable ASCII characters only';
 
+/** `Idempotency-Key` values: printable ASCII, bounded so they index and log safely. */
+export const IDEMPOTENCY_KEY_PATTERN = '^[\\x21-\\x7e]{1,255}$';
+
 const STORABLE = new RegExp(STORABLE_TEXT, 'u');
 const PRINTABLE = new RegExp(PRINTABLE_TEXT, 'u');
 

@@ -7,11 +7,11 @@ import {
   saveIdempotencyKey,
   tryLockIdempotencyKey,
 } from '../db/idempotency.repository.js';
+import { IDEMPOTENCY_KEY_PATTERN } from '../domain/text.js';
 import { AppError } from './errors.js';
 import { sendJsonText } from './envelopes.js';
 
-/** `Idempotency-Key` values: printable ASCII, bounded so they index and log safely. */
-const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+const KEY_PATTERN = new RegExp(IDEMPOTENCY_KEY_PATTERN);
 /** Response headers worth replaying; the rest are per-delivery (date, request id). */
 const REPLAYED_HEADERS = ['etag', 'location'] as const;
 

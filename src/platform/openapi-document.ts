@@ -1,4 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
+import { IDEMPOTENCY_KEY_PATTERN } from '../domain/text.js';
 
 /**
  * Finishes the OpenAPI document @fastify/swagger generates from the route schemas, so that it is
@@ -68,8 +69,6 @@ const EXTRA_SUCCESS_HEADERS: Readonly<Record<string, readonly string[]>> = {
   createApiKey: ['Cache-Control'],
 };
 
-/** `Idempotency-Key`: the server's own rule (platform/idempotency.ts). */
-export const IDEMPOTENCY_KEY_PATTERN = '^[\\x21-\\x7e]{1,255}$';
 /** Longer path segments are refused by the router (414) before any schema runs. */
 export const PATH_SEGMENT_LENGTH_MAX = 1_024;
 
