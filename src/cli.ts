@@ -6,7 +6,7 @@ import { loadConfig, readDotEnv, type Config } from './config.js';
 import type { FastifyBaseLogger } from 'fastify';
 import { FieldCipher, generateKeyBase64 } from './platform/crypto.js';
 import { createCache, redisStore } from './platform/cache.js';
-import { createRedisConnection } from './platform/redis.js';
+import { redisConnectionFrom } from './plugins/redis-connection.js';
 import { DataDirInUseError, openDatabase } from './db/client.js';
 import { describeFailure } from './platform/process.js';
 import {
@@ -342,14 +342,7 @@ async function main(argv: string[]): Promise<number> {
         await database.migrate();
         // Repaired users' cached answers are invalidated in Redis; an in-process cache belongs to
         // the server process and ages out within CACHE_EXPIRATION.
-        const redis =
-          config.redisUrl || config.redisClusterNodes
-            ? createRedisConnection({
-                url: config.redisUrl,
-                clusterNodes: config.redisClusterNodes,
-                timeoutMs: config.cacheTimeoutMs,
-              })
-            : undefined;
+        const redis = redisConnectionFrom(config);
         const cacheStore = redis
           ? redisStore({ connection: redis, prefix: config.cachePrefix })
           : undefined;

@@ -13,20 +13,24 @@ declare module 'fastify' {
   }
 }
 
+/** The Redis connection the configuration names (a server or a cluster), or undefined. */
+export function redisConnectionFrom(config: Config): RedisConnection | undefined {
+  return config.redisUrl || config.redisClusterNodes
+    ? createRedisConnection({
+        url: config.redisUrl,
+        clusterNodes: config.redisClusterNodes,
+        timeoutMs: config.cacheTimeoutMs,
+      })
+    : undefined;
+}
+
 /**
  * Opens the shared Redis connection. Registered before everything that uses it, so it closes
  * after them (plugins close in reverse order).
  */
 export const redisConnectionPlugin = fp<{ config: Config }>(
   async (app, { config }) => {
-    const connection =
-      config.redisUrl || config.redisClusterNodes
-        ? createRedisConnection({
-            url: config.redisUrl,
-            clusterNodes: config.redisClusterNodes,
-            timeoutMs: config.cacheTimeoutMs,
-          })
-        : undefined;
+    const connection = redisConnectionFrom(config);
     app.decorate('redisConnection', connection);
     if (connection) app.addHook('onClose', async () => connection.close());
   },
