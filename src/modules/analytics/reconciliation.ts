@@ -11,6 +11,7 @@ import {
   recomputeRollups,
   type RollupFigures,
 } from './rollups.repository.js';
+import { EVENTS_PER_USER_BATCH } from './analytics.limits.js';
 
 /** How far the stored rollups were from the raw rows. Zero is the only right answer. */
 export interface Drift {
@@ -123,8 +124,6 @@ export interface ReconciliationResult {
 
 const EVENTS_CURSOR = 'reconciliation.events_after';
 const SWEEP_CURSOR = 'reconciliation.sweep_after';
-/** Events read per run to find recently written users: bounded, the rest wait for the next run. */
-const EVENTS_PER_USER_BATCH = 10;
 
 /**
  * One run of the reconciliation job: the users written since the previous run (from the event

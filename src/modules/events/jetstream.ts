@@ -24,20 +24,15 @@ import {
   saveJetStreamPosition,
   tryJetStreamLock,
 } from './jetstream.repository.js';
-
-/** Events read from the feed and published per step. */
-const BATCH_SIZE = 500;
-/** Publishes awaiting their acknowledgement at once: a window, so a batch is pipelined. */
-const MAX_IN_FLIGHT = 128;
-/** How long one publish waits for JetStream's acknowledgement. */
-const PUBLISH_TIMEOUT_MS = 5_000;
-const CONNECT_TIMEOUT_MS = 2_000;
-/** Between reconnection attempts once connected, and between connection attempts before. */
-const RECONNECT_WAIT_MS = 1_000;
-/** Deduplication window of a stream the relay creates (JetStream's default). */
-const DUPLICATE_WINDOW_MS = 120_000;
-/** The lag is counted up to this many events; a larger backlog reads as this number. */
-export const LAG_COUNT_CAP = 1_000_000;
+import {
+  JETSTREAM_BATCH_SIZE,
+  JETSTREAM_IN_FLIGHT_MAX,
+  JETSTREAM_PUBLISH_TIMEOUT_MS,
+  JETSTREAM_CONNECT_TIMEOUT_MS,
+  JETSTREAM_RECONNECT_WAIT_MS,
+  JETSTREAM_DUPLICATE_WINDOW_MS,
+  LAG_COUNT_CAP,
+} from './events.limits.js';
 
 /** JetStream API error codes the relay tells apart. */
 const STREAM_NOT_FOUND = 10_059;
@@ -127,7 +122,7 @@ export async function ensureStream(
       storage: StorageType.File,
       retention: RetentionPolicy.Limits,
       discard: DiscardPolicy.Old,
-      duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+      duplicate_window: nanos(JETSTREAM_DUPLICATE_WINDOW_MS),
     });
   } catch (error) {
     // Another relay created it between our look and our add.
@@ -147,7 +142,7 @@ export async function ensureStream(
  */
 export function startJetStreamRelay(options: JetStreamRelayOptions): JetStreamRelay {
   const { db, logger, stream, subjectPrefix } = options;
-  const batchSize = options.batchSize ?? BATCH_SIZE;
+  const batchSize = options.batchSize ?? JETSTREAM_BATCH_SIZE;
   let nc: NatsConnection | undefined;
   let js: JetStreamClient | undefined;
   let jsm: JetStreamManager | undefined;
@@ -173,9 +168,9 @@ export function startJetStreamRelay(options: JetStreamRelayOptions): JetStreamRe
     const conn = await connect({
       servers: options.servers.split(',').map((s) => s.trim()),
       name: 'fido-jetstream-relay',
-      timeout: CONNECT_TIMEOUT_MS,
+      timeout: JETSTREAM_CONNECT_TIMEOUT_MS,
       maxReconnectAttempts: -1,
-      reconnectTimeWait: RECONNECT_WAIT_MS,
+      reconnectTimeWait: JETSTREAM_RECONNECT_WAIT_MS,
     });
     if (stopped) {
       await conn.close();
@@ -253,7 +248,7 @@ export function startJetStreamRelay(options: JetStreamRelayOptions): JetStreamRe
         .publish(subjectOf(subjectPrefix, event), encoder.encode(JSON.stringify(event)), {
           msgID: event.id,
           expect: { lastSequence: lastSeq + i },
-          timeout: PUBLISH_TIMEOUT_MS,
+          timeout: JETSTREAM_PUBLISH_TIMEOUT_MS,
         })
         .then(
           (ack) => {
@@ -267,7 +262,7 @@ export function startJetStreamRelay(options: JetStreamRelayOptions): JetStreamRe
         )
         .finally(() => inFlight.delete(sent));
       inFlight.add(sent);
-      if (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);
+      if (inFlight.size >= JETSTREAM_IN_FLIGHT_MAX) await Promise.race(inFlight);
     }
     await Promise.all(inFlight);
     let published = 0;

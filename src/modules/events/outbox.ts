@@ -29,16 +29,11 @@ import {
   type NewDelivery,
   type Subscriber,
 } from './outbox.repository.js';
+import { INSERT_CHUNK_ROWS, ERROR_TEXT_MAX } from './events.limits.js';
 
 /** First key of the relay's advisory lock: one relay at a time, across every process. */
 const RELAY_LOCK_CLASS = 0x46_49_44_52; // "FIDR"
 const RELAY_STATE_NAME = 'outbox-relay';
-/**
- * Rows per statement when the relay inserts deliveries or locks streams: far below PostgreSQL's
- * bind-parameter limit. PGlite 0.5 failed ("ReleaseBuffer") on a share-lock of a few hundred
- * streams followed by an insert of a few hundred rows in one transaction, and not at this size.
- */
-const INSERT_CHUNK_ROWS = 100;
 
 export const handlerConsumer = (name: string) => `handler:${name}`;
 
@@ -158,9 +153,6 @@ export interface AttemptOutcome {
   latencyMs: number;
   error: string | null;
 }
-
-/** Longest error text kept per attempt: enough to diagnose, bounded so the log stays small. */
-const ERROR_TEXT_MAX = 500;
 
 /** The attempt as it is logged: its error text cut to ERROR_TEXT_MAX. */
 const recordOf = (outcome: AttemptOutcome): AttemptRecord => ({

@@ -18,6 +18,12 @@ import {
 } from './outbox.js';
 import { claimDeliveries, releaseStranded, type ClaimedDelivery } from './outbox.repository.js';
 import type { PublishedEvent } from './feed.js';
+import {
+  RELAY_BATCH_SIZE,
+  RELAY_INTERVAL_MIN_MS,
+  SWEEP_INTERVAL_MS,
+  SWEEP_BATCH_SIZE,
+} from './events.limits.js';
 
 /** How the worker reaches webhooks (the webhooks module): find one, and send it an event. */
 export interface WebhookSender<Webhook = unknown> {
@@ -48,17 +54,6 @@ export interface Worker {
   stop(): Promise<void>;
 }
 
-/** Events moved from the feed into deliveries per relay step. */
-const RELAY_BATCH_SIZE = 200;
-/**
- * Relay steps start at most this often when writes nudge the worker: a step costs the same
- * handful of statements for one event as for 200, and under a sustained write load one per write
- * cost the process as much as the writes did. A write's event waits this much longer, at most.
- */
-const RELAY_INTERVAL_MIN_MS = 25;
-/** How often parked deliveries whose predecessor completed unnoticed are released, and how many. */
-const SWEEP_INTERVAL_MS = 60_000;
-const SWEEP_BATCH_SIZE = 1_000;
 /**
  * How long a claim lasts before another worker may take the delivery over: the attempt's bound
  * and half again, plus a second for recording the outcome.
