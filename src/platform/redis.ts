@@ -39,6 +39,9 @@ export interface RedisConnectionOptions {
   timeoutMs: number;
 }
 
+/** How often a cluster client re-reads which master serves which slot. */
+const CLUSTER_SLOTS_REFRESH_MS = 5_000;
+
 export function createRedisConnection(options: RedisConnectionOptions): RedisConnection {
   const common: RedisOptions = {
     commandTimeout: options.timeoutMs,
@@ -72,6 +75,10 @@ export function createRedisConnection(options: RedisConnectionOptions): RedisCon
         enableOfflineQueue: false,
         clusterRetryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
         slotsRefreshTimeout: Math.max(options.timeoutMs, 1_000),
+        // ioredis refreshes its slot map only on a redirection unless told to: a map read while a
+        // failover was under way kept pointing at the stopped master, and readiness (which pings
+        // each slot's master from that map) stayed degraded after the cluster had recovered.
+        slotsRefreshInterval: CLUSTER_SLOTS_REFRESH_MS,
         redisOptions: {
           ...common,
           ...(first.username ? { username: decodeURIComponent(first.username) } : {}),
