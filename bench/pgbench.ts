@@ -9,7 +9,7 @@ import path from 'node:path';
 import { transactions } from '../src/db/schema/index.js';
 import { ident } from '../src/db/sql.js';
 import { ROLLUP_LOCK_CLASS } from '../src/modules/analytics/index.js';
-import { CREATE_STATEMENT } from '../src/modules/transactions/index.js';
+import { CREATE_STATEMENT, TRANSACTION_INSERT_COLUMNS } from '../src/modules/transactions/index.js';
 
 export interface PgbenchResult {
   name: string;
@@ -28,24 +28,8 @@ export function pgbenchPath(): string | undefined {
 
 const CIPHERTEXT = `v1.kbench.${'A'.repeat(60)}`;
 
-const t = transactions;
 const SINGLE_INSERT = `\\set n random(1, 1000000000)
-insert into ${ident(t)} (${[
-  t.userId,
-  t.id,
-  t.fullNameCiphertext,
-  t.transactionDate,
-  t.amountMinor,
-  t.transactionType,
-  t.currency,
-  t.description,
-  t.metadata,
-  t.version,
-  t.createdAt,
-  t.updatedAt,
-]
-  .map(ident)
-  .join(', ')})
+insert into ${ident(transactions)} (${TRANSACTION_INSERT_COLUMNS.map(ident).join(', ')})
 values ('pgbench-' || :client_id || '-' || :n, gen_random_uuid(), '${CIPHERTEXT}', now(),
   100 + :n % 100000, 'credit', 'GHS', 'bench', '{"source":"bench"}', 1, now(), now());
 `;

@@ -3,7 +3,11 @@
  * and its rules. Other code imports the module only from here.
  */
 export { encodeCursor } from './cursor.js';
-export { CREATE_STATEMENT, type TransactionRow } from './transactions.repository.js';
+export {
+  CREATE_STATEMENT,
+  INSERT_COLUMNS as TRANSACTION_INSERT_COLUMNS,
+  type TransactionRow,
+} from './transactions.repository.js';
 export { transactionsRoutes } from './transactions.routes.js';
 export { DESCRIPTION_LENGTH_MAX, FULL_NAME_LENGTH_MAX } from './transactions.limits.js';
 export {

@@ -47,26 +47,29 @@ const t = transactions;
  * $5 date, $6 amount, $7 type, $8 currency, $9 description, $10 metadata, $11 created and updated,
  * $12 the rollups' time zone, $13 event id, $14 event payload.
  */
+/** Every column a new transaction row is written with, in the order its values are given. */
+export const INSERT_COLUMNS = [
+  t.userId,
+  t.id,
+  t.fullNameCiphertext,
+  t.transactionDate,
+  t.amountMinor,
+  t.transactionType,
+  t.currency,
+  t.description,
+  t.metadata,
+  t.version,
+  t.createdAt,
+  t.updatedAt,
+] as const;
+
 export const CREATE_STATEMENT: Statement = {
   name: 'fido_create_transaction',
   text: statementText(sql`
 with locked as materialized (
   select pg_advisory_xact_lock_shared($1::int, hashtext($2::text))
 ), saved as (
-  insert into ${t} (${columnList(
-    t.userId,
-    t.id,
-    t.fullNameCiphertext,
-    t.transactionDate,
-    t.amountMinor,
-    t.transactionType,
-    t.currency,
-    t.description,
-    t.metadata,
-    t.version,
-    t.createdAt,
-    t.updatedAt,
-  )})
+  insert into ${t} (${columnList(...INSERT_COLUMNS)})
   select $2::text, $3::uuid, $4::text, $5::timestamptz, $6::bigint, $7::text, $8::text, $9::text,
     $10::jsonb, 1, $11::timestamptz, $11::timestamptz
   from locked
