@@ -8,8 +8,7 @@ import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import type { FieldCipher } from '../../platform/crypto.js';
 import type { Db } from '../../db/client.js';
-import { currencyExponent, minorToNumber } from '../../domain/money.js';
-import type { TransactionRow } from '../transactions/index.js';
+import { transactionView, type Transaction, type TransactionRow } from '../transactions/index.js';
 import { exportCount, exportPage, type ExportFilter } from './legacy.repository.js';
 import type { Progress } from './progress.js';
 
@@ -17,22 +16,8 @@ const EXPORT_PAGE_ROWS = 2_000;
 
 export type ExportFormat = 'ndjson' | 'csv';
 
-/** A transaction as the export writes it: the API's view, `legacy_id` included. */
-export interface ExportedTransaction {
-  id: string;
-  legacy_id: string | null;
-  user_id: string;
-  full_name: string;
-  transaction_date: string;
-  transaction_amount: number;
-  transaction_type: 'credit' | 'debit';
-  currency: string;
-  description: string | null;
-  metadata: Record<string, string> | null;
-  created_at: string;
-  updated_at: string;
-  version: number;
-}
+/** A transaction as the export writes it: the API's view (`legacy_id` second, after `id`). */
+export type ExportedTransaction = Transaction;
 
 const CSV_COLUMNS = [
   'id',
@@ -63,22 +48,13 @@ export function csvCell(value: string, userText: boolean): string {
   return /[",\r\n]|^\s|\s$/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
+/**
+ * The API's view of the row (transactionView: the export cannot drift from it), its fields in the
+ * order exports have always had: `legacy_id` beside `id`, then the view's order.
+ */
 function toTransaction(row: TransactionRow, cipher: FieldCipher): ExportedTransaction {
-  return {
-    id: row.id,
-    legacy_id: row.legacyId,
-    user_id: row.userId,
-    full_name: cipher.decrypt(row.fullNameCiphertext, row.id),
-    transaction_date: row.transactionDate.toISOString(),
-    transaction_amount: minorToNumber(row.amountMinor, currencyExponent(row.currency)),
-    transaction_type: row.transactionType,
-    currency: row.currency,
-    description: row.description,
-    metadata: row.metadata,
-    created_at: row.createdAt.toISOString(),
-    updated_at: row.updatedAt.toISOString(),
-    version: row.version,
-  };
+  const { id, legacy_id, user_id, ...rest } = transactionView(row, cipher);
+  return { id, legacy_id, user_id, ...rest };
 }
 
 function csvLine(transaction: ExportedTransaction): string {

@@ -8,18 +8,12 @@ import { appendEvent } from '../events/index.js';
 import { cacheKey, type Cache } from '../../platform/cache.js';
 import { weakEtag } from '../../platform/http-cache.js';
 import { primaryOnly, type ReadRouter } from '../../platform/read-replicas.js';
-import { historyBody } from './transactions.views.js';
+import { historyBody, publicFields, transactionView } from './transactions.views.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { isUuid } from '../../domain/ids.js';
 import { keysetPage, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX } from '../../domain/pagination.js';
 import { FUTURE_TOLERANCE_MS, parseInstant } from '../../domain/dates.js';
-import {
-  currencyExponent,
-  isCurrencyCode,
-  minorToNumber,
-  parseAmount,
-  rescaleMinor,
-} from '../../domain/money.js';
+import { currencyExponent, isCurrencyCode, parseAmount, rescaleMinor } from '../../domain/money.js';
 import {
   deleteTransaction,
   findTransactionById,
@@ -104,10 +98,9 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
   const pageSizeMax = deps.pageSizeMax ?? PAGE_SIZE_MAX;
   const reads = deps.reads ?? primaryOnly(db);
 
-  /** The API's view of a row, its fields in the schema's order (history bodies keep it). */
+  /** The API's view of a row (transactionView, with this service's cipher). */
   function toView(row: TransactionRow): Transaction {
-    const { id, user_id, ...rest } = publicFields(row);
-    return { id, user_id, full_name: cipher.decrypt(row.fullNameCiphertext, row.id), ...rest };
+    return transactionView(row, cipher);
   }
 
   /**
@@ -417,24 +410,6 @@ export function eventPayload(
   return {
     transaction: publicFields(row),
     ...(previous ? { previous: publicFields(previous) } : {}),
-  };
-}
-
-/** Everything about a transaction except the personal name: what events may carry. */
-function publicFields(row: TransactionRow): Omit<Transaction, 'full_name'> {
-  return {
-    id: row.id,
-    user_id: row.userId,
-    transaction_date: row.transactionDate.toISOString(),
-    transaction_amount: minorToNumber(row.amountMinor, currencyExponent(row.currency)),
-    transaction_type: row.transactionType,
-    currency: row.currency,
-    description: row.description,
-    metadata: row.metadata,
-    created_at: row.createdAt.toISOString(),
-    updated_at: row.updatedAt.toISOString(),
-    version: row.version,
-    legacy_id: row.legacyId,
   };
 }
 
