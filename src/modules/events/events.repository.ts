@@ -4,7 +4,15 @@ import { v7 as uuidv7 } from 'uuid';
 import { deliveries, events, type EventType } from '../../db/schema/index.js';
 import { queryRows, type Db } from '../../db/client.js';
 import { isUuid } from '../../domain/ids.js';
-import type { EventData, FeedEntry, FeedPosition, FeedQuery, PublishedEvent } from './feed.js';
+import type {
+  EventData,
+  EventHead,
+  FeedEntry,
+  FeedHead,
+  FeedPosition,
+  FeedQuery,
+  PublishedEvent,
+} from './feed.js';
 
 export interface NewEvent {
   type: EventType;
@@ -23,31 +31,51 @@ export async function appendEvent(dbTx: Db, event: NewEvent): Promise<string> {
   return id;
 }
 
-/** An `events` row as `eventColumns` selects it (dates and int8 differ between pg and PGlite). */
-export interface EventRow {
+/** An `events` row as `eventHeadColumns` selects it (dates differ between pg and PGlite). */
+export interface EventHeadRow {
   id: string;
   type: EventType;
   user_id: string;
   transaction_id: string;
   created_at: string | Date;
+}
+
+/** An `events` row as `eventColumns` selects it. */
+export interface EventRow extends EventHeadRow {
   payload: EventData;
 }
 
-/** The select list of an `events` row for raw statements: what `toPublishedEvent` reads. */
-export const eventColumns = sql`${events.id} as id, ${events.type} as type,
-  ${events.userId} as user_id, ${events.transactionId} as transaction_id,
-  ${events.createdAt} as created_at, ${events.payload} as payload`;
+/** An `events` table: the table itself, or an alias of it in a statement. */
+type EventsTable = Record<
+  'id' | 'type' | 'userId' | 'transactionId' | 'createdAt' | 'payload',
+  AnyPgColumn
+>;
 
-/** The one mapper of an `events` row: every reader of events (feed, relays, worker) uses it. */
-export function toPublishedEvent(row: EventRow): PublishedEvent {
+/** The select list of an `events` row (of `table`) but its payload: what `toEventHead` reads. */
+export function eventHeadColumns(table: EventsTable = events): SQL {
+  return sql`${table.id} as id, ${table.type} as type, ${table.userId} as user_id,
+  ${table.transactionId} as transaction_id, ${table.createdAt} as created_at`;
+}
+
+/** The select list of a whole `events` row (of `table`): what `toPublishedEvent` reads. */
+export function eventColumns(table: EventsTable = events): SQL {
+  return sql`${eventHeadColumns(table)}, ${table.payload} as payload`;
+}
+
+/** The one mapper of an `events` row's fields but the payload (the relay fans out by them). */
+export function toEventHead(row: EventHeadRow): EventHead {
   return {
     id: row.id,
     type: row.type,
     user_id: row.user_id,
     transaction_id: row.transaction_id,
     created_at: new Date(row.created_at).toISOString(),
-    data: row.payload,
   };
+}
+
+/** The one mapper of an `events` row: every reader of events (feed, relays, worker) uses it. */
+export function toPublishedEvent(row: EventRow): PublishedEvent {
+  return { ...toEventHead(row), data: row.payload };
 }
 
 /** `(tx_id, sequence) <op> position` of `table` (`events` or an alias of it): feed order. */
@@ -97,20 +125,7 @@ async function feedBarrier(db: Db): Promise<string> {
  * transaction.
  */
 export async function readFeed(db: Db, query: FeedQuery): Promise<FeedEntry[]> {
-  const rows = await feedRows<EventRow>(db, query, eventColumns);
-  return rows.map((row) => ({
-    position: { txId: row.position_tx, sequence: row.position_sequence },
-    event: toPublishedEvent(row),
-  }));
-}
-
-/** What the relay needs of an event to fan it out: everything but the payload. */
-export interface FeedHead {
-  position: FeedPosition;
-  id: string;
-  type: EventType;
-  userId: string;
-  createdAt: Date;
+  return feedPage(db, query, eventColumns(), toPublishedEvent);
 }
 
 /** The feed as readFeed serves it, without the payloads (which the relay never reads). */
@@ -118,32 +133,16 @@ export async function readFeedHeads(
   db: Db,
   query: Pick<FeedQuery, 'after' | 'limit'>,
 ): Promise<FeedHead[]> {
-  const rows = await feedRows<{
-    id: string;
-    type: EventType;
-    user_id: string;
-    created_at: string | Date;
-  }>(
-    db,
-    query,
-    sql`${events.id} as id, ${events.type} as type, ${events.userId} as user_id,
-      ${events.createdAt} as created_at`,
-  );
-  return rows.map((row) => ({
-    position: { txId: row.position_tx, sequence: row.position_sequence },
-    id: row.id,
-    type: row.type,
-    userId: row.user_id,
-    createdAt: new Date(row.created_at),
-  }));
+  return feedPage(db, query, eventHeadColumns(), toEventHead);
 }
 
-/** The rows of readFeed's page, with `columns`, behind the barrier and in feed order. */
-async function feedRows<Row>(
+/** readFeed's page with `columns`, behind the barrier and in feed order, mapped by `toEvent`. */
+async function feedPage<Row, Event>(
   db: Db,
   query: FeedQuery,
   columns: SQL,
-): Promise<(Row & { position_tx: string; position_sequence: string })[]> {
+  toEvent: (row: Row) => Event,
+): Promise<FeedEntry<Event>[]> {
   const barrier = await feedBarrier(db);
   const conditions: SQL[] = [sql`${events.txId} < ${barrier}::bigint`];
   if (query.after) conditions.push(feedOrder(events, '>', query.after));
@@ -151,19 +150,23 @@ async function feedRows<Row>(
   if (query.type !== undefined) conditions.push(sql`${events.type} = ${query.type}`);
   // The text forms get names of their own, and the order is by the table's (qualified) columns:
   // ordering by an output column would sort the ids as text ('1000' before '999').
-  return queryRows<Row & { position_tx: string; position_sequence: string }>(
+  const rows = await queryRows<Row & { position_tx: string; position_sequence: string }>(
     db,
     sql`select ${events.txId}::text as position_tx, ${events.sequence}::text as position_sequence,
         ${columns}
       from ${events} where ${sql.join(conditions, sql` and `)}
       order by ${events.txId}, ${events.sequence} limit ${query.limit}`,
   );
+  return rows.map((row) => ({
+    position: { txId: row.position_tx, sequence: row.position_sequence },
+    event: toEvent(row),
+  }));
 }
 
 export async function loadEvent(db: Db, eventId: string): Promise<PublishedEvent | undefined> {
   const [row] = await queryRows<EventRow>(
     db,
-    sql`select ${eventColumns} from ${events} where ${events.id} = ${eventId}`,
+    sql`select ${eventColumns()} from ${events} where ${events.id} = ${eventId}`,
   );
   return row && toPublishedEvent(row);
 }

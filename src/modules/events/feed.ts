@@ -23,10 +23,16 @@ export interface EventData {
   previous?: Record<string, unknown>;
 }
 
-export interface FeedEntry {
+/** An event without its payload: what the relay fans out by (type, user, time). */
+export type EventHead = Omit<PublishedEvent, 'data'>;
+
+export interface FeedEntry<Event = PublishedEvent> {
   position: FeedPosition;
-  event: PublishedEvent;
+  event: Event;
 }
+
+/** A feed entry without the payload, as the outbox relay reads the feed. */
+export type FeedHead = FeedEntry<EventHead>;
 
 /**
  * Feed cursors: base64url of "<tx id>.<sequence>" of the last event served (src/domain/cursor.ts).

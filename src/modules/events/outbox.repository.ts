@@ -9,8 +9,14 @@ import {
   type DeliveryState,
 } from '../../db/schema/index.js';
 import { queryRows, runStatement, type Db, type Statement } from '../../db/client.js';
-import { bare, ident } from '../../db/sql.js';
-import { daysAgo, feedOrder, toPublishedEvent, type EventRow } from './events.repository.js';
+import { bare, ident, statementText } from '../../db/sql.js';
+import {
+  daysAgo,
+  eventColumns,
+  feedOrder,
+  toPublishedEvent,
+  type EventRow,
+} from './events.repository.js';
 import type { FeedPosition, PublishedEvent } from './feed.js';
 
 /*
@@ -233,6 +239,9 @@ export interface ClaimedDelivery {
   event: PublishedEvent;
 }
 
+/** The claimed deliveries' events, as the claim statement names them. */
+const ev = alias(events, 'ev');
+
 /**
  * The claim (see claimDeliveries): `$1` the handler consumers this worker runs, comma-separated
  * (names never hold a comma), `$2` the limit, `$3` the lease in ms. A fixed text, so it is
@@ -263,9 +272,7 @@ const CLAIM_STATEMENT: Statement = {
         d.${dc.webhookId} as webhook_id, d.${dc.attempts} as attempts,
         d.${dc.eventId} as event_id)
     select claimed.delivery_id, claimed.consumer, claimed.webhook_id, claimed.attempts,
-      ev.${ident(events.id)} as id, ev.${ident(events.type)} as type,
-      ev.${ident(events.userId)} as user_id, ev.${ident(events.transactionId)} as transaction_id,
-      ev.${ident(events.createdAt)} as created_at, ev.${ident(events.payload)} as payload
+      ${statementText(eventColumns(ev))}
     from claimed join ${ident(events)} ev on ev.${ident(events.id)} = claimed.event_id`,
 };
 

@@ -3,8 +3,8 @@ import type { DeliveryState } from '../../db/schema/index.js';
 import type { Db } from '../../db/client.js';
 import { readJobState, writeJobState } from '../../db/job-state.repository.js';
 import { readJetStreamPosition } from './jetstream.repository.js';
-import { deleteSpentEvents, readFeedHeads, type FeedHead } from './events.repository.js';
-import { decodeFeedCursor, encodeFeedCursor, type FeedPosition } from './feed.js';
+import { deleteSpentEvents, readFeedHeads } from './events.repository.js';
+import { decodeFeedCursor, encodeFeedCursor, type EventHead, type FeedPosition } from './feed.js';
 import {
   completeManually,
   countBacklog,
@@ -93,18 +93,18 @@ export async function relayEvents(
     if (!last) return 0;
 
     const subscribers = await listSubscribers(dbTx);
-    const planned: { event: FeedHead; subscriber: Subscriber; first: boolean }[] = [];
+    const planned: { event: EventHead; subscriber: Subscriber; first: boolean }[] = [];
     const streams = new Map<string, { consumer: string; userId: string }>();
-    for (const event of heads) {
-      const written = event.createdAt.getTime();
+    for (const { event } of heads) {
+      const written = Date.parse(event.created_at);
       for (const subscriber of subscribers) {
         const types = subscriber.eventTypes;
         if (types.length > 0 && !types.includes(event.type)) continue;
         if (written < subscriber.since.getTime()) continue;
-        const key = streamKey(subscriber.consumer, event.userId);
+        const key = streamKey(subscriber.consumer, event.user_id);
         // Only the first of a stream in this batch can be due; the database knows about earlier ones.
         planned.push({ event, subscriber, first: !streams.has(key) });
-        streams.set(key, { consumer: subscriber.consumer, userId: event.userId });
+        streams.set(key, { consumer: subscriber.consumer, userId: event.user_id });
       }
     }
     const waiting = await lockStreamHeads(dbTx, [...streams.values()]);
@@ -114,8 +114,8 @@ export async function relayEvents(
       webhookId: subscriber.webhookId,
       eventId: event.id,
       eventType: event.type,
-      userId: event.userId,
-      due: first && !waiting.has(streamKey(subscriber.consumer, event.userId)),
+      userId: event.user_id,
+      due: first && !waiting.has(streamKey(subscriber.consumer, event.user_id)),
     }));
     for (let i = 0; i < rows.length; i += INSERT_CHUNK_ROWS) {
       await insertDeliveries(dbTx, rows.slice(i, i + INSERT_CHUNK_ROWS), options.retryWindowMs);
