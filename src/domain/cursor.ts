@@ -10,11 +10,13 @@ import { isCanonicalUuid } from './ids.js';
  *   event feed            base64url("<tx id>.<sequence>")        fields int64, int64
  *   webhook deliveries    "<position>"                           field int64, armour none
  *   API keys              "<key id>"                             field text, armour none
+ *   JetStream position    "<tx id>.<sequence>"                   fields int64, int64, armour none
  *
- * The two unarmoured formats are older single-field cursors whose pattern the OpenAPI document
- * publishes; a new list uses base64url. Cursors carry no personal data and are bound to nothing
- * secret: tampering only moves the page, and a field outside what its column can hold is refused
- * here (a 422) rather than in SQL (a 500).
+ * The first two unarmoured formats are older single-field cursors whose pattern the OpenAPI
+ * document publishes; the JetStream position is no cursor a client holds but the relay's place in
+ * job_state, kept in the text it was always stored as. A new list uses base64url. Cursors carry
+ * no personal data and are bound to nothing secret: tampering only moves the page, and a field
+ * outside what its column can hold is refused here (a 422) rather than in SQL (a 500).
  */
 
 /** One field of a position: how it is written into a cursor, and read back (undefined: invalid). */
@@ -64,7 +66,7 @@ export const cursorFields = {
 /**
  * A codec for positions with the given fields, written in the order given and joined by '.'
  * (the last field takes the rest of the text), then armoured in base64url so clients treat the
- * cursor as opaque; `armour: 'none'` only for the older single-field formats above.
+ * cursor as opaque; `armour: 'none'` only for the older unarmoured formats above.
  */
 export function cursorCodec<P extends object>(
   fields: { readonly [K in keyof P]: CursorField<P[K]> },

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'drizzle-orm';
 import {
+  JETSTREAM_STATE_NAME,
   readJetStreamPosition,
   saveJetStreamPosition,
 } from '../../src/modules/events/jetstream.repository.js';
@@ -275,6 +276,29 @@ describe('JetStream relay', () => {
     },
     TEST_TIMEOUT_MS,
   );
+
+  it('reads a saved position the earlier code wrote, and saves in its format', async () => {
+    await freshDatabase();
+    const db = database.handle.db;
+    const stored = async () =>
+      (
+        await queryRows<{ value: string }>(
+          db,
+          sql`select value from job_state where name = ${JETSTREAM_STATE_NAME}`,
+        )
+      ).map((row) => row.value);
+    // As jetstream.repository.ts stored it by hand: "<tx id>.<sequence>".
+    await db.execute(
+      sql`insert into job_state (name, value) values (${JETSTREAM_STATE_NAME}, '1234.5678')`,
+    );
+    expect(await readJetStreamPosition(db)).toEqual({ txId: '1234', sequence: '5678' });
+    await saveJetStreamPosition(db, { txId: '1234', sequence: '5679' });
+    expect(await stored()).toEqual(['1234.5679']);
+    // Never moved back: the save statement still compares the stored text's two fields.
+    await saveJetStreamPosition(db, { txId: '999', sequence: '9999' });
+    expect(await stored()).toEqual(['1234.5679']);
+    expect(await readJetStreamPosition(db)).toEqual({ txId: '1234', sequence: '5679' });
+  });
 
   it(
     'pruning keeps old events the stream does not have yet',

@@ -4,6 +4,7 @@ import { cursorCodec, cursorFields } from '../../src/domain/cursor.js';
 import { keysetPage } from '../../src/domain/pagination.js';
 import { INSTANT_MAX_MS, INSTANT_MIN_MS } from '../../src/domain/dates.js';
 import { isCanonicalUuid } from '../../src/domain/ids.js';
+import { decodeJetStreamPosition, encodeJetStreamPosition } from '../../src/modules/events/feed.js';
 
 /*
  * One codec serves every keyset list, and clients hold cursors issued before it (the outbox relay
@@ -41,6 +42,14 @@ const reference = {
       }
       if (BigInt(txId) >= 2n ** 63n || BigInt(sequence) >= 2n ** 63n) return undefined;
       return { txId, sequence };
+    },
+  },
+  // The JetStream relay's saved position, as jetstream.repository.ts wrote and read it by hand.
+  jetStream: {
+    encode: (p: { txId: string; sequence: string }) => `${p.txId}.${p.sequence}`,
+    decode(value: string) {
+      const [txId, sequence] = value.split('.');
+      return txId && sequence ? { txId, sequence } : undefined;
     },
   },
   // Deliveries: the schema admits ^[0-9]{1,19}$ only, then the service bounded the value.
@@ -107,6 +116,27 @@ describe('the cursor codec', () => {
       id: '0193a3c4-1f2e-7d3c-8b4a-5f6e7d8c9b0a',
     });
     expect(feed.decode('MTIzNC41Njc4')).toEqual({ txId: '1234', sequence: '5678' });
+  });
+
+  it("writes the JetStream relay's saved position as before, and reads every one it saved", () => {
+    fc.assert(
+      fc.property(int64, int64, (txId, sequence) => {
+        const position = { txId, sequence };
+        const saved = reference.jetStream.encode(position);
+        expect(encodeJetStreamPosition(position)).toBe(saved);
+        expect(decodeJetStreamPosition(saved)).toEqual(reference.jetStream.decode(saved));
+        expect(decodeJetStreamPosition(saved)).toEqual(position);
+      }),
+    );
+    // A position as the earlier code stored it, literally (the text of two PostgreSQL bigints).
+    expect(decodeJetStreamPosition('1234.5678')).toEqual({ txId: '1234', sequence: '5678' });
+    expect(decodeJetStreamPosition('9223372036854775807.1')).toEqual({
+      txId: '9223372036854775807',
+      sequence: '1',
+    });
+    // What it never wrote is refused now, where it used to come back as a position SQL refused.
+    expect(decodeJetStreamPosition('abc.def')).toBeUndefined();
+    expect(decodeJetStreamPosition('')).toBeUndefined();
   });
 
   it('reads what the earlier code read, and refuses what it refused', () => {

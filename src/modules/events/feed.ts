@@ -34,17 +34,26 @@ export interface FeedEntry<Event = PublishedEvent> {
 /** A feed entry without the payload, as the outbox relay reads the feed. */
 export type FeedHead = FeedEntry<EventHead>;
 
+/** A feed position's fields, in cursor order (src/domain/cursor.ts). */
+const FEED_POSITION_FIELDS = { txId: cursorFields.int64, sequence: cursorFields.int64 };
+
 /**
  * Feed cursors: base64url of "<tx id>.<sequence>" of the last event served (src/domain/cursor.ts).
  * The outbox relay keeps its own place in job_state in this format too.
  */
-const feedCursor = cursorCodec<FeedPosition>({
-  txId: cursorFields.int64,
-  sequence: cursorFields.int64,
-});
+const feedCursor = cursorCodec<FeedPosition>(FEED_POSITION_FIELDS);
 
 export const encodeFeedCursor = feedCursor.encode;
 export const decodeFeedCursor = feedCursor.decode;
+
+/**
+ * The JetStream relay's saved position in job_state: "<tx id>.<sequence>" unarmoured, the format
+ * it has always been stored in (its save statement compares the two fields in SQL).
+ */
+const jetStreamPosition = cursorCodec<FeedPosition>(FEED_POSITION_FIELDS, { armour: 'none' });
+
+export const encodeJetStreamPosition = jetStreamPosition.encode;
+export const decodeJetStreamPosition = jetStreamPosition.decode;
 
 export interface FeedQuery {
   after?: FeedPosition | undefined;

@@ -3,12 +3,15 @@ import { jobState } from '../../db/schema/index.js';
 import type { Db } from '../../db/client.js';
 import { readJobState } from '../../db/job-state.repository.js';
 import { bare } from '../../db/sql.js';
-import type { FeedPosition } from './feed.js';
+import { decodeJetStreamPosition, encodeJetStreamPosition, type FeedPosition } from './feed.js';
 import { tryTransactionLock } from './outbox.repository.js';
 
 /** First key of the JetStream relay's advisory lock (the outbox relay's is "FIDR"). */
 const JETSTREAM_LOCK_CLASS = 0x46_49_44_4a; // "FIDJ"
-/** job_state name of the feed position the stream is known to hold, as "<tx id>.<sequence>". */
+/**
+ * job_state name of the feed position the stream is known to hold, as "<tx id>.<sequence>"
+ * (encodeJetStreamPosition).
+ */
 export const JETSTREAM_STATE_NAME = 'jetstream-relay';
 
 /**
@@ -22,8 +25,7 @@ export async function tryJetStreamLock(dbTx: Db): Promise<boolean> {
 /** The position saved after the last acknowledged publish, if any. */
 export async function readJetStreamPosition(db: Db): Promise<FeedPosition | undefined> {
   const value = await readJobState(db, JETSTREAM_STATE_NAME);
-  const [txId, sequence] = value?.split('.') ?? [];
-  return txId && sequence ? { txId, sequence } : undefined;
+  return value === undefined ? undefined : decodeJetStreamPosition(value);
 }
 
 /**
@@ -35,7 +37,7 @@ export async function saveJetStreamPosition(db: Db, position: FeedPosition): Pro
     .insert(jobState)
     .values({
       name: JETSTREAM_STATE_NAME,
-      value: `${position.txId}.${position.sequence}`,
+      value: encodeJetStreamPosition(position),
       updatedAt: sql`now()`,
     })
     .onConflictDoUpdate({
@@ -44,6 +46,7 @@ export async function saveJetStreamPosition(db: Db, position: FeedPosition): Pro
         value: sql`excluded.${bare(jobState.value)}`,
         updatedAt: sql`excluded.${bare(jobState.updatedAt)}`,
       },
+      // The stored text's two fields, as encodeJetStreamPosition writes them.
       setWhere: sql`(split_part(${jobState.value}, '.', 1)::bigint,
           split_part(${jobState.value}, '.', 2)::bigint)
         < (${position.txId}::bigint, ${position.sequence}::bigint)`,
