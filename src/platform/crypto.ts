@@ -3,7 +3,8 @@
  *
  * Stored format: `v1.<keyId>.<base64url(nonce || ciphertext || authTag)>`. The key id travels with
  * the value so keys can rotate without a flag day: new writes use the active key, older values
- * stay readable for as long as their key remains in the ring.
+ * stay readable for as long as their key remains in the ring. Values kept as bytes (`sealBytes`)
+ * are `b1.<keyId>.` then the same three parts, not encoded.
  */
 import {
   createCipheriv,
@@ -24,6 +25,8 @@ const KEY_BYTES = 32;
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
 const FORMAT_PREFIX = 'v1.';
+/** Binary values (`sealBytes`) start with this, then the key id and a dot, as text. */
+const BINARY_PREFIX = 'b1.';
 const ALGORITHM = 'aes-256-gcm';
 const KEY_ID_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
 // One alphabet per key: a mix of both is more likely a corrupted paste than a real key.
@@ -305,6 +308,7 @@ export class FieldCipher {
   readonly #activeKeyId: string;
   readonly #activeKey: KeyObject;
   readonly #activePrefix: string;
+  readonly #activeBinaryPrefix: Buffer;
   /** Per-key HMAC keys for digests, derived so that no key serves two algorithms. */
   readonly #macKeys: ReadonlyMap<string, Buffer>;
 
@@ -329,6 +333,7 @@ export class FieldCipher {
     this.#activeKeyId = ring.activeKeyId;
     this.#activeKey = active;
     this.#activePrefix = `${FORMAT_PREFIX}${ring.activeKeyId}.`;
+    this.#activeBinaryPrefix = Buffer.from(`${BINARY_PREFIX}${ring.activeKeyId}.`, 'latin1');
     this.#macKeys = new Map(
       [...keys].map(([id, key]) => [
         id,
@@ -370,20 +375,53 @@ export class FieldCipher {
     if (LONE_SURROGATE.test(plaintext)) {
       throw new TypeError('Cannot encrypt a string containing an unpaired surrogate');
     }
+    return this.#activePrefix + this.#seal(plaintext, associatedData).toString('base64url');
+  }
+
+  decrypt(stored: string, associatedData: string): string {
+    const { keyId, payload } = parseParts(stored);
+    return this.#open(keyId, decodePayload(payload), associatedData).toString('utf8');
+  }
+
+  /**
+   * `encrypt` for bytes, into bytes: `b1.<keyId>.` then the nonce, the ciphertext and the tag,
+   * with no base64 step. For values kept as binary (cached history pages, tens of kilobytes).
+   */
+  sealBytes(plaintext: Buffer, associatedData: string): Buffer {
+    return Buffer.concat([this.#activeBinaryPrefix, this.#seal(plaintext, associatedData)]);
+  }
+
+  /** The bytes `sealBytes` sealed, bound to the same associated data. */
+  openBytes(sealed: Buffer, associatedData: string): Buffer {
+    // A key id is at most 32 characters: the dot after it is looked for there, not in the payload.
+    const dot = sealed.subarray(0, BINARY_PREFIX.length + 33).indexOf(0x2e, BINARY_PREFIX.length);
+    if (
+      sealed.length <= BINARY_PREFIX.length ||
+      sealed.toString('latin1', 0, BINARY_PREFIX.length) !== BINARY_PREFIX ||
+      dot < 0
+    ) {
+      throw malformed(`expected prefix "${BINARY_PREFIX}<key id>."`);
+    }
+    const keyId = sealed.toString('latin1', BINARY_PREFIX.length, dot);
+    if (!KEY_ID_PATTERN.test(keyId)) throw malformed('invalid key id');
+    return this.#open(keyId, sealed.subarray(dot + 1), associatedData);
+  }
+
+  /** The nonce, the ciphertext and the tag, under the active key. */
+  #seal(plaintext: string | Buffer, associatedData: string): Buffer {
     // Random 96-bit nonces stay within NIST's collision bound for up to 2^32 encryptions per
     // key; rotating keys keeps us far below that.
     const nonce = randomBytes(NONCE_BYTES);
     const cipher = createCipheriv(ALGORITHM, this.#activeKey, nonce, { authTagLength: TAG_BYTES });
     cipher.setAAD(Buffer.from(associatedData, 'utf8'));
-    const body = cipher.update(plaintext, 'utf8');
+    const body =
+      typeof plaintext === 'string' ? cipher.update(plaintext, 'utf8') : cipher.update(plaintext);
     const rest = cipher.final();
-    const sealed = Buffer.concat([nonce, body, rest, cipher.getAuthTag()]);
-    return this.#activePrefix + sealed.toString('base64url');
+    return Buffer.concat([nonce, body, rest, cipher.getAuthTag()]);
   }
 
-  decrypt(stored: string, associatedData: string): string {
-    const { keyId, payload } = parseParts(stored);
-    const sealed = decodePayload(payload);
+  /** The plaintext of `sealed` (nonce, ciphertext, tag) under the key `keyId`. */
+  #open(keyId: string, sealed: Buffer, associatedData: string): Buffer {
     const key = this.#keys.get(keyId);
     if (key === undefined) {
       throw new DecryptionError(`cannot decrypt: unknown key id ${keyId}`);
@@ -404,7 +442,7 @@ export class FieldCipher {
       // Wrong key, wrong row (associated data) and tampering are indistinguishable by design.
       throw new DecryptionError(`cannot decrypt with key ${keyId}: authentication failed`);
     }
-    return rest.length === 0 ? body.toString('utf8') : Buffer.concat([body, rest]).toString('utf8');
+    return rest.length === 0 ? body : Buffer.concat([body, rest]);
   }
 
   keyIdOf(stored: string): string {

@@ -251,6 +251,62 @@ describe('FieldCipher', () => {
   });
 });
 
+describe('FieldCipher, values as bytes (sealBytes)', () => {
+  it('round-trips any bytes bound to their associated data, as b1.<keyId>. and raw bytes', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.string(), (plaintext, data) => {
+        const sealed = cipher.sealBytes(Buffer.from(plaintext), data);
+        expect(sealed.toString('latin1', 0, 6)).toBe('b1.k1.');
+        // Nonce, ciphertext and tag as bytes: no base64, so 6 + 12 + n + 16 bytes.
+        expect(sealed.length).toBe(6 + 12 + plaintext.length + 16);
+        expect(cipher.openBytes(sealed, data).equals(Buffer.from(plaintext))).toBe(true);
+      }),
+    );
+  });
+
+  it('never holds the plaintext', () => {
+    const name = 'Zéphyrine Okonkwo-Bérard';
+    const sealed = cipher.sealBytes(Buffer.from(`{"full_name":"${name}"}`), 'cache:u:entry');
+    expect(sealed.includes(name)).toBe(false);
+    expect(sealed.includes('full_name')).toBe(false);
+  });
+
+  it('refuses other associated data, tampered bytes, and values it did not seal', () => {
+    const sealed = cipher.sealBytes(Buffer.from('a page'), 'cache:u1:entry');
+    expect(() => cipher.openBytes(sealed, 'cache:u2:entry')).toThrow(
+      new DecryptionError('cannot decrypt with key k1: authentication failed'),
+    );
+    for (let index = 6; index < sealed.length; index += 1) {
+      const tampered = Buffer.from(sealed);
+      tampered[index] = tampered[index]! ^ 1;
+      expect(() => cipher.openBytes(tampered, 'cache:u1:entry')).toThrow(DecryptionError);
+    }
+    // The text format (what earlier versions cached), a bare payload, nothing, an unknown key.
+    const foreign = [
+      Buffer.from(cipher.encrypt('a page', 'cache:u1:entry')),
+      sealed.subarray(6),
+      Buffer.alloc(0),
+      Buffer.from('b1.'),
+      Buffer.from(`b1.${'k'.repeat(40)}.${'x'.repeat(40)}`),
+      sealed.subarray(0, 6 + 27),
+    ];
+    for (const value of foreign) {
+      expect(() => cipher.openBytes(value, 'cache:u1:entry')).toThrow(DecryptionError);
+    }
+    const other = new FieldCipher(ringOf(['kabc', key2])).sealBytes(Buffer.from('x'), 'd');
+    expect(() => cipher.openBytes(other, 'd')).toThrow(
+      new DecryptionError('cannot decrypt: unknown key id kabc'),
+    );
+  });
+
+  it('opens values sealed under an older key of the ring', () => {
+    const sealed = cipher.sealBytes(Buffer.from('a page'), 'd');
+    const rotated = new FieldCipher(ringOf(['k2', key2], ['k1', key1]));
+    expect(rotated.openBytes(sealed, 'd').toString()).toBe('a page');
+    expect(rotated.sealBytes(Buffer.from('a page'), 'd').toString('latin1', 0, 6)).toBe('b1.k2.');
+  });
+});
+
 describe('generateKeyBase64', () => {
   it('generates distinct 32-byte base64 keys', () => {
     const a = generateKeyBase64();
