@@ -7,7 +7,9 @@ import { outageLog } from './outage.js';
 import { createRedisConnection, type RedisConnection } from './redis.js';
 
 /**
- * Where cached entries live. Every entry of a user is stored under that user's current generation
+ * Where cached entries live. Values are bytes: a hit is handed on as the bytes the store returned
+ * (a finished response body, or a sealed one), with no text decoding of tens of kilobytes between
+ * the store and the socket. Every entry of a user is stored under that user's current generation
  * (and, in Redis, the cache epoch), read together in one round trip; a committed write bumps the
  * generation, so no reader ever finds an entry computed before that write.
  */
@@ -21,12 +23,12 @@ export interface CacheStore {
     user: string,
     entry: string,
     ttlSeconds?: number,
-  ): Promise<{ generation: string; value: string | undefined }>;
+  ): Promise<{ generation: string; value: Buffer | undefined }>;
   write(
     user: string,
     generation: string,
     entry: string,
-    value: string,
+    value: Buffer,
     ttlSeconds: number,
   ): Promise<void>;
   /** Makes every entry of the user unreachable. */
@@ -51,7 +53,7 @@ export interface CacheStore {
 
 /** In-process store: bounded LRU for entries, a second one for generations. */
 export function memoryStore(maxEntries: number): CacheStore {
-  const entries = new LRUCache<string, string>({ max: maxEntries, ttlAutopurge: false });
+  const entries = new LRUCache<string, Buffer>({ max: maxEntries, ttlAutopurge: false });
   const generations = new LRUCache<string, string>({ max: maxEntries, ttlAutopurge: false });
   let counter = 0;
   return {
@@ -106,16 +108,19 @@ end
 local value = redis.call('GET', ARGV[1] .. epoch .. ':' .. gen .. ':' .. ARGV[2])
 return {epoch .. ':' .. gen, value}`;
 
-/** `READ_SCRIPT` as a command of the client (`defineCommand`): sent as EVALSHA. */
+/**
+ * `READ_SCRIPT` as a command of the client (`defineCommand`): sent as EVALSHA, its reply read as
+ * bytes (the `Buffer` variant every defined command has), so a value is never decoded as text.
+ */
 interface ReadCommand {
-  fidoCacheRead(
+  fidoCacheReadBuffer(
     epochKey: string,
     generationKey: string,
     entryPrefix: string,
     entry: string,
     freshGeneration: string,
     generationTtl: string,
-  ): Promise<[string, string | null]>;
+  ): Promise<[Buffer, Buffer | null]>;
 }
 
 /** A user's Redis keys: the shard's epoch, the user's generation, and its entries' prefix. */
@@ -184,7 +189,7 @@ export function redisStore(options: RedisStoreOptions): CacheStore {
     kind: 'redis',
     async read(user, entry, ttlSeconds = 0) {
       const keys = keysOf(user);
-      const [generation, value] = await commands.fidoCacheRead(
+      const [generation, value] = await commands.fidoCacheReadBuffer(
         keys.epoch,
         keys.generation,
         keys.entries,
@@ -195,7 +200,7 @@ export function redisStore(options: RedisStoreOptions): CacheStore {
       // Answered by a master other than the one trusted (a failover that may have lost writes):
       // the listeners hear of it before this answer is used.
       connection.checkTopology(keys.generation);
-      return { generation, value: value ?? undefined };
+      return { generation: generation.toString('latin1'), value: value ?? undefined };
     },
     async write(user, generation, entry, value, ttlSeconds) {
       await client.set(`${keysOf(user).entries}${generation}:${entry}`, value, 'EX', ttlSeconds);
@@ -298,7 +303,7 @@ const EPOCH_RETRY_MS = 500;
  */
 export function createCache(store: CacheStore, options: CacheOptions) {
   const { ttlSeconds, logger } = options;
-  const inFlight = new Map<string, Promise<string>>();
+  const inFlight = new Map<string, Promise<Buffer>>();
   const outage = outageLog(
     logger,
     { cache: store.kind },
@@ -400,8 +405,8 @@ export function createCache(store: CacheStore, options: CacheOptions) {
   async function cached(
     user: string,
     entry: string,
-    compute: () => Promise<string>,
-  ): Promise<string> {
+    compute: () => Promise<Buffer>,
+  ): Promise<Buffer> {
     if (!(await ensureEpoch())) return compute();
     const seen = disruptions;
     const found = (await attempt('read', () => store.read(user, entry, ttlSeconds)))?.value;

@@ -1,5 +1,6 @@
 import type { FastifyReply } from 'fastify';
 import { Type, type TSchema } from 'typebox';
+import type { TaggedBody } from './http-cache.js';
 
 /** The v1 envelope every successful answer comes in: `{ data, code, message }`. */
 export const envelope = <T extends TSchema>(data: T, title: string) =>
@@ -29,6 +30,14 @@ export const pageEnvelope = <T extends TSchema>(
   );
 
 /** Sends a body already serialized as JSON text, as is (past the route's serializer). */
-export function sendJsonText(reply: FastifyReply, body: string): FastifyReply {
+export function sendJsonText(reply: FastifyReply, body: string | Buffer): FastifyReply {
   return reply.type('application/json; charset=utf-8').send(body);
+}
+
+/**
+ * Sends a finished body (often from the cache) as is, with the tag computed when it was rendered:
+ * no serialisation and no hash of the body per request.
+ */
+export function sendTaggedBody(reply: FastifyReply, answer: TaggedBody): FastifyReply {
+  return sendJsonText(reply.header('etag', answer.etag), answer.body);
 }

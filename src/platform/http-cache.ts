@@ -42,3 +42,33 @@ function matches(condition: string, etag: string): boolean {
   const current = opaque(etag);
   return condition.split(',').some((tag) => opaque(tag) === current);
 }
+
+/** A response body and its entity tag, as one cached value. */
+export interface TaggedBody {
+  /** The v1 response body, JSON text as bytes (sent as they are). */
+  body: Buffer;
+  /** Its entity tag (`weakEtag` of the body). */
+  etag: string;
+}
+
+/** A body rendered now, with its tag. */
+export function taggedBody(body: string): TaggedBody {
+  return { body: Buffer.from(body, 'utf8'), etag: weakEtag(body) };
+}
+
+/** The tag and the body as one value: the tag, a line break (a tag never holds one), the body. */
+export function packTaggedBody(body: string): Buffer {
+  return Buffer.from(`${weakEtag(body)}\n${body}`, 'utf8');
+}
+
+/**
+ * `packTaggedBody`'s value read back; undefined when it is not one (no weak tag, then a line
+ * break). The body is a view of the value's bytes, not a copy.
+ */
+export function unpackTaggedBody(value: Buffer): TaggedBody | undefined {
+  const end = value.indexOf(0x0a);
+  // W/"…" then the line break: 0x57 0x2f 0x22 … 0x22.
+  if (end < 4 || value[0] !== 0x57 || value[1] !== 0x2f || value[2] !== 0x22) return undefined;
+  if (value[end - 1] !== 0x22) return undefined;
+  return { etag: value.toString('latin1', 0, end), body: value.subarray(end + 1) };
+}

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { sql } from 'drizzle-orm';
 import { memoryStore, type CacheStore } from '../../src/platform/cache.js';
 import { queryRows } from '../../src/db/client.js';
+import { Analytics, RangeAnalytics } from '../../src/modules/analytics/analytics.schemas.js';
 import { buildTestApp, postTransaction, useTestApp } from '../helpers/app.js';
 import { transactionBody, uniqueUserId } from '../helpers/factories.js';
 
@@ -172,7 +173,7 @@ describe('the stale reader', () => {
 
 describe('cached history pages', () => {
   it('serve the same bytes as the database, and the cache keeps them sealed', async () => {
-    const values: string[] = [];
+    const values: Buffer[] = [];
     const inner = memoryStore(1_000);
     const store: CacheStore = {
       ...inner,
@@ -221,8 +222,93 @@ describe('cached history pages', () => {
 
       expect(values.length).toBeGreaterThanOrEqual(2);
       for (const value of values) {
-        for (const name of names) expect(value).not.toContain(name);
-        expect(value).not.toContain(userId);
+        const bytes = value.toString('latin1');
+        expect(bytes).toMatch(/^b1\./);
+        for (const name of names) expect(value.includes(name)).toBe(false);
+        expect(bytes).not.toContain(userId);
+      }
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('cached analytics', () => {
+  it("are the computed body, tag and type, byte for byte, fields in the schema's order", async () => {
+    const userId = uniqueUserId();
+    await create({ user_id: userId, transaction_amount: 12.5, transaction_type: 'credit' });
+    await create({ user_id: userId, transaction_amount: 2.25, transaction_type: 'debit' });
+    for (const [url, schema] of [
+      [`/api/v1/analytics/${userId}`, Analytics],
+      [`/api/v1/analytics/range/${userId}?start_date=2000-01-01`, RangeAnalytics],
+    ] as const) {
+      const hits = await metric('fido_cache_hits_total');
+      const computed = await get(url);
+      const cached = await get(url);
+      expect(await metric('fido_cache_hits_total'), url).toBe(hits + 1);
+      expect(computed.statusCode, url).toBe(200);
+      expect(cached.body).toBe(computed.body);
+      expect(cached.headers.etag).toBe(computed.headers.etag);
+      for (const response of [computed, cached]) {
+        expect(response.headers['content-type']).toBe('application/json; charset=utf-8');
+        expect(response.headers['content-length']).toBe(String(Buffer.byteLength(computed.body)));
+      }
+      // What the route's serializer wrote for the object: canonical JSON in the schema's order.
+      const json = computed.json<{ data: Record<string, unknown> }>();
+      expect(computed.body).toBe(JSON.stringify(json));
+      expect(Object.keys(json)).toEqual(['data', 'code', 'message']);
+      expect(Object.keys(json.data)).toEqual(Object.keys(schema.properties));
+      expect(json).toMatchObject({
+        code: 200,
+        message: 'Transaction analytics retrieved successfully',
+        data: { user_id: userId, credit_total: 12.5, debit_total: 2.25, net_total: 10.25 },
+      });
+    }
+  });
+});
+
+describe('entries this version cannot read', () => {
+  // An earlier version's entries (figures as JSON, pages sealed as text), or anything else under
+  // a name this version reads: answered from the database, never an error.
+  it('are answered from the database, the same bytes as from a clean cache', async () => {
+    const inner = memoryStore(1_000);
+    const foreign = [
+      Buffer.from('{"user_id":"u","transaction_count":1}'),
+      Buffer.from('v1.kabc.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'),
+      Buffer.from('b1.kabc.\nnot a sealed page'),
+      Buffer.from('W/"x"'),
+      Buffer.alloc(0),
+    ];
+    let reading: Buffer | undefined;
+    const store: CacheStore = {
+      ...inner,
+      async read(user, entry, ttlSeconds) {
+        const found = await inner.read(user, entry, ttlSeconds);
+        return reading === undefined ? found : { ...found, value: reading };
+      },
+    };
+    const app = await buildTestApp(context.database, { deps: { cacheStore: store } });
+    try {
+      const userId = uniqueUserId();
+      for (const fullName of ['Ama Owusu', 'Kofi Boateng']) {
+        await postTransaction(app, { user_id: userId, full_name: fullName });
+      }
+      for (const url of [
+        `/api/v1/analytics/${userId}`,
+        `/api/v1/analytics/range/${userId}?end_date=2030-01-01`,
+        `/api/v1/transaction/history/${userId}`,
+        `/api/v1/transaction/history/${userId}?limit=1`,
+      ]) {
+        reading = undefined;
+        const expected = await app.inject({ method: 'GET', url });
+        expect(expected.statusCode, url).toBe(200);
+        for (const value of foreign) {
+          reading = value;
+          const response = await app.inject({ method: 'GET', url });
+          expect(response.statusCode, url).toBe(200);
+          expect(response.body, url).toBe(expected.body);
+          expect(response.headers.etag, url).toBe(expected.headers.etag);
+        }
       }
     } finally {
       await app.close();

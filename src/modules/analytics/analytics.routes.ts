@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
+import { sendTaggedBody } from '../../platform/envelopes.js';
 import { errorResponses } from '../../platform/http-errors.js';
 import {
   AnalyticsEnvelope,
@@ -10,7 +11,6 @@ import {
 } from './analytics.schemas.js';
 import { analyticsNotFound, type AnalyticsService } from './analytics.service.js';
 
-const MESSAGE = 'Transaction analytics retrieved successfully';
 const errors = errorResponses(404, 422, 503);
 /** Another user's analytics, to a user token, look exactly like a user without any. */
 const config = {
@@ -38,11 +38,9 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<{ analytics: AnalyticsSe
       },
       config,
     },
-    async (request) => ({
-      data: await analytics.allTime(request.params.user_id, request.query),
-      code: 200,
-      message: MESSAGE,
-    }),
+    // The finished body (see `analyticsBody`), often from the cache: sent as is, with its tag.
+    async (request, reply) =>
+      sendTaggedBody(reply, await analytics.allTime(request.params.user_id, request.query)),
   );
 
   app.get(
@@ -60,10 +58,7 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<{ analytics: AnalyticsSe
       },
       config,
     },
-    async (request) => ({
-      data: await analytics.range(request.params.user_id, request.query),
-      code: 200,
-      message: MESSAGE,
-    }),
+    async (request, reply) =>
+      sendTaggedBody(reply, await analytics.range(request.params.user_id, request.query)),
   );
 };

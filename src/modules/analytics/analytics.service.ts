@@ -1,4 +1,10 @@
 import { cacheKey, type Cache } from '../../platform/cache.js';
+import {
+  packTaggedBody,
+  taggedBody,
+  unpackTaggedBody,
+  type TaggedBody,
+} from '../../platform/http-cache.js';
 import type { Db } from '../../db/client.js';
 import { primaryOnly, type ReadRouter } from '../../platform/read-replicas.js';
 import { AppError, validationError, type ValidationIssue } from '../../platform/errors.js';
@@ -16,8 +22,10 @@ import {
   type AnalyticsFigures,
 } from './analytics.repository.js';
 
-const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
 import type { Analytics, RangeAnalytics } from './analytics.schemas.js';
+import { analyticsBody } from './analytics.views.js';
+
+const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
 
 export interface AnalyticsServiceDeps {
   db: Db;
@@ -33,10 +41,32 @@ export const analyticsNotFound = (userId: string) =>
 
 export type AnalyticsService = ReturnType<typeof createAnalyticsService>;
 
-/** Per-user analytics, read from rollups kept exact by every write. Knows nothing about HTTP. */
+/**
+ * Per-user analytics, read from rollups kept exact by every write. Knows nothing about HTTP; its
+ * answers are the finished v1 response bodies (`analyticsBody`) with their entity tags.
+ */
 export function createAnalyticsService(deps: AnalyticsServiceDeps) {
   const { db, timeZone } = deps;
   const reads = deps.reads ?? primaryOnly(db);
+
+  /**
+   * The body for `entry`, from the cache or rendered by `render`. The cache keeps the finished
+   * body with its tag (`analytics-body`, `analytics-range-body`: other names than the figures as
+   * JSON that earlier versions stored, so processes of two versions sharing a Redis never read
+   * each other's entries): a hit is sent as the bytes Redis returned, with no parse, serialisation
+   * or hash of the body per request.
+   */
+  async function answer(
+    userId: string,
+    entry: string,
+    render: () => Promise<string>,
+  ): Promise<TaggedBody> {
+    const value = await deps.cache.cached(userId, entry, async () =>
+      packTaggedBody(await render()),
+    );
+    // Not a tagged body (nothing this version writes): answered from the database instead.
+    return unpackTaggedBody(value) ?? taggedBody(await render());
+  }
 
   function currencyOf(raw: string | undefined, issues: ValidationIssue[]): string {
     const currency = (raw ?? deps.defaultCurrency).toUpperCase();
@@ -53,22 +83,17 @@ export function createAnalyticsService(deps: AnalyticsServiceDeps) {
   async function allTime(
     userId: string,
     query: { currency?: string | undefined },
-  ): Promise<Analytics> {
+  ): Promise<TaggedBody> {
     const issues: ValidationIssue[] = [];
     const currency = currencyOf(query.currency, issues);
     if (issues.length > 0) throw validationError(issues);
-    const answer = await deps.cache.cached(
-      userId,
-      `analytics:${cacheKey([currency])}`,
-      async () => {
-        const figures = await reads.forUser(userId, (readDb) =>
-          readAllTime(readDb, userId, currency),
-        );
-        if (!figures) throw analyticsNotFound(userId);
-        return JSON.stringify(present(userId, currency, figures));
-      },
-    );
-    return JSON.parse(answer) as Analytics;
+    return answer(userId, `analytics-body:${cacheKey([currency])}`, async () => {
+      const figures = await reads.forUser(userId, (readDb) =>
+        readAllTime(readDb, userId, currency),
+      );
+      if (!figures) throw analyticsNotFound(userId);
+      return analyticsBody(present(userId, currency, figures));
+    });
   }
 
   async function range(
@@ -78,7 +103,7 @@ export function createAnalyticsService(deps: AnalyticsServiceDeps) {
       start_date?: string | undefined;
       end_date?: string | undefined;
     },
-  ): Promise<RangeAnalytics> {
+  ): Promise<TaggedBody> {
     const issues: ValidationIssue[] = [];
     const currency = currencyOf(query.currency, issues);
     const bound = (name: 'start_date' | 'end_date') => {
@@ -120,8 +145,8 @@ export function createAnalyticsService(deps: AnalyticsServiceDeps) {
       });
     }
     if (issues.length > 0) throw validationError(issues);
-    const entry = `analytics-range:${cacheKey([currency, start?.toISOString(), end?.toISOString()])}`;
-    const answer = await deps.cache.cached(userId, entry, async () => {
+    const entry = `analytics-range-body:${cacheKey([currency, start?.toISOString(), end?.toISOString()])}`;
+    return answer(userId, entry, async () => {
       const figures = await reads.forUser(userId, (readDb) =>
         readRange(readDb, userId, currency, start, end, timeZone),
       );
@@ -131,15 +156,17 @@ export function createAnalyticsService(deps: AnalyticsServiceDeps) {
         start_date: start?.toISOString() ?? null,
         end_date: end?.toISOString() ?? null,
       };
-      return JSON.stringify(range);
+      return analyticsBody(range);
     });
-    return JSON.parse(answer) as RangeAnalytics;
   }
 
   return { allTime, range };
 }
 
-/** Figures as the API shows them: money rounded once, here, half-even to the minor unit. */
+/**
+ * Figures as the API shows them: money rounded once, here, half-even to the minor unit. Fields in
+ * the schema's order: the body is this object's JSON text (`analyticsBody`).
+ */
 function present(userId: string, currency: string, f: AnalyticsFigures): Analytics {
   const exponent = currencyExponent(currency);
   const total = f.creditTotalMinor + f.debitTotalMinor;

@@ -11,7 +11,7 @@ import {
 } from '../../platform/idempotency.js';
 import { ownerOf } from '../../platform/auth.js';
 import type { DbTx } from '../../db/client.js';
-import { sendJsonText } from '../../platform/envelopes.js';
+import { sendTaggedBody } from '../../platform/envelopes.js';
 import { historyNotFound } from './transactions.errors.js';
 import { IF_MATCH_LENGTH_MAX } from './transactions.limits.js';
 import type { TransactionRow } from './transactions.repository.js';
@@ -231,9 +231,10 @@ export const transactionsRoutes: FastifyPluginAsyncTypebox<TransactionsRoutesOpt
     async (request, reply) => {
       // The finished body, often from the cache: sent as is, past the response serializer, with
       // the tag computed when it was rendered.
-      const page = await transactions.history(request.params.user_id, request.query);
-      void reply.header('etag', page.etag);
-      return sendJsonText(reply, page.body);
+      return sendTaggedBody(
+        reply,
+        await transactions.history(request.params.user_id, request.query),
+      );
     },
   );
 

@@ -6,7 +6,12 @@ import { DecryptionError, type FieldCipher } from '../../platform/crypto.js';
 import { applyRollups, changesRollups } from '../analytics/index.js';
 import { appendEvent } from '../events/index.js';
 import { cacheKey, type Cache } from '../../platform/cache.js';
-import { weakEtag } from '../../platform/http-cache.js';
+import {
+  packTaggedBody,
+  taggedBody,
+  unpackTaggedBody,
+  type TaggedBody,
+} from '../../platform/http-cache.js';
 import { primaryOnly, type ReadRouter } from '../../platform/read-replicas.js';
 import { historyBody, publicFields, transactionView } from './transactions.views.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
@@ -56,13 +61,8 @@ export interface TransactionsServiceDeps {
   now?: () => Date;
 }
 
-/** A history page as the route sends it. */
-export interface HistoryPage {
-  /** The v1 response body, JSON text. */
-  body: string;
-  /** Its entity tag (`weakEtag` of the body). */
-  etag: string;
-}
+/** A history page as the route sends it: the v1 response body and its entity tag. */
+export type HistoryPage = TaggedBody;
 
 /** A condition on the current version, from `If-Match`: `*` or a list of versions. */
 export type VersionPrecondition = '*' | readonly string[];
@@ -209,9 +209,10 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
     }
     if (issues.length > 0) throw validationError(issues);
 
-    // `history-page`: entries hold the sealed tag and body; another name than the earlier bodies
-    // alone and JSON rows, so processes of two versions sharing a Redis never read each other's.
-    const entry = `history-page:${cacheKey([
+    // `history-page-bytes`: entries hold the tag and body sealed as bytes (`sealBytes`); another
+    // name than the earlier text-sealed pages, bodies alone and JSON rows, so processes of two
+    // versions sharing a Redis never read each other's (an upgrade's old entries are misses).
+    const entry = `history-page-bytes:${cacheKey([
       limit,
       query.cursor,
       filters.startDate?.toISOString(),
@@ -219,7 +220,7 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
       filters.transactionType,
       filters.currency,
     ])}`;
-    const render = async (): Promise<HistoryPage> => {
+    const render = async (): Promise<string> => {
       // One row more than asked tells whether another page exists without a count. Both
       // queries on one target: a replica that has replayed the user's writes, or the primary.
       const rows = await reads.forUser(userId, async (readDb) => {
@@ -232,29 +233,29 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
         return found;
       });
       const page = keysetPage(rows, limit, encodeCursor);
-      const body = historyBody(page.items.map(toView), page.pagination);
-      return { body, etag: weakEtag(body) };
+      return historyBody(page.items.map(toView), page.pagination);
     };
     // The finished body is cached with its tag, sealed as one value bound to this user and entry:
     // it holds names. A hit then costs one decryption, where cached rows cost one per name, a
     // parse and a serialisation (about 2 ms of CPU for a page of 100), and no hash of the body.
+    // Sealed as bytes and sent as bytes: no base64 and no text of the page's size on the way from
+    // Redis to the socket.
     const associatedData = `cache:${userId}:${entry}`;
     let rendered: HistoryPage | undefined;
     const sealed = await deps.cache.cached(userId, entry, async () => {
-      rendered = await render();
-      // A tag never holds a line break (it is W/"base64url"): the first one ends it.
-      return cipher.encrypt(`${rendered.etag}\n${rendered.body}`, associatedData);
+      const packed = packTaggedBody(await render());
+      rendered = unpackTaggedBody(packed);
+      return cipher.sealBytes(packed, associatedData);
     });
     if (rendered !== undefined) return rendered;
     try {
-      const text = cipher.decrypt(sealed, associatedData);
-      const end = text.indexOf('\n');
-      return { etag: text.slice(0, end), body: text.slice(end + 1) };
+      const page = unpackTaggedBody(cipher.openBytes(sealed, associatedData));
+      if (page !== undefined) return page;
     } catch (error) {
-      // Sealed under a key since retired from the ring: read it afresh.
-      if (error instanceof DecryptionError) return render();
-      throw error;
+      if (!(error instanceof DecryptionError)) throw error;
     }
+    // Sealed under a key since retired from the ring (or not a sealed page): read it afresh.
+    return taggedBody(await render());
   }
 
   /** Call once a write has committed: the user's cached reads are never served again. */

@@ -81,6 +81,7 @@ async function inspector(): Promise<Redis> {
 }
 
 /** Every key under `prefix`, with its (string) value. */
+/** Every key under `prefix` and its value, each byte one character (values may be binary). */
 async function dump(prefix: string): Promise<Map<string, string>> {
   const client = await inspector();
   try {
@@ -91,8 +92,8 @@ async function dump(prefix: string): Promise<Map<string, string>> {
       cursor = next;
       keys.push(...batch);
     } while (cursor !== '0');
-    const values = keys.length === 0 ? [] : await client.mget(...keys);
-    return new Map(keys.map((key, i) => [key, values[i] ?? '']));
+    const values = keys.length === 0 ? [] : await client.mgetBuffer(...keys);
+    return new Map(keys.map((key, i) => [key, values[i]?.toString('latin1') ?? '']));
   } finally {
     client.disconnect();
   }
@@ -177,7 +178,9 @@ describe('Redis is cut off but keeps its keys', () => {
     const unavailable = logs.count('cache unavailable');
     const recovered = logs.count('cache recovered');
     const before = await dump(prefix);
-    const entries = [...before.keys()].filter((key) => /:(history-page|analytics[^:]*):/.test(key));
+    const entries = [...before.keys()].filter((key) =>
+      /:(history-page[^:]*|analytics[^:]*):/.test(key),
+    );
     expect(entries).toHaveLength(3);
 
     await proxy.cut();
@@ -276,10 +279,15 @@ describe('what Redis holds', () => {
     await user.expectCurrent();
 
     const stored = await dump(harness.prefix);
-    const history = [...stored].filter(([key]) => key.includes(':history-page:'));
+    const history = [...stored].filter(([key]) => key.includes(':history-page-bytes:'));
     expect(history.length).toBeGreaterThan(0);
-    // A history page is cached as one sealed value (key id, then ciphertext), never as JSON.
-    for (const [, value] of history) expect(value).toMatch(/^v1\.[^{"]+$/);
+    // A history page is cached as one sealed value (key id, then ciphertext as bytes), never as
+    // JSON.
+    for (const [, value] of history) {
+      expect(value).toMatch(/^b1\.[A-Za-z0-9_-]+\./);
+      for (const json of ['"data"', '"full_name"', '"pagination"'])
+        expect(value).not.toContain(json);
+    }
     expect([...stored.keys()].some((key) => key.includes(':analytics'))).toBe(true);
 
     const forbidden = [...names, `${names[0]} Jr`].flatMap((name) => {
@@ -328,7 +336,7 @@ describe('generations never come back', () => {
       const slow = cache.cached(user, 'entry', async () => {
         computing();
         await gate;
-        return 'read before the write';
+        return Buffer.from('read before the write');
       });
       await started;
 
@@ -338,11 +346,12 @@ describe('generations never come back', () => {
       // The write commits now, and its invalidation reaches Redis.
       await cache.invalidate(user);
       release();
-      expect(await slow).toBe('read before the write');
+      expect((await slow).toString()).toBe('read before the write');
 
-      expect(await cache.cached(user, 'entry', async () => 'read after the write')).toBe(
-        'read after the write',
+      const after = await cache.cached(user, 'entry', async () =>
+        Buffer.from('read after the write'),
       );
+      expect(after.toString()).toBe('read after the write');
     } finally {
       await cache.close();
     }
