@@ -23,6 +23,7 @@
  * (50) × BENCH_POOL_ROWS (20) for reads by id and the mixed workload, BENCH_WEBHOOK_DELIVERIES
  * (5,000) and BENCH_WEBHOOK_WARMUP (500) for webhook-delivery, BENCH_SKIP_BUILD=1,
  * BENCH_NODE_OPTIONS (NODE_OPTIONS for the API processes, e.g. --max-old-space-size=160),
+ * BENCH_HEAP_GROWING_PERCENT (HEAP_GROWING_PERCENT for the API processes),
  * BENCH_KEEP=1 (keep the work directory: server logs, pgbench logs) and BENCH_CPU_PROF=1 (the API
  * processes write V8 CPU profiles there; open them in Chrome DevTools).
  */
@@ -761,6 +762,10 @@ export async function runSuite(selected: readonly string[] | undefined): Promise
       CACHE_PREFIX: cachePrefix,
       // e.g. a heap bound (--max-old-space-size=N) to see its effect on RSS and throughput.
       ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
+      // e.g. HEAP_GROWING_PERCENT=0 (V8's own growing), to see the default's effect.
+      ...(process.env.BENCH_HEAP_GROWING_PERCENT
+        ? { HEAP_GROWING_PERCENT: process.env.BENCH_HEAP_GROWING_PERCENT }
+        : {}),
     });
 
     const profilerArgs = (name: string) =>

@@ -1,6 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import { loadConfig, readDotEnv, type Config } from './config.js';
-import { heapArguments, memoryLimitMb, relaunch, watchLauncher } from './platform/heap.js';
+import { applyHeapGrowing } from './platform/heap.js';
 import { closeOnSignals, failedToStart, START_FAILED } from './platform/process.js';
 
 /** A process that dies before listening or this soon after failed to start: retried with backoff. */
@@ -13,25 +13,11 @@ const RETRY_MAX_MS = 8_000;
 async function main(): Promise<void> {
   readDotEnv();
   const config = loadConfig();
-  // Only node: modules and the config are loaded up to here: a launcher stays small beside the
-  // server it starts (platform/heap.ts).
-  const heap = heapArguments({
-    oldSpaceMb: config.heapOldSpaceMb,
-    execArgv: process.execArgv,
-    nodeOptions: config.nodeOptions,
-    memoryMb: memoryLimitMb() / config.webConcurrency,
-  });
+  applyHeapGrowing(config.heapGrowingPercent);
   if (config.webConcurrency > 1 && cluster.isPrimary) {
-    // The supervisor stays small without a bound; its HTTP processes get one.
-    cluster.setupPrimary({ execArgv: [...heap, ...process.execArgv] });
     await runPrimary(config);
     return;
   }
-  if (cluster.isPrimary && heap.length > 0) {
-    relaunch(heap);
-    return;
-  }
-  watchLauncher();
   const [{ buildApp }, { eventHandlers }, { createLogger }] = await Promise.all([
     import('./app.js'),
     import('./event-handlers.js'),

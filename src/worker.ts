@@ -1,5 +1,6 @@
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, readDotEnv } from './config.js';
+import { applyHeapGrowing } from './platform/heap.js';
 import { eventHandlers } from './event-handlers.js';
 import { closeOnSignals, failedToStart } from './platform/process.js';
 
@@ -13,6 +14,7 @@ async function main(): Promise<void> {
   readDotEnv();
   // The worker role runs the event worker whatever WORKER says (it is the API's switch).
   const config = loadConfig();
+  applyHeapGrowing(config.heapGrowingPercent);
   if (!config.databaseUrl) {
     // PGlite's data directory belongs to one process: the API already runs the worker inline.
     throw new ConfigError([

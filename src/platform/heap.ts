@@ -1,88 +1,35 @@
-import { spawn } from 'node:child_process';
-import os from 'node:os';
+import v8 from 'node:v8';
 
 /**
- * The heap bounds the HTTP server gives itself. Node sizes V8's old space by the memory it may
- * use (a quarter of it: 4 GiB on this 24 GiB machine), and V8 collects the old space late when
- * there is room, so RSS under load was mostly garbage not yet collected (187-296 MB over a live
- * heap of ~50 MB). A bound of HEAP_OLD_SPACE_MB, with the young generation kept at Node's
- * default, keeps it under 250 MB (docs/performance.md has the measurements and what it costs).
+ * How the server's heap grows. After each full collection V8 sets the next one's trigger at the
+ * live heap times a growing factor that it picks itself, up to 4× when the heap has room (Node
+ * gives the old space a quarter of the machine's memory: 4 GiB on a 24 GiB machine). Under load
+ * the live heap is ~60 MB, so RSS was mostly garbage not yet collected: 216-316 MB. A fixed factor
+ * (V8's `--heap-growing-percent`, HEAP_GROWING_PERCENT here) collects sooner without bounding the
+ * heap: a peak still gets all the room Node gives it, where a bound (`--max-old-space-size`)
+ * would turn it into a crash, and near a low bound V8 collects far more often (docs/performance.md,
+ * Memory, has both measured).
  *
- * V8 reads these flags only when the process starts, so a server that needs them starts itself
- * again with them (`relaunch`) and stays beside it, forwarding signals and its exit code.
- * Nothing is added when the operator sized the heap (a flag on the command line or in
- * NODE_OPTIONS), when HEAP_OLD_SPACE_MB=0, or when Node's own bound is already lower (a
- * container's memory limit: Node sizes by it).
+ * V8 reads this flag at every full collection, so the process sets it on itself at start: no
+ * restart and no launcher. A `--heap-growing-percent` on the command line is the operator's and
+ * wins (Node refuses the flag in NODE_OPTIONS).
  */
 
-/** A flag that sizes V8's heap: given by the operator, it wins and none of ours is added. */
-const HEAP_FLAG = /(?:^|\s)--max[-_](?:old[-_]space|semi[-_]space|heap)[-_]size\b/;
-/** Node's default young-generation semi-space (MiB), passed explicitly: V8 shrinks it otherwise. */
-export const HEAP_SEMI_SPACE_MB = 16;
-/** Node gives the old space this fraction of the memory it may use. */
-const NODE_OLD_SPACE_SHARE = 0.25;
-/** The argument that marks a server started by `relaunch` (it watches its launcher). */
-export const RELAUNCHED_ARG = '--fido-relaunched';
+/** The operator's own growing flag on the command line. */
+const GROWING_FLAG = /^--heap[-_]growing[-_]percent(?:=|$)/;
 
-/** The memory this process may use, in MiB: the container's limit when there is one. */
-export function memoryLimitMb(): number {
-  const total = os.totalmem();
-  const constrained = process.constrainedMemory?.() ?? 0;
-  return (constrained > 0 && constrained < total ? constrained : total) / 2 ** 20;
-}
-
-/** The Node flags to start the server with: none when nobody needs them (see above). */
-export function heapArguments(options: {
-  oldSpaceMb: number;
+/** The V8 flag to apply, or none: HEAP_GROWING_PERCENT=0, or the operator gave one. */
+export function heapGrowingFlag(options: {
+  percent: number;
   execArgv: readonly string[];
-  nodeOptions: string;
-  memoryMb: number;
-}): string[] {
-  if (options.oldSpaceMb === 0) return [];
-  if (options.execArgv.some((arg) => HEAP_FLAG.test(arg))) return [];
-  if (HEAP_FLAG.test(options.nodeOptions)) return [];
-  if (options.memoryMb * NODE_OLD_SPACE_SHARE <= options.oldSpaceMb) return [];
-  return [
-    `--max-old-space-size=${options.oldSpaceMb}`,
-    `--max-semi-space-size=${HEAP_SEMI_SPACE_MB}`,
-  ];
+}): string | undefined {
+  if (options.percent === 0) return undefined;
+  if (options.execArgv.some((arg) => GROWING_FLAG.test(arg))) return undefined;
+  return `--heap-growing-percent=${options.percent}`;
 }
 
-/** Signals the launcher passes on to the server it started. */
-const FORWARDED_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
-
-/**
- * Starts this same entry again with `nodeArguments` first and stays beside it: signals are passed
- * on, and its exit code (128 + the signal's number when a signal ended it) becomes this process's.
- * It stays in this process's session and group (a session of its own would be scheduled as a
- * separate group, and got markedly less CPU on a busy machine), so a terminal's Ctrl-C reaches it
- * twice, which a server that is already stopping ignores. It stops, as on SIGTERM, if this
- * process dies (its IPC channel closes).
- */
-export function relaunch(nodeArguments: readonly string[]): void {
-  const child = spawn(
-    process.execPath,
-    [...nodeArguments, ...process.execArgv, ...process.argv.slice(1), RELAUNCHED_ARG],
-    // An IPC channel, which closes when this process dies (see watchLauncher).
-    { stdio: ['inherit', 'inherit', 'inherit', 'ipc'] },
-  );
-  for (const signal of FORWARDED_SIGNALS) process.on(signal, () => child.kill(signal));
-  child.once('error', (error) => {
-    process.stderr.write(`fido-transactions-api failed to start: ${error.message}\n`);
-    process.exit(1);
-  });
-  child.once('exit', (code, signal) => {
-    process.exit(code ?? 128 + (signal ? (os.constants.signals[signal] ?? 0) : 0));
-  });
-}
-
-/**
- * In a server started by `relaunch`: stops it (as SIGTERM does) when the launcher is gone, so a
- * launcher killed outright (SIGKILL) leaves no server behind holding the port and the data.
- */
-export function watchLauncher(): void {
-  if (!process.argv.includes(RELAUNCHED_ARG) || !process.channel) return;
-  // Nothing is ever sent on it: it only closes, when the launcher is gone.
-  process.channel.unref();
-  process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+/** Applies HEAP_GROWING_PERCENT to this process (see above). */
+export function applyHeapGrowing(percent: number): void {
+  const flag = heapGrowingFlag({ percent, execArgv: process.execArgv });
+  if (flag) v8.setFlagsFromString(flag);
 }

@@ -25,8 +25,8 @@ export function closeOnSignals(app: FastifyInstance, timeoutMs: number): void {
       },
     );
   };
-  // Not once: a signal that comes again while stopping (a terminal's Ctrl-C reaches a relaunched
-  // server and its launcher, which passes it on) is ignored, not left to kill the process.
+  // Not once: a signal that comes again while stopping (a terminal's Ctrl-C reaches an HTTP
+  // process and its supervisor, which passes it on) is ignored, not left to kill the process.
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 }

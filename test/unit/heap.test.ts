@@ -1,35 +1,43 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { HEAP_SEMI_SPACE_MB, heapArguments } from '../../src/platform/heap.js';
+import { loadConfig } from '../../src/config.js';
+import { heapGrowingFlag } from '../../src/platform/heap.js';
+import { finished, REPO_ROOT, TSX_LOADER } from '../helpers/entry.js';
 
-const base = { oldSpaceMb: 192, execArgv: [], nodeOptions: '', memoryMb: 24_576 };
+/** The largest heap (MiB) of a process that applies `percent` and then churns (the fixture). */
+async function largestHeapMb(percent: number): Promise<number> {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      TSX_LOADER,
+      path.join(REPO_ROOT, 'test', 'fixtures', 'heap-churn.ts'),
+      `${percent}`,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const { code, stdout, stderr } = await finished(child);
+  expect(code, stderr).toBe(0);
+  return Number(stdout.split(' ')[0]);
+}
 
-describe('the heap bounds the server gives itself', () => {
-  it('bounds the old space and keeps the young generation at its default when nobody did', () => {
-    expect(heapArguments(base)).toEqual([
-      '--max-old-space-size=192',
-      `--max-semi-space-size=${HEAP_SEMI_SPACE_MB}`,
-    ]);
-  });
-
-  it("leaves the heap to the operator's flags, on the command line or in NODE_OPTIONS", () => {
-    for (const flag of [
-      '--max-old-space-size=512',
-      '--max_old_space_size=512',
-      '--max-semi-space-size=32',
-      '--max-heap-size=300',
-    ]) {
-      expect(heapArguments({ ...base, execArgv: ['--enable-source-maps', flag] }), flag).toEqual(
-        [],
-      );
-      expect(heapArguments({ ...base, nodeOptions: `--enable-source-maps ${flag}` })).toEqual([]);
+describe('how the server grows its heap', () => {
+  it('sets V8’s growing factor unless it is 0 or the operator gave one', () => {
+    expect(heapGrowingFlag({ percent: 50, execArgv: [] })).toBe('--heap-growing-percent=50');
+    expect(heapGrowingFlag({ percent: 50, execArgv: ['--enable-source-maps'] })).toBe(
+      '--heap-growing-percent=50',
+    );
+    expect(heapGrowingFlag({ percent: 0, execArgv: [] })).toBeUndefined();
+    for (const flag of ['--heap-growing-percent=200', '--heap_growing_percent=200']) {
+      expect(heapGrowingFlag({ percent: 50, execArgv: [flag] }), flag).toBeUndefined();
     }
-    expect(heapArguments({ ...base, nodeOptions: '--enable-source-maps' })).not.toEqual([]);
   });
 
-  it("adds nothing when turned off, or when Node's own bound (a quarter of the memory) is lower", () => {
-    expect(heapArguments({ ...base, oldSpaceMb: 0 })).toEqual([]);
-    // A 512 MiB container: Node gives the old space 128 MiB, less than 192.
-    expect(heapArguments({ ...base, memoryMb: 512 })).toEqual([]);
-    expect(heapArguments({ ...base, memoryMb: 1_024 })).not.toEqual([]);
+  it('keeps a churning process’s heap, by default, well under what V8 alone lets it reach', async () => {
+    // V8 reads the flag at run time: if it ever stopped doing so, both would grow alike.
+    const { heapGrowingPercent } = loadConfig({});
+    const [own, ours] = await Promise.all([largestHeapMb(0), largestHeapMb(heapGrowingPercent)]);
+    expect(ours).toBeLessThan(own * 0.8);
   });
 });
