@@ -8,6 +8,10 @@ import { Cluster, Redis, type ClusterNode, type RedisOptions } from 'ioredis';
  * Commands fail fast while disconnected (no offline queue, no retries per request) and time out
  * after `timeoutMs`: callers fall back (the cache to the database, the limiter to process memory).
  * The client keeps reconnecting in the background.
+ *
+ * Commands are auto-pipelined (ioredis `enableAutoPipelining`): those issued in one turn of the
+ * event loop (every request read in one poll) leave in one write, per master on a cluster. One
+ * write(2) to Redis per cache read was a quarter of a cached analytics request's CPU.
  */
 export interface RedisConnection {
   readonly kind: 'server' | 'cluster';
@@ -72,6 +76,7 @@ export function createRedisConnection(options: RedisConnectionOptions): RedisCon
     const client = new Cluster(
       seeds.map((url): ClusterNode => ({ host: url.hostname, port: Number(url.port) })),
       {
+        enableAutoPipelining: true,
         enableOfflineQueue: false,
         clusterRetryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
         slotsRefreshTimeout: Math.max(options.timeoutMs, 1_000),
@@ -131,6 +136,7 @@ export function createRedisConnection(options: RedisConnectionOptions): RedisCon
   if (!options.url) throw new Error('createRedisConnection needs url or clusterNodes');
   const client = new Redis(options.url, {
     ...common,
+    enableAutoPipelining: true,
     enableOfflineQueue: false,
     retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
   });
