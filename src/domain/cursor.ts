@@ -32,6 +32,9 @@ export interface CursorCodec<P> {
 }
 
 const INT64_LIMIT = 2n ** 63n;
+/** A non-negative integer as String(bigint) writes it: 0, or up to 19 digits without a leading 0. */
+export const INT64_DIGITS_PATTERN = '^(0|[1-9][0-9]{0,18})$';
+const INT64_DIGITS = new RegExp(INT64_DIGITS_PATTERN);
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 const FIELD_SEPARATOR = '.';
 
@@ -51,10 +54,13 @@ export const cursorFields = {
     encode: (value) => value,
     decode: (text) => (isCanonicalUuid(text) ? text : undefined),
   } satisfies CursorField<string>,
-  /** A PostgreSQL bigint, as its decimal digits (the text drivers hand a bigint over as). */
+  /**
+   * A PostgreSQL bigint, as its decimal digits (the text drivers hand a bigint over as). Only the
+   * spelling we write is read: no sign, no leading zero, so each position has one cursor.
+   */
   int64: {
     encode: (value) => value,
-    decode: (text) => (/^\d{1,20}$/.test(text) && BigInt(text) < INT64_LIMIT ? text : undefined),
+    decode: (text) => (INT64_DIGITS.test(text) && BigInt(text) < INT64_LIMIT ? text : undefined),
   } satisfies CursorField<string>,
   /** Text taken as it is: its route's schema has already bounded it. */
   text: {

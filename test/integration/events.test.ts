@@ -94,6 +94,28 @@ describe('event feed', () => {
     }
   });
 
+  it('reads the cursors it issues, and refuses the same position spelled with leading zeros', async () => {
+    await postTransaction(ctx.app, { user_id: uniqueUserId() });
+    const issued = await eventually(async () => {
+      const page = (await ctx.app.inject('/api/v1/events?limit=1')).json<FeedPage>();
+      return page.pagination.next_cursor ?? undefined;
+    });
+    const error = async (after: string) => {
+      const response = await ctx.app.inject(`/api/v1/events?limit=1&after=${after}`);
+      return { status: response.statusCode, ...response.json(), request_id: undefined };
+    };
+    expect((await error(issued)).status).toBe(200);
+    const invalid = await error('not-a-cursor');
+    expect(invalid.status).toBe(422);
+    const [txId, sequence] = Buffer.from(issued, 'base64url').toString().split('.') as [
+      string,
+      string,
+    ];
+    for (const text of [`0${txId}.${sequence}`, `${txId}.${sequence.padStart(20, '0')}`]) {
+      expect(await error(Buffer.from(text).toString('base64url')), text).toEqual(invalid);
+    }
+  });
+
   it('emits nothing for a write that rolls back after its event was written', async () => {
     const db = ctx.database.handle.db;
     // The idempotency row is written last in the write's transaction: failing it rolls back the

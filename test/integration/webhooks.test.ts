@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uniqueUserId } from '../helpers/factories.js';
 import { postTransaction, useTestApp } from '../helpers/app.js';
@@ -162,6 +163,45 @@ describe('webhooks', () => {
     });
     expect(log).toHaveLength(6);
     expect(log.map((d) => d.attempts.length)).toEqual([1, 1, 1, 1, 1, 1]);
+    await ctx.app.inject({ method: 'DELETE', url: `/api/v1/webhooks/${hook.id}` });
+  });
+
+  it('pages deliveries by the cursors it issues, and refuses any other spelling of one', async () => {
+    const hook = await createWebhook({ url: receiver.url('/paged') });
+    for (let i = 0; i < 3; i += 1) await postTransaction(ctx.app);
+    const all = await eventually(async () => {
+      const rows = await deliveries(hook.id);
+      return rows.length === 3 ? rows : undefined;
+    });
+    const url = (query: string) => `/api/v1/webhooks/${hook.id}/deliveries?limit=1&${query}`;
+    const paged: string[] = [];
+    let cursor: string | null = '';
+    while (cursor !== null) {
+      const response: LightMyRequestResponse = await ctx.app.inject(
+        url(cursor ? `cursor=${cursor}` : ''),
+      );
+      expect(response.statusCode, response.body).toBe(200);
+      const body = response.json<{
+        data: DeliveryData[];
+        pagination: { next_cursor: string | null };
+      }>();
+      paged.push(...body.data.map((d) => d.id));
+      cursor = body.pagination.next_cursor;
+      if (cursor !== null) {
+        // The same position spelled with leading zeros (20 digits, or just one more) is refused
+        // as any bad cursor is: one cursor per position.
+        const error = async (query: string) => {
+          const response = await ctx.app.inject(url(query));
+          return { status: response.statusCode, ...response.json(), request_id: undefined };
+        };
+        const invalid = await error('cursor=x');
+        expect(invalid.status).toBe(422);
+        for (const padded of [cursor.padStart(20, '0'), `0${cursor}`]) {
+          expect(await error(`cursor=${padded}`), padded).toEqual(invalid);
+        }
+      }
+    }
+    expect(paged).toEqual(all.map((d) => d.id));
     await ctx.app.inject({ method: 'DELETE', url: `/api/v1/webhooks/${hook.id}` });
   });
 

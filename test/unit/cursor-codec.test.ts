@@ -77,6 +77,12 @@ const deliveries = cursorCodec<{ position: string }>(
 const apiKeys = cursorCodec<{ id: string }>({ id: cursorFields.text }, { armour: 'none' });
 
 const int64 = fc.bigInt({ min: 0n, max: 2n ** 63n - 1n }).map(String);
+
+/** Digits as String(bigint) writes them, the only spelling the API issues: no leading zero. */
+const asWritten = (digits: string) => String(BigInt(digits)) === digits;
+const zeroPadded = fc
+  .tuple(fc.bigInt({ min: 0n, max: 2n ** 63n }), fc.nat(2))
+  .map(([n, zeros]) => `${'0'.repeat(zeros)}${n}`);
 /** Text near the formats: digits, dots, signs, hex, base64url, and anything at all. */
 const cursorish = fc.oneof(
   fc.string(),
@@ -90,6 +96,10 @@ const cursorish = fc.oneof(
   fc
     .tuple(fc.bigInt({ min: 0n, max: 2n ** 64n }), fc.bigInt({ min: 0n, max: 2n ** 64n }))
     .map(([a, b]) => Buffer.from(`${a}.${b}`).toString('base64url')),
+  // Positions spelled with leading zeros, bare and armoured.
+  fc
+    .tuple(zeroPadded, zeroPadded, fc.boolean())
+    .map(([a, b, bare]) => (bare ? a : Buffer.from(`${a}.${b}`).toString('base64url'))),
 );
 
 describe('the cursor codec', () => {
@@ -139,20 +149,66 @@ describe('the cursor codec', () => {
     expect(decodeJetStreamPosition('')).toBeUndefined();
   });
 
-  it('reads what the earlier code read, and refuses what it refused', () => {
+  it('reads what the earlier code read in the spelling it wrote, and refuses what it refused', () => {
     fc.assert(
       fc.property(cursorish, (cursor) => {
         expect(history.decode(cursor)).toEqual(reference.history.decode(cursor));
-        expect(feed.decode(cursor)).toEqual(reference.feed.decode(cursor));
-        // Behind the route's pattern (^[0-9]{1,19}$), deliveries cursors decode as before.
+        // The earlier code also read digits with leading zeros, which it never wrote.
+        const feedPosition = reference.feed.decode(cursor);
+        expect(feed.decode(cursor)).toEqual(
+          feedPosition && asWritten(feedPosition.txId) && asWritten(feedPosition.sequence)
+            ? feedPosition
+            : undefined,
+        );
         if (/^[0-9]{1,19}$/.test(cursor)) {
-          expect(deliveries.decode(cursor)).toEqual(reference.deliveries.decode(cursor));
+          const position = reference.deliveries.decode(cursor);
+          expect(deliveries.decode(cursor)).toEqual(
+            position && asWritten(position.position) ? position : undefined,
+          );
         }
         // An API-key cursor is a key id, taken as it is.
         expect(apiKeys.decode(cursor)).toEqual({ id: cursor });
       }),
       { numRuns: 2_000 },
     );
+  });
+});
+
+describe('int64 cursors (the event feed, webhook deliveries)', () => {
+  const padded = fc.tuple(int64, fc.integer({ min: 1, max: 20 })).map(([n, zeros]) => ({
+    n,
+    zeros: '0'.repeat(zeros),
+  }));
+
+  it('read back every cursor they issue', () => {
+    fc.assert(
+      fc.property(int64, int64, (txId, sequence) => {
+        for (const position of [
+          { txId, sequence },
+          { txId: '0', sequence: '0' },
+        ]) {
+          expect(feed.decode(feed.encode(position))).toEqual(position);
+        }
+        expect(deliveries.decode(deliveries.encode({ position: txId }))).toEqual({
+          position: txId,
+        });
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it('refuse a position spelled with leading zeros: one cursor per position', () => {
+    fc.assert(
+      fc.property(padded, int64, ({ n, zeros }, other) => {
+        expect(deliveries.decode(`${zeros}${n}`)).toBeUndefined();
+        for (const text of [`${zeros}${n}.${other}`, `${other}.${zeros}${n}`]) {
+          expect(feed.decode(Buffer.from(text).toString('base64url')), text).toBeUndefined();
+        }
+      }),
+      { numRuns: 2_000 },
+    );
+    expect(deliveries.decode('00000000000000000042')).toBeUndefined();
+    expect(deliveries.decode('42')).toEqual({ position: '42' });
   });
 });
 

@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { DELIVERY_STATES, EVENT_TYPES } from '../../db/schema/index.js';
+import { INT64_DIGITS_PATTERN } from '../../domain/cursor.js';
 import { STORABLE_TEXT, STORABLE_TEXT_MESSAGE } from '../../domain/text.js';
 import { envelope, pageEnvelope } from '../../platform/envelopes.js';
 import {
@@ -84,7 +85,7 @@ export const DeliveriesQuery = Type.Object({
   ),
   cursor: Type.Optional(
     Type.String({
-      pattern: '^[0-9]{1,19}$',
+      pattern: INT64_DIGITS_PATTERN,
       'x-error-message': 'Invalid cursor',
       description: 'The `next_cursor` of the previous page.',
     }),
