@@ -3,6 +3,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { USER_ID_LENGTH_MAX } from '../../src/domain/ids.js';
+import { DESCRIPTION_LENGTH_MAX } from '../../src/modules/transactions/index.js';
+import { CreateTransactionBody } from '../../src/modules/transactions/transactions.schemas.js';
+import { bodyValidator } from '../../src/platform/validation.js';
 import {
   DOCUMENT_BYTES_MAX,
   FernetKey,
@@ -164,6 +168,56 @@ describe('an old document (mongoexport, Extended JSON v2)', () => {
   it('accepts an ObjectId in capitals and keeps it in lower case', () => {
     const decoded = decode({ _id: { $oid: OID.toUpperCase() } });
     expect(decoded.ok && decoded.row.legacyId).toBe(OID);
+  });
+});
+
+describe('text lengths, counted as the API counts them (code points)', () => {
+  const createBody = bodyValidator(CreateTransactionBody);
+  const apiAccepts = (fields: { user_id: string; description: string }) =>
+    createBody({
+      ...fields,
+      full_name: 'Ama',
+      transaction_date: '2024-01-15',
+      transaction_amount: 1,
+      transaction_type: 'credit',
+    }).ok;
+  // A 4-byte character: one code point, two UTF-16 units.
+  const astral = '\u{1F600}';
+  const exported = {
+    id: '0190f0c2-e4b0-7a1b-8c3d-4e5f60718293',
+    legacy_id: null,
+    full_name: 'Ama Owusu',
+    transaction_date: '2024-01-15T10:30:00.123Z',
+    transaction_amount: 0.3,
+    transaction_type: 'debit',
+    currency: 'GHS',
+    metadata: null,
+    created_at: '2024-01-15T10:31:00.000Z',
+    updated_at: '2024-01-16T10:31:00.000Z',
+    version: 1,
+  };
+
+  it('imports exactly the user ids and descriptions the API accepts, at the limits', () => {
+    const cases = [
+      { user_id: astral.repeat(USER_ID_LENGTH_MAX), description: 'rent', api: true },
+      { user_id: astral.repeat(USER_ID_LENGTH_MAX + 1), description: 'rent', api: false },
+      { user_id: 'x'.repeat(USER_ID_LENGTH_MAX + 1), description: 'rent', api: false },
+      { user_id: 'user-1', description: astral.repeat(DESCRIPTION_LENGTH_MAX), api: true },
+      { user_id: 'user-1', description: astral.repeat(DESCRIPTION_LENGTH_MAX + 1), api: false },
+    ];
+    for (const { user_id, description, api } of cases) {
+      const what = `${user_id.length} + ${description.length} UTF-16 units`;
+      expect(apiAccepts({ user_id, description }), what).toBe(api);
+      // The old service's documents carry no description; this service's export does.
+      const own = decodeExportedDocument(JSON.stringify({ ...exported, user_id, description }));
+      expect(own.ok, what).toBe(api);
+      if (own.ok) expect(own.row).toMatchObject({ userId: user_id, description });
+      if (description === 'rent') {
+        const old = decode({ user_id });
+        expect(old.ok, what).toBe(api);
+        if (old.ok) expect(old.row.userId).toBe(user_id);
+      }
+    }
   });
 });
 

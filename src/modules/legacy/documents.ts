@@ -137,7 +137,8 @@ function dateOf(value: Json | undefined): Date | string {
 function userIdOf(value: Json | undefined): string | { reason: string } {
   if (value === undefined || value === null) return { reason: 'user_id: missing' };
   if (typeof value !== 'string') return { reason: 'user_id: not a string' };
-  if (value.length < 1 || value.length > USER_ID_LENGTH_MAX) {
+  const length = textLength(value);
+  if (length < 1 || length > USER_ID_LENGTH_MAX) {
     return { reason: `user_id: must be 1-${USER_ID_LENGTH_MAX} characters` };
   }
   if (!isPrintableText(value)) return { reason: 'user_id: contains control characters' };
@@ -297,7 +298,7 @@ export function decodeExportedDocument(text: string): Decoded {
   if (
     description !== null &&
     (typeof description !== 'string' ||
-      description.length > DESCRIPTION_LENGTH_MAX ||
+      textLength(description) > DESCRIPTION_LENGTH_MAX ||
       !isStorableText(description))
   ) {
     return rejected(legacyId, 'description: invalid');
