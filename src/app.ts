@@ -21,7 +21,12 @@ import {
   installErrorHandling,
 } from './platform/http-errors.js';
 import { installJsonBodyParser } from './platform/json-body.js';
-import { logDestination, loggerOptions, requestIdOf } from './platform/logging.js';
+import {
+  loggerOptions,
+  openLogDestination,
+  requestIdOf,
+  type LogDestination,
+} from './platform/logging.js';
 import { metricsRoutes } from './platform/metrics.js';
 import type { RateLimitStore } from './platform/rate-limit.js';
 import type { PositionStore } from './platform/read-replicas.js';
@@ -49,7 +54,10 @@ export interface AppDeps {
   database?: DatabaseHandle;
   /** Apply migrations before serving (start-up does; tests migrate once per file). */
   migrate?: boolean;
+  /** Logs to this logger; otherwise the app opens its own log destination, closed with it. */
   logger?: FastifyBaseLogger;
+  /** Without `logger`: the file the app's log lines go to instead of stdout (tests read it). */
+  logFile?: string;
   /** Encryption keys; otherwise from config (or the development key file). */
   keyRing?: KeyRing;
   /** Where cached reads live; otherwise Redis (REDIS_URL) or the in-process store. */
@@ -77,11 +85,11 @@ export interface AppDeps {
 const PLUGIN_START_TIMEOUT_MS = 120_000;
 
 /** Fastify itself: limits, logging and the request id, from config. */
-function createServer(config: Config, deps: AppDeps) {
+function createServer(config: Config, deps: AppDeps, logs: LogDestination | undefined) {
   const app = Fastify({
-    ...(deps.logger
-      ? { loggerInstance: deps.logger }
-      : { logger: { ...loggerOptions(config.logLevel), stream: logDestination() } }),
+    ...(logs
+      ? { logger: { ...loggerOptions(config.logLevel), stream: logs.stream } }
+      : { loggerInstance: deps.logger }),
     genReqId: requestIdOf,
     // One lean line per request (the request-lifecycle plugin) instead of Fastify's two.
     logController: new LogController({
@@ -133,9 +141,12 @@ function createServer(config: Config, deps: AppDeps) {
  * later one fails to start (then the whole app is closed before the error is rethrown).
  */
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
-  const app = createServer(config, deps);
+  const logs = deps.logger ? undefined : openLogDestination(deps.logFile);
+  const app = createServer(config, deps, logs);
+  // The first onClose hook runs last: every line logged while the app closes is written.
+  if (logs) app.addHook('onClose', logs.close);
   try {
-    await compose(app, config, deps);
+    await compose(app, config, deps, logs);
     await app.ready();
   } catch (error) {
     await app.close().catch((closeError: unknown) => {
@@ -146,10 +157,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   return app;
 }
 
-async function compose(app: FastifyInstance, config: Config, deps: AppDeps): Promise<void> {
+async function compose(
+  app: FastifyInstance,
+  config: Config,
+  deps: AppDeps,
+  logs: LogDestination | undefined,
+): Promise<void> {
   const serving = (deps.role ?? 'api') === 'api';
   await app.register(databasePlugin, { config, database: deps.database, migrate: deps.migrate });
-  await app.register(metricsPlugin);
+  await app.register(metricsPlugin, { droppedLogLines: logs?.droppedLines });
   // Before everything that uses Redis: it closes after them.
   await app.register(redisConnectionPlugin, { config });
   await app.register(readReplicasPlugin, { config, positionStore: deps.positionStore });

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { appendFileSync, writeSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import pino, { type Logger, type LoggerOptions } from 'pino';
 
@@ -75,17 +76,67 @@ export function createLogger(level: string): Logger {
 
 /** Log lines a blocked stdout may hold back before new ones are dropped (16 MiB). */
 const LOG_BUFFER_BYTES_MAX = 16 * 1024 * 1024;
+/**
+ * How long closing waits for the buffered lines to be written (milliseconds). A stdout nobody reads
+ * never drains: then the app closes anyway and pino's exit hook makes a last, synchronous try.
+ */
+const LOG_CLOSE_WAIT_MS = 5_000;
+
+/** The HTTP server's log destination, owned by its app: opened by buildApp, closed with it. */
+export interface LogDestination {
+  stream: pino.DestinationStream;
+  /** Lines dropped so far because LOG_BUFFER_BYTES_MAX were already waiting to be written. */
+  droppedLines: () => number;
+  /** Writes what is buffered and closes; lines logged after that are written synchronously. */
+  close: () => Promise<void>;
+}
 
 /**
- * Where the HTTP server's log lines go: stdout, written asynchronously. Pino's default writes each
- * line with its own synchronous write(2), which cost about 5% of a cached read's CPU under load;
- * here the lines logged while a write is in flight leave together in the next one. Pino flushes
- * it synchronously when the process exits, crash included; only a SIGKILL loses the lines still
- * buffered. A stdout that stops reading holds back at most LOG_BUFFER_BYTES_MAX, then lines are
- * dropped rather than the server stalling.
+ * Where the HTTP server's log lines go: stdout (or a file: `dest`), written asynchronously. Pino's
+ * default writes each line with its own synchronous write(2), which cost about 5% of a cached
+ * read's CPU under load; here the lines logged while a write is in flight leave together in the
+ * next one. Pino flushes it synchronously when the process exits, crash included; only a SIGKILL
+ * loses the lines still buffered. A stdout that stops reading holds back at most
+ * LOG_BUFFER_BYTES_MAX, then lines are dropped (and counted) rather than the server stalling.
  */
-export function logDestination(): pino.DestinationStream {
-  return pino.destination({ dest: 1, sync: false, maxLength: LOG_BUFFER_BYTES_MAX });
+export function openLogDestination(dest: number | string = 1): LogDestination {
+  const buffered = pino.destination({ dest, sync: false, maxLength: LOG_BUFFER_BYTES_MAX });
+  // Set (untyped) once the last buffered line is written and it stops taking lines: writes after
+  // that would throw, so they go out synchronously instead, still after every buffered line.
+  const closed = () => (buffered as unknown as { destroyed: boolean }).destroyed;
+  let dropped = 0;
+  // SonicBoom emits 'drop' once per refused write, and pino writes a line per call.
+  buffered.on('drop', () => {
+    dropped += 1;
+  });
+  // After close (a last "shut down cleanly", say), one synchronous write per line, as pino's default.
+  const writeNow = (line: string) => {
+    try {
+      if (typeof dest === 'number') writeSync(dest, line);
+      else appendFileSync(dest, line);
+    } catch {
+      dropped += 1;
+    }
+  };
+  return {
+    stream: {
+      write: (line: string) => {
+        if (closed()) writeNow(line);
+        else buffered.write(line);
+      },
+    },
+    droppedLines: () => dropped,
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (closed()) return resolve();
+        const timer = setTimeout(resolve, LOG_CLOSE_WAIT_MS);
+        buffered.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        buffered.end();
+      }),
+  };
 }
 
 /**

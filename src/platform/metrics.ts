@@ -5,9 +5,16 @@ import { wholeServerScrape } from './cluster-metrics.js';
 import type { DatabaseHandle } from '../db/client.js';
 import { AppError } from './errors.js';
 
-/** The process's metrics, in one registry per app so tests and processes never share counters. */
-export function createMetrics(database?: Pick<DatabaseHandle, 'poolStats'>) {
+/**
+ * The process's metrics, in one registry per app so tests and processes never share counters.
+ * `droppedLogLines`: how many lines the app's log destination has dropped so far.
+ */
+export function createMetrics(
+  database?: Pick<DatabaseHandle, 'poolStats'>,
+  droppedLogLines?: () => number,
+) {
   const registry = new Registry();
+  let droppedLogLinesCounted = 0;
   collectDefaultMetrics({ register: registry, prefix: 'fido_' });
   const pool = new Gauge({
     name: 'fido_db_pool_connections',
@@ -68,6 +75,16 @@ export function createMetrics(database?: Pick<DatabaseHandle, 'poolStats'>) {
       labelNames: ['kind', 'outcome'],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
+    }),
+    logLinesDropped: new Counter({
+      name: 'fido_log_lines_dropped_total',
+      help: 'Log lines dropped because 16 MiB were already waiting for stdout (alert on any)',
+      registers: [registry],
+      collect() {
+        const total = droppedLogLines?.() ?? 0;
+        this.inc(total - droppedLogLinesCounted);
+        droppedLogLinesCounted = total;
+      },
     }),
     deliveriesDead: new Counter({
       name: 'fido_deliveries_dead_total',

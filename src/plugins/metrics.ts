@@ -8,10 +8,13 @@ declare module 'fastify' {
   }
 }
 
-/** The metrics registry (`app.metrics`), including the database pool's gauges. Opens nothing. */
-export const metricsPlugin = fp(
-  async (app) => {
-    app.decorate('metrics', createMetrics(app.database));
+/**
+ * The metrics registry (`app.metrics`), including the database pool's gauges and the log lines
+ * the app's own log destination dropped (`droppedLogLines`). Opens nothing.
+ */
+export const metricsPlugin = fp<{ droppedLogLines?: (() => number) | undefined }>(
+  async (app, options) => {
+    app.decorate('metrics', createMetrics(app.database, options.droppedLogLines));
   },
   { name: 'metrics', fastify: '5.x', dependencies: ['database'] },
 );
