@@ -270,7 +270,8 @@ function preparedName(statement: Statement): string {
 }
 
 /**
- * Runs `statement` with `values` in one round trip, in `dbTx` when given, and returns its rows.
+ * Runs `statement` with `values` in one round trip, in `dbTx` when given (or in `db` when it is
+ * itself a transaction, as repositories that take either receive it), and returns its rows.
  * Values travel as text or numbers (or null): pass bigints, dates and JSON already formatted,
  * and cast in the SQL.
  */
@@ -281,11 +282,11 @@ export async function runStatement<T>(
   values: readonly (string | number | null)[],
   { commits = false }: { commits?: boolean } = {},
 ): Promise<T[]> {
+  const tx =
+    dbTx ?? (transactionClients.has(db as unknown as DbTx) ? (db as unknown as DbTx) : undefined);
   // The driver under a pool or a PostgreSQL transaction of ours, or PGlite outside one; any
   // other transaction (a PGlite one, a savepoint) goes through the query builder.
-  const client: unknown = dbTx
-    ? transactionClients.get(dbTx)
-    : (db as { $client?: unknown }).$client;
+  const client: unknown = tx ? transactionClients.get(tx) : (db as { $client?: unknown }).$client;
   if (client instanceof pg.Pool && commits) {
     // A statement that commits by itself: a connection that fails once it is sent leaves the
     // outcome unknown (one that could not be had leaves nothing done).
@@ -317,7 +318,7 @@ export async function runStatement<T>(
   if (client instanceof PGlite) {
     return (await client.query<T>(statement.text, [...values])).rows;
   }
-  return queryRows<T>(dbTx ?? db, statementSql(statement.text, values));
+  return queryRows<T>(tx ?? db, statementSql(statement.text, values));
 }
 
 /** The statement as a drizzle query: the same text, its placeholders bound to `values`. */

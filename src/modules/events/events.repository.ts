@@ -2,7 +2,8 @@ import { sql, type SQL } from 'drizzle-orm';
 import { alias, type AnyPgColumn } from 'drizzle-orm/pg-core';
 import { v7 as uuidv7 } from 'uuid';
 import { deliveries, events, type EventType } from '../../db/schema/index.js';
-import { queryRows, type Db } from '../../db/client.js';
+import { queryRows, runStatement, type Db, type Statement } from '../../db/client.js';
+import { statementText } from '../../db/sql.js';
 import { isUuid } from '../../domain/ids.js';
 import type {
   EventData,
@@ -97,11 +98,11 @@ const HALF_EPOCH = 2_147_483_648;
  * its own, before the events are read, so a transaction that ends in between is seen by the
  * read. Transactions of other databases on the server do not hold it back, as
  * `pg_snapshot_xmin` would; `pg_stat_activity` gives 32-bit xids, widened here by the epoch.
+ * A fixed text, prepared once per connection.
  */
-async function feedBarrier(db: Db): Promise<string> {
-  const [row] = await queryRows<{ barrier: string }>(
-    db,
-    sql`with s as (select pg_snapshot_xmax(pg_current_snapshot())::text::numeric as xmax),
+const FEED_BARRIER: Statement = {
+  name: 'events_feed_barrier',
+  text: `with s as (select pg_snapshot_xmax(pg_current_snapshot())::text::numeric as xmax),
       running as (
         select floor(s.xmax / ${EPOCH}) * ${EPOCH} + a.backend_xid::text::numeric as xid, s.xmax
         from pg_stat_activity a, s
@@ -112,7 +113,10 @@ async function feedBarrier(db: Db): Promise<string> {
                          when xid < xmax - ${HALF_EPOCH} then xid + ${EPOCH} else xid end)
           from running),
         (select xmax from s))::text as barrier`,
-  );
+};
+
+async function feedBarrier(db: Db): Promise<string> {
+  const [row] = await runStatement<{ barrier: string }>(db, undefined, FEED_BARRIER, []);
   if (!row) throw new Error('feed barrier query returned no row');
   return row.barrier;
 }
@@ -128,12 +132,37 @@ export async function readFeed(db: Db, query: FeedQuery): Promise<FeedEntry[]> {
   return feedPage(db, query, eventColumns(), toPublishedEvent);
 }
 
+/** Below every feed position: the position "after" the feed's start. */
+const FEED_START: FeedPosition = { txId: '-1', sequence: '-1' };
+
+/**
+ * The relay's read of the feed, as feedPage reads it without payloads: `$1` the barrier, `$2`
+ * and `$3` the position after which to read, `$4` the limit. A fixed text, prepared once per
+ * connection: the relay reads the feed on every step.
+ */
+const FEED_HEADS: Statement = {
+  name: 'events_feed_heads',
+  text: statementText(sql`select ${events.txId}::text as position_tx,
+      ${events.sequence}::text as position_sequence, ${eventHeadColumns()}
+    from ${events}
+    where ${events.txId} < $1::bigint and (${events.txId}, ${events.sequence}) > ($2::bigint, $3::bigint)
+    order by ${events.txId}, ${events.sequence} limit $4::integer`),
+};
+
 /** The feed as readFeed serves it, without the payloads (which the relay never reads). */
 export async function readFeedHeads(
   db: Db,
   query: Pick<FeedQuery, 'after' | 'limit'>,
 ): Promise<FeedHead[]> {
-  return feedPage(db, query, eventHeadColumns(), toEventHead);
+  const barrier = await feedBarrier(db);
+  const after = query.after ?? FEED_START;
+  const rows = await runStatement<
+    EventHeadRow & { position_tx: string; position_sequence: string }
+  >(db, undefined, FEED_HEADS, [barrier, after.txId, after.sequence, query.limit]);
+  return rows.map((row) => ({
+    position: { txId: row.position_tx, sequence: row.position_sequence },
+    event: toEventHead(row),
+  }));
 }
 
 /** readFeed's page with `columns`, behind the barrier and in feed order, mapped by `toEvent`. */

@@ -28,6 +28,8 @@ import type { FeedPosition, PublishedEvent } from './feed.js';
 /** `next_attempt_at` of a delivery waiting behind an earlier one of its (consumer, user). */
 export const PARKED_UNTIL = new Date('9999-12-31T00:00:00.000Z');
 const PARKED = sql`${PARKED_UNTIL.toISOString()}::timestamptz`;
+/** PARKED in a statement's text. */
+const PARKED_TEXT = `'${PARKED_UNTIL.toISOString()}'::timestamptz`;
 
 /** The deliveries table and its columns, quoted, for the statements written as text. */
 const D = ident(deliveries);
@@ -39,6 +41,7 @@ const dc = {
   state: ident(deliveries.state),
   webhookId: ident(deliveries.webhookId),
   eventId: ident(deliveries.eventId),
+  eventType: ident(deliveries.eventType),
   attempts: ident(deliveries.attempts),
   nextAttemptAt: ident(deliveries.nextAttemptAt),
   retryUntil: ident(deliveries.retryUntil),
@@ -72,18 +75,17 @@ function firstOfStream(d: {
       and ${earlier.userId} = ${d.userId} and ${earlier.position} < ${d.position})`;
 }
 
-/** `now()` plus `ms` milliseconds. */
-const msFromNow = (ms: number) => sql`now() + ${ms} * interval '1 millisecond'`;
+const TRY_LOCK: Statement = {
+  name: 'outbox_try_transaction_lock',
+  text: 'select pg_try_advisory_xact_lock($1::integer, 0) as locked',
+};
 
 /**
  * Takes the advisory lock (`lockClass`, 0) for the rest of `dbTx`; false when another session
  * holds it.
  */
 export async function tryTransactionLock(dbTx: Db, lockClass: number): Promise<boolean> {
-  const [row] = await queryRows<{ locked: boolean }>(
-    dbTx,
-    sql`select pg_try_advisory_xact_lock(${lockClass}, 0) as locked`,
-  );
+  const [row] = await runStatement<{ locked: boolean }>(dbTx, undefined, TRY_LOCK, [lockClass]);
   return row?.locked === true;
 }
 
@@ -142,24 +144,29 @@ export interface Subscriber {
   since: Date;
 }
 
+const W = ident(webhooks);
+
+/** Every consumer the relay owes events (see listSubscribers). A fixed text, prepared. */
+const LIST_SUBSCRIBERS: Statement = {
+  name: 'outbox_list_subscribers',
+  text: `select ${ident(eventConsumers.name)} as consumer, null::uuid as webhook_id,
+      ${ident(eventConsumers.eventTypes)} as event_types, ${ident(eventConsumers.registeredAt)} as since
+    from ${ident(eventConsumers)}
+    union all
+    select 'webhook:' || ${ident(webhooks.id)}, ${ident(webhooks.id)}, ${ident(webhooks.eventTypes)},
+      ${ident(webhooks.createdAt)}
+    from ${W} where ${ident(webhooks.active)}
+    order by consumer`,
+};
+
 /** Every consumer the relay fans events out to, by consumer name. */
 export async function listSubscribers(db: Db): Promise<Subscriber[]> {
-  const rows = await queryRows<{
+  const rows = await runStatement<{
     consumer: string;
     webhook_id: string | null;
     event_types: string[];
     since: string | Date;
-  }>(
-    db,
-    sql`select ${eventConsumers.name} as consumer, null::uuid as webhook_id,
-        ${eventConsumers.eventTypes} as event_types, ${eventConsumers.registeredAt} as since
-      from ${eventConsumers}
-      union all
-      select 'webhook:' || ${webhooks.id}, ${webhooks.id}, ${webhooks.eventTypes},
-        ${webhooks.createdAt}
-      from ${webhooks} where ${webhooks.active}
-      order by consumer`,
-  );
+  }>(db, undefined, LIST_SUBSCRIBERS, []);
   return rows.map((row) => ({
     consumer: row.consumer,
     webhookId: row.webhook_id,
@@ -167,6 +174,27 @@ export async function listSubscribers(db: Db): Promise<Subscriber[]> {
     since: new Date(row.since),
   }));
 }
+
+/**
+ * The earliest pending delivery of each stream (consumer, user) in `$1` (a JSON array of
+ * `{consumer, user_id}`), as its `id`: for the statements that lock or release stream heads.
+ */
+const STREAM_HEADS = `select distinct on (h.${dc.consumer}, h.${dc.userId}) h.${dc.id} from ${D} h
+      where h.${dc.state} = 'pending' and (h.${dc.consumer}, h.${dc.userId}) in (
+        select s.consumer, s.user_id from json_to_recordset($1::json) as s(consumer text, user_id text))
+      order by h.${dc.consumer}, h.${dc.userId}, h.${dc.position}`;
+
+/** Locks stream heads (see lockPendingHeads). A fixed text, prepared once per connection. */
+const LOCK_PENDING_HEADS: Statement = {
+  name: 'outbox_lock_pending_heads',
+  text: `select d.${dc.consumer} as consumer, d.${dc.userId} as user_id from ${D} d
+    where d.${dc.state} = 'pending' and d.${dc.id} in (${STREAM_HEADS})
+    for share of d`,
+};
+
+/** Streams as STREAM_HEADS reads them. */
+const streamsJson = (streams: readonly { consumer: string; userId: string }[]) =>
+  JSON.stringify(streams.map((s) => ({ consumer: s.consumer, user_id: s.userId })));
 
 /**
  * Of the streams (consumer, user) given, those with a pending delivery, each one's earliest locked
@@ -177,17 +205,11 @@ export async function lockPendingHeads(
   streams: readonly { consumer: string; userId: string }[],
 ): Promise<{ consumer: string; userId: string }[]> {
   if (streams.length === 0) return [];
-  const d = alias(deliveries, 'd');
-  const pairs = streams.map((s) => sql`(${s.consumer}, ${s.userId})`);
-  const rows = await queryRows<{ consumer: string; user_id: string }>(
+  const rows = await runStatement<{ consumer: string; user_id: string }>(
     dbTx,
-    sql`select ${deliveries.consumer} as consumer, ${deliveries.userId} as user_id
-      from ${deliveries}
-      where ${pendingOf(deliveries)} and ${deliveries.id} in (
-        select distinct on (${d.consumer}, ${d.userId}) ${d.id} from ${deliveries} as ${d}
-        where ${pendingOf(d)} and (${d.consumer}, ${d.userId}) in (${sql.join(pairs, sql`, `)})
-        order by ${d.consumer}, ${d.userId}, ${d.position})
-      for share`,
+    undefined,
+    LOCK_PENDING_HEADS,
+    [streamsJson(streams)],
   );
   return rows.map((row) => ({ consumer: row.consumer, userId: row.user_id }));
 }
@@ -204,6 +226,24 @@ export interface NewDelivery {
 }
 
 /**
+ * Inserts deliveries (`$1`: a JSON array of NewDelivery rows, each with its index `n`) in the
+ * order given, so their `position`s follow it, each retried for `$2` ms. A fixed text, prepared
+ * once per connection: building the insert row by row cost the relay more than running it.
+ */
+const INSERT_DELIVERIES: Statement = {
+  name: 'outbox_insert_deliveries',
+  text: `insert into ${D} (${dc.id}, ${dc.consumer}, ${dc.webhookId}, ${dc.eventId}, ${dc.eventType},
+      ${dc.userId}, ${dc.retryUntil}, ${dc.nextAttemptAt})
+    select r.id, r.consumer, r.webhook_id, r.event_id, r.event_type, r.user_id,
+      now() + $2::double precision * interval '1 millisecond',
+      case when r.due then now() else ${PARKED_TEXT} end
+    from json_to_recordset($1::json) as r(n integer, id uuid, consumer text, webhook_id uuid,
+      event_id uuid, event_type text, user_id text, due boolean)
+    order by r.n
+    on conflict (${dc.userId}, ${dc.consumer}, ${dc.eventId}) do nothing`,
+};
+
+/**
  * Inserts deliveries in the order given (their `position`), each retried for `retryWindowMs`;
  * one already there for its (user, consumer, event) is left as it is.
  */
@@ -213,21 +253,19 @@ export async function insertDeliveries(
   retryWindowMs: number,
 ): Promise<void> {
   if (rows.length === 0) return;
-  await dbTx
-    .insert(deliveries)
-    .values(
-      rows.map((row) => ({
-        id: row.id,
-        consumer: row.consumer,
-        webhookId: row.webhookId,
-        eventId: row.eventId,
-        eventType: row.eventType,
-        userId: row.userId,
-        retryUntil: msFromNow(retryWindowMs),
-        nextAttemptAt: row.due ? sql`now()` : PARKED,
-      })),
-    )
-    .onConflictDoNothing({ target: [deliveries.userId, deliveries.consumer, deliveries.eventId] });
+  const json = JSON.stringify(
+    rows.map((row, n) => ({
+      n,
+      id: row.id,
+      consumer: row.consumer,
+      webhook_id: row.webhookId,
+      event_id: row.eventId,
+      event_type: row.eventType,
+      user_id: row.userId,
+      due: row.due,
+    })),
+  );
+  await runStatement(dbTx, undefined, INSERT_DELIVERIES, [json, retryWindowMs]);
 }
 
 export interface ClaimedDelivery {
@@ -495,22 +533,20 @@ export async function completeManually(
   return row && { consumer: row.consumer, userId: row.user_id, was: row.was };
 }
 
+/** Releases stream heads (see releaseNext). A fixed text, prepared once per connection. */
+const RELEASE_NEXT: Statement = {
+  name: 'outbox_release_next',
+  text: `update ${D} set ${dc.nextAttemptAt} = now()
+    where ${dc.id} in (${STREAM_HEADS}) and ${dc.nextAttemptAt} = ${PARKED_TEXT}`,
+};
+
 /** Makes the next parked delivery of each (consumer, user) due now. */
 export async function releaseNext(
   dbTx: Db,
   streams: readonly { consumer: string; userId: string }[],
 ): Promise<void> {
   if (streams.length === 0) return;
-  const d = alias(deliveries, 'd');
-  const pairs = streams.map((s) => sql`(${s.consumer}, ${s.userId})`);
-  await dbTx.execute(
-    sql`update ${deliveries} set ${bare(deliveries.nextAttemptAt)} = now()
-      where ${deliveries.id} in (
-        select distinct on (${d.consumer}, ${d.userId}) ${d.id} from ${deliveries} as ${d}
-        where ${pendingOf(d)} and (${d.consumer}, ${d.userId}) in (${sql.join(pairs, sql`, `)})
-        order by ${d.consumer}, ${d.userId}, ${d.position})
-      and ${deliveries.nextAttemptAt} = ${PARKED}`,
-  );
+  await runStatement(dbTx, undefined, RELEASE_NEXT, [streamsJson(streams)]);
 }
 
 /**
