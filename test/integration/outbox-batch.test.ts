@@ -7,6 +7,7 @@ import {
   PARKED_UNTIL,
   type ClaimedDelivery,
 } from '../../src/modules/events/outbox.repository.js';
+import { findWebhook, webhookFromJson } from '../../src/modules/webhooks/webhooks.repository.js';
 import {
   buildTestApp,
   createTestDatabase,
@@ -154,6 +155,39 @@ describe('the outbox records a batch of attempts at once', () => {
       ]);
       // Due now: batch-a's second event only (batch-b retries in ten minutes, batch-d is leased).
       expect((await claim()).map((c) => c.event.user_id)).toEqual(['batch-a']);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('reads the webhook with the claim: the row the sender gets is the stored one', async () => {
+    const db = database.handle.db;
+    const app = await buildTestApp(database, { env: { WORKER: 'off' } });
+    try {
+      const created = await app.inject({
+        method: 'POST',
+        url: '/api/v1/webhooks',
+        payload: { url: 'http://127.0.0.1:9/claimed', event_types: ['transaction.created'] },
+      });
+      expect(created.statusCode).toBe(201);
+      const id = created.json<{ data: { id: string } }>().data.id;
+      // A previous secret and its expiry: every column the sender reads holds a value.
+      const rotated = await app.inject({
+        method: 'POST',
+        url: `/api/v1/webhooks/${id}/rotate-secret`,
+        payload: { overlap_hours: 2 },
+      });
+      expect(rotated.statusCode).toBe(200);
+      await postTransaction(app, { user_id: 'claimed-webhook' });
+      await relayEvents(db, { batchSize: 100, retryWindowMs: RETRY_WINDOW_MS });
+      // The earlier test's webhook takes every event too: this one's delivery is the one here.
+      const claimed = (
+        await claimDeliveries(db, { handlerConsumers: [], limit: 100, leaseMs: LEASE_MS })
+      ).find((c) => c.webhookId === id);
+      expect(claimed).toBeDefined();
+      const stored = await findWebhook(db, id);
+      expect(stored?.previousSecretExpiresAt).toBeInstanceOf(Date);
+      expect(webhookFromJson(claimed!.webhook!)).toEqual(stored);
     } finally {
       await app.close();
     }

@@ -25,9 +25,13 @@ import {
   SWEEP_BATCH_SIZE,
 } from './events.limits.js';
 
-/** How the worker reaches webhooks (the webhooks module): find one, and send it an event. */
+/**
+ * How the worker reaches webhooks (the webhooks module): find one, take one from the row its
+ * claim read (JSON, column names as keys), and send it an event.
+ */
 export interface WebhookSender<Webhook = unknown> {
   get(id: string): Promise<Webhook>;
+  fromRow(row: Record<string, unknown>): Webhook;
   send(webhook: Webhook, deliveryId: string, event: PublishedEvent): Promise<AttemptOutcome>;
 }
 
@@ -158,7 +162,7 @@ export function startWorker<Webhook>(options: WorkerOptions<Webhook>): Worker {
         limit: free,
         leaseMs: leaseMs(options.attemptTimeoutMs),
       });
-      // Each webhook is read once per claim, not once per delivery.
+      // Each webhook is decoded once per claim, not once per delivery.
       const webhooks = new Map<string, Promise<Webhook>>();
       for (const delivery of claimed) launch(delivery, webhooks);
       if (claimed.length === free) more = true;
@@ -269,7 +273,11 @@ export function startWorker<Webhook>(options: WorkerOptions<Webhook>): Worker {
     if (webhookId) {
       let webhook = webhooks.get(webhookId);
       if (!webhook) {
-        webhook = options.webhooks.get(webhookId);
+        const row = delivery.webhook;
+        // The claim read it; only a webhook deleted as it was claimed is missing.
+        webhook = row
+          ? Promise.resolve(options.webhooks.fromRow(row))
+          : options.webhooks.get(webhookId);
         webhooks.set(webhookId, webhook);
       }
       return options.webhooks.send(await webhook, delivery.id, delivery.event);

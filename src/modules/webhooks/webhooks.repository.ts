@@ -1,4 +1,4 @@
-import { and, asc, count, desc, eq, inArray, lt, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, getTableColumns, inArray, lt, sql } from 'drizzle-orm';
 import {
   deliveries,
   deliveryAttempts,
@@ -23,6 +23,20 @@ export type WebhookChanges = Partial<
     | 'previousSecretExpiresAt'
   >
 >;
+
+/**
+ * A webhook row from its JSON (`to_json` of the row, column names as keys, as the outbox's claim
+ * reads it): the same values `findWebhook` gives.
+ */
+export function webhookFromJson(json: Record<string, unknown>): WebhookRow {
+  const row: Record<string, unknown> = {};
+  for (const [key, column] of Object.entries(getTableColumns(webhooks))) {
+    const value = json[column.name] ?? null;
+    // As the driver's value would be mapped: timestamps (text in JSON) become dates.
+    row[key] = value === null ? null : column.mapFromDriverValue(value);
+  }
+  return row as WebhookRow;
+}
 
 export async function insertWebhook(db: Db, row: NewWebhookRow): Promise<WebhookRow> {
   const [saved] = await db.insert(webhooks).values(row).returning();
