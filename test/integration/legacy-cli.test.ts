@@ -1,11 +1,9 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/app.js';
+import { finished, spawnEntry, type Finished } from '../helpers/entry.js';
 import { fernetFixtures, makeLegacyExport } from '../helpers/legacy-export.js';
 
 /*
@@ -13,9 +11,6 @@ import { fernetFixtures, makeLegacyExport } from '../helpers/legacy-export.js';
  * imported, 1 when some were rejected, 2 on a fatal error (a bad key, an unreadable file, the
  * database down), on this test's engine (a PGlite data directory, or PostgreSQL in CI).
  */
-
-const CLI_ENTRY = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
-const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 
 let dir: string;
 let postgres: TestDatabase | undefined;
@@ -34,7 +29,6 @@ beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'fido-legacy-cli-'));
   if (process.env.TEST_DATABASE_URL) postgres = await createTestDatabase();
   env = {
-    PATH: process.env.PATH ?? '',
     NODE_ENV: 'production',
     SECRET_KEY: Buffer.alloc(32, 7).toString('base64'),
     LEGACY_SECRET_KEY: fernetFixtures.key,
@@ -51,23 +45,15 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function cli(
-  args: string[],
-  overrides: Record<string, string> = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', TSX_LOADER, CLI_ENTRY, ...args], {
-      cwd: dir,
-      env: { ...env, ...overrides },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once('error', reject);
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
-  });
+/** `import-legacy …` as an operator runs it, with everything it printed (read to the end). */
+function cli(args: string[], overrides: Record<string, string> = {}): Promise<Finished> {
+  return finished(
+    spawnEntry(
+      'cli',
+      { ...env, ...overrides },
+      { cwd: dir, args, stdio: ['ignore', 'pipe', 'pipe'] },
+    ),
+  );
 }
 
 it('exits 0 when every document is imported, and again when a re-run finds them all', async () => {

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { EXIT_TIMEOUT_MS, START_TIMEOUT_MS, within } from '../helpers/server-process.js';
 import { eventually } from '../helpers/webhook-receiver.js';
 
 /*
@@ -36,40 +37,50 @@ describe('start-up from the built output', () => {
     expect(await ensureBuilt()).toBe('');
   }, 120_000);
 
-  it('serves from dist/ on the embedded defaults, saying what it does while it starts', async () => {
-    await ensureBuilt();
-    const server = spawn(process.execPath, ['dist/server.js'], {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH ?? '',
-        PORT: '0',
-        HOST: '127.0.0.1',
-        DATA_DIR: await dataDir,
-        LOG_LEVEL: 'info',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    server.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    server.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    try {
-      const port = await eventually(
-        () => /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(output)?.[1],
-        { timeoutMs: 90_000 },
-      );
-      expect(output.indexOf('starting: opening the database')).toBeGreaterThanOrEqual(0);
-      expect(output.indexOf('starting: opening the database')).toBeLessThan(
-        output.indexOf('Server listening'),
-      );
-      const response = await fetch(`http://127.0.0.1:${port}/`);
-      expect(response.status).toBe(200);
-      expect(await response.json()).toEqual({ message: 'Welcome to Fido Transactions API' });
-    } finally {
-      server.kill('SIGTERM');
-      if (server.exitCode === null) await once(server, 'exit');
-    }
-    expect(server.exitCode).toBe(0);
-  }, 120_000);
+  it(
+    'serves from dist/ on the embedded defaults, saying what it does while it starts',
+    async () => {
+      await ensureBuilt();
+      const server = spawn(process.execPath, ['dist/server.js'], {
+        cwd: ROOT,
+        env: {
+          PATH: process.env.PATH ?? '',
+          PORT: '0',
+          HOST: '127.0.0.1',
+          DATA_DIR: await dataDir,
+          LOG_LEVEL: 'info',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      server.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      server.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      try {
+        const port = await eventually(
+          () => /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(output)?.[1],
+          { timeoutMs: START_TIMEOUT_MS, what: 'the server to listen' },
+        );
+        expect(output.indexOf('starting: opening the database')).toBeGreaterThanOrEqual(0);
+        expect(output.indexOf('starting: opening the database')).toBeLessThan(
+          output.indexOf('Server listening'),
+        );
+        const response = await fetch(`http://127.0.0.1:${port}/`);
+        expect(response.status).toBe(200);
+        expect(await response.json()).toEqual({ message: 'Welcome to Fido Transactions API' });
+      } finally {
+        server.kill('SIGTERM');
+        if (server.exitCode === null) {
+          await within(
+            once(server, 'exit'),
+            EXIT_TIMEOUT_MS,
+            () => `the server to exit\n${output}`,
+          );
+        }
+      }
+      expect(server.exitCode).toBe(0);
+    },
+    START_TIMEOUT_MS + EXIT_TIMEOUT_MS,
+  );
 
   it('runs the CLI from dist/', async () => {
     await ensureBuilt();
