@@ -1,6 +1,8 @@
 import { and, asc, getTableName, sql, type SQL } from 'drizzle-orm';
 import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
+import { idempotencyAssociatedData, secretAssociatedData } from '../domain/associated-data.js';
 import { queryRows, type Db } from './client.js';
+import { idempotencyKeys, transactions, webhooks } from './schema/index.js';
 import { bare } from './sql.js';
 
 /** An encrypted column and the primary key that walks its table, by schema objects. */
@@ -10,6 +12,35 @@ export interface EncryptedColumnRef {
   /** The primary key, in order: batches walk it. */
   keys: readonly PgColumn[];
 }
+
+/** A column holding FieldCipher values, and how to find each value's associated data. */
+export interface EncryptedColumn extends EncryptedColumnRef {
+  associatedData(keys: readonly string[]): string;
+}
+
+/** Every encrypted column the service writes. A new one must be listed here to rotate. */
+export const ENCRYPTED_COLUMNS: readonly EncryptedColumn[] = [
+  {
+    keys: [transactions.userId, transactions.id],
+    column: transactions.fullNameCiphertext,
+    associatedData: ([, id]) => id ?? '',
+  },
+  {
+    keys: [idempotencyKeys.scope, idempotencyKeys.key],
+    column: idempotencyKeys.responseBody,
+    associatedData: ([scope, key]) => idempotencyAssociatedData(scope ?? '', key ?? ''),
+  },
+  {
+    keys: [webhooks.id],
+    column: webhooks.secretCiphertext,
+    associatedData: ([id]) => secretAssociatedData(id ?? ''),
+  },
+  {
+    keys: [webhooks.id],
+    column: webhooks.previousSecretCiphertext,
+    associatedData: ([id]) => secretAssociatedData(id ?? ''),
+  },
+];
 
 /** A stored value with its row's key (each key value as text). */
 export interface StoredValue {

@@ -5,3 +5,7 @@
 
 /** A webhook's signing secret is bound to its webhook. */
 export const secretAssociatedData = (webhookId: string) => `webhook-secret:${webhookId}`;
+
+/** A stored idempotent response is bound to its key: moved to another key, it does not decrypt. */
+export const idempotencyAssociatedData = (scope: string, key: string) =>
+  `idempotency:${scope}:${key}`;

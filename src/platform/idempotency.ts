@@ -7,6 +7,7 @@ import {
   saveIdempotencyKey,
   tryLockIdempotencyKey,
 } from '../db/idempotency.repository.js';
+import { idempotencyAssociatedData } from '../domain/associated-data.js';
 import { IDEMPOTENCY_KEY_PATTERN } from '../domain/text.js';
 import { AppError } from './errors.js';
 import { sendJsonText } from './envelopes.js';
@@ -107,11 +108,6 @@ export function createIdempotency({ db, cipher, ttlHours, scopeOf }: Idempotency
 }
 
 export type Idempotency = ReturnType<typeof createIdempotency>;
-
-/** Binds a stored response to its key: a response moved to another key does not decrypt. */
-export function idempotencyAssociatedData(scope: string, key: string): string {
-  return `idempotency:${scope}:${key}`;
-}
 
 function readKey(request: FastifyRequest): string | undefined {
   const raw = request.headers['idempotency-key'];

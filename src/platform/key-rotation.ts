@@ -1,49 +1,18 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Db } from '../db/client.js';
 import {
+  ENCRYPTED_COLUMNS,
   encryptedColumnName,
   listValuesNotUnder,
   replaceValues,
-  type EncryptedColumnRef,
+  type EncryptedColumn,
   type StoredValue,
 } from '../db/key-rotation.repository.js';
-import { idempotencyKeys, transactions, webhooks } from '../db/schema/index.js';
-import { secretAssociatedData } from '../domain/associated-data.js';
 import type { FieldCipher } from './crypto.js';
-import { idempotencyAssociatedData } from './idempotency.js';
 
 /** Rows re-encrypted per statement: small enough to hold row locks briefly. */
 export const ROTATION_BATCH_SIZE_DEFAULT = 500;
 export const ROTATION_BATCH_SIZE_MAX = 10_000;
-
-/** A column holding FieldCipher values, and how to find each value's associated data. */
-export interface EncryptedColumn extends EncryptedColumnRef {
-  associatedData(keys: readonly string[]): string;
-}
-
-/** Every encrypted column the service writes. A new one must be listed here to rotate. */
-export const ENCRYPTED_COLUMNS: readonly EncryptedColumn[] = [
-  {
-    keys: [transactions.userId, transactions.id],
-    column: transactions.fullNameCiphertext,
-    associatedData: ([, id]) => id ?? '',
-  },
-  {
-    keys: [idempotencyKeys.scope, idempotencyKeys.key],
-    column: idempotencyKeys.responseBody,
-    associatedData: ([scope, key]) => idempotencyAssociatedData(scope ?? '', key ?? ''),
-  },
-  {
-    keys: [webhooks.id],
-    column: webhooks.secretCiphertext,
-    associatedData: ([id]) => secretAssociatedData(id ?? ''),
-  },
-  {
-    keys: [webhooks.id],
-    column: webhooks.previousSecretCiphertext,
-    associatedData: ([id]) => secretAssociatedData(id ?? ''),
-  },
-];
 
 export interface RotationResult {
   scanned: number;
