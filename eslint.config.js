@@ -28,12 +28,21 @@ const noUpperLayers = {
  * SQL only in repositories (docs/architecture.md, "SQL lives in repositories"): `*.repository.ts`
  * files and src/db/ (the client, the schema, the shared platform's repositories). Elsewhere in
  * src/ there is no drizzle-orm value import (no `sql`, `sql.raw`, `SQL`, no query builder
- * operators), no statement runner from db/client, and no `.execute(…)` / `.query(…)` given SQL
- * text. test/, bench/ and scripts/ are exempt: tests read the catalog and inject faults the API
- * does not expose, and the bench's bulk loader seeds tables directly; none of them is the service.
- * test/unit/sql-boundary.test.ts runs this rule on a violating snippet.
+ * operators), no statement runner from db/client, no `.execute(…)` / `.query(…)` given SQL text,
+ * no schema table (a value import from db/schema named in lower camel case: tables are, the
+ * schema's constants such as EVENT_TYPES are upper case, and the sql-boundary test checks both),
+ * and no query builder on a database handle (`db.select(…)`, `dbTx.insert(…)`, `deps.db.query`…,
+ * by the names the code gives handles). test/, bench/ and scripts/ are exempt: tests read the
+ * catalog and inject faults the API does not expose, and the bench's bulk loader seeds tables
+ * directly; none of them is the service. test/unit/sql-boundary.test.ts runs this rule on
+ * violating snippets.
  */
 const DRIZZLE = String.raw`/^drizzle-orm(\/|$)/`;
+const SCHEMA = String.raw`/(^|\/)db\/schema(\/|\.js$|$)/`;
+/** What a database handle (or an open transaction) is called: `db`, `dbTx`, `dbq`, `primary`. */
+const DB_HANDLE = String.raw`/^(db|dbTx|dbq|tx|primary)$/`;
+/** A PgDatabase's query builders and runners, and its relational query API (`db.query.x`). */
+const QUERY_BUILDER = String.raw`/^(select|selectDistinct|selectDistinctOn|insert|update|delete|execute|with|\$with|\$count|refreshMaterializedView|query)$/`;
 const SQL_OUTSIDE_REPOSITORIES = 'SQL belongs in a repository (*.repository.ts, or src/db/).';
 const sqlOnlyInRepositories = [
   {
@@ -51,6 +60,22 @@ const sqlOnlyInRepositories = [
   {
     selector: `CallExpression[callee.property.name=/^(execute|query)$/][arguments.0.type=/^(TaggedTemplateExpression|TemplateLiteral|Literal)$/]`,
     message: `No SQL text outside repositories. ${SQL_OUTSIDE_REPOSITORIES}`,
+  },
+  {
+    selector: `ImportDeclaration[importKind='value'][source.value=${SCHEMA}] > ImportSpecifier[importKind='value'][imported.name=/^[a-z]/]`,
+    message: `Schema tables are for queries. ${SQL_OUTSIDE_REPOSITORIES}`,
+  },
+  {
+    selector: `ImportDeclaration[importKind='value'][source.value=${SCHEMA}] > :matches(ImportNamespaceSpecifier, ImportDefaultSpecifier)`,
+    message: `Schema tables are for queries. ${SQL_OUTSIDE_REPOSITORIES}`,
+  },
+  {
+    selector: `:matches(ExportNamedDeclaration[exportKind='value'][source.value=${SCHEMA}] > ExportSpecifier[exportKind='value'][local.name=/^[a-z]/], ExportAllDeclaration[exportKind='value'][source.value=${SCHEMA}])`,
+    message: `Schema tables are for queries. ${SQL_OUTSIDE_REPOSITORIES}`,
+  },
+  {
+    selector: `MemberExpression[property.name=${QUERY_BUILDER}]:matches([object.name=${DB_HANDLE}], [object.property.name=${DB_HANDLE}])`,
+    message: `No query builder on a database handle outside repositories. ${SQL_OUTSIDE_REPOSITORIES}`,
   },
 ];
 

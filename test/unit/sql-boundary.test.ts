@@ -2,12 +2,14 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ESLint } from 'eslint';
 import tseslint from 'typescript-eslint';
+import { is, Table } from 'drizzle-orm';
+import * as schema from '../../src/db/schema/index.js';
 import { describe, expect, it } from 'vitest';
 
 /*
  * SQL only in repositories (docs/architecture.md): eslint.config.js forbids drizzle-orm values,
- * the statement runners and `.execute(…)` / `.query(…)` with SQL text outside `*.repository.ts`
- * and src/db/. These show the rule refuses what it should and lets repositories be, and scan every
+ * the statement runners, `.execute(…)` / `.query(…)` with SQL text, schema tables and the query
+ * builder on a database handle outside `*.repository.ts` and src/db/. These show the rule refuses what it should and lets repositories be, and scan every
  * file it covers for SQL text it could not see (a statement kept in a plain string).
  */
 
@@ -50,12 +52,33 @@ export async function run(db: Db, client: { query(text: string): Promise<unknown
 export type S = Statement;
 `;
 
+/** Schema tables and the query builder, with no SQL text or drizzle-orm import in sight. */
+const QUERIES = `
+import { transactions, events as feed } from '../db/schema/index.js';
+import * as schema from '../db/schema/index.js';
+import type { Db, DbTx } from '../db/client.js';
+export { webhooks } from '../db/schema/index.js';
+export async function run(db: Db, dbTx: DbTx, deps: { db: Db }) {
+  await db.select().from(transactions);
+  await dbTx.insert(feed).values([]);
+  await deps.db.update(schema.webhooks).set({});
+  await db.query.transactions.findMany();
+}
+`;
+
 const ALLOWED = `
 import type { SQL } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
+import { EVENT_TYPES, type EventType } from '../db/schema/index.js';
+import type { transactions } from '../db/schema/index.js';
+export type { webhooks } from '../db/schema/index.js';
 export async function run(idempotency: { execute(x: unknown): Promise<void> }, query: SQL, db: Db) {
   await idempotency.execute(query);
-  return db;
+  const cache = new Map<string, typeof transactions>();
+  cache.delete('key');
+  const request = { query: { limit: 1 } };
+  await db.transaction(async () => request.query.limit);
+  return [db, EVENT_TYPES, [] as EventType[]] as const;
 }
 `;
 
@@ -74,15 +97,33 @@ const SQL_TEXT =
 describe('SQL only in repositories (ESLint)', () => {
   it('refuses drizzle-orm values, statement runners and SQL text outside repositories', async () => {
     const messages = await refusals(VIOLATIONS, 'src/platform/violation.ts');
-    // sql, the namespace, runStatement, Statement, and the three calls given SQL text.
-    expect(messages).toHaveLength(7);
+    // sql, the namespace, runStatement, Statement, the three calls given SQL text, and
+    // `db.execute` again as a query builder call on a database handle.
+    expect(messages).toHaveLength(8);
     expect(messages.every((m) => m.includes('SQL belongs in a repository'))).toBe(true);
-    expect(await refusals(VIOLATIONS, 'src/modules/transactions/violation.ts')).toHaveLength(7);
+    expect(await refusals(VIOLATIONS, 'src/modules/transactions/violation.ts')).toHaveLength(8);
+  });
+
+  it('refuses schema tables and the query builder on a database handle outside repositories', async () => {
+    const messages = await refusals(QUERIES, 'src/modules/transactions/transactions.service.ts');
+    // The two tables imported, the namespace, the re-export, and the four query builder calls.
+    expect(messages).toHaveLength(8);
+    expect(messages.every((m) => m.includes('SQL belongs in a repository'))).toBe(true);
+    expect(await refusals(QUERIES, 'src/platform/violation.ts')).toHaveLength(8);
   });
 
   it('lets repositories and src/db/ hold SQL', async () => {
-    expect(await refusals(VIOLATIONS, 'src/modules/webhooks/webhooks.repository.ts')).toEqual([]);
-    expect(await refusals(VIOLATIONS, 'src/db/violation.ts')).toEqual([]);
+    for (const code of [VIOLATIONS, QUERIES]) {
+      expect(await refusals(code, 'src/modules/webhooks/webhooks.repository.ts')).toEqual([]);
+      expect(await refusals(code, 'src/db/violation.ts')).toEqual([]);
+    }
+  });
+
+  it('names every schema table in lower camel case, as the rule assumes', () => {
+    // The rule tells a table from the schema's constants (EVENT_TYPES) by its name's first letter.
+    const tables = Object.entries(schema).filter(([, value]) => is(value, Table));
+    expect(tables.length).toBeGreaterThan(5);
+    for (const [name] of tables) expect(name).toMatch(/^[a-z]/);
   });
 
   it('allows type imports and calls that carry no SQL text', async () => {
