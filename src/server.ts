@@ -1,6 +1,10 @@
 import cluster, { type Worker } from 'node:cluster';
+import { buildApp } from './app.js';
 import { loadConfig, readDotEnv, type Config } from './config.js';
+import { eventHandlers } from './event-handlers.js';
+import { serveClusterMetrics } from './platform/cluster-metrics.js';
 import { applyHeapGrowing } from './platform/heap.js';
+import { createLogger } from './platform/logging.js';
 import { closeOnSignals, failedToStart, START_FAILED } from './platform/process.js';
 
 /** A process that dies before listening or this soon after failed to start: retried with backoff. */
@@ -15,14 +19,9 @@ async function main(): Promise<void> {
   const config = loadConfig();
   applyHeapGrowing(config.heapGrowingPercent);
   if (config.webConcurrency > 1 && cluster.isPrimary) {
-    await runPrimary(config);
+    runPrimary(config);
     return;
   }
-  const [{ buildApp }, { eventHandlers }, { createLogger }] = await Promise.all([
-    import('./app.js'),
-    import('./event-handlers.js'),
-    import('./platform/logging.js'),
-  ]);
   if (cluster.isPrimary) {
     // The first start of the embedded database creates and migrates it, which takes seconds:
     // say so, rather than leave a new user looking at a silent terminal.
@@ -46,11 +45,7 @@ async function main(): Promise<void> {
  * (what the process sent before exiting, or its exit code) is logged once, and again only if it
  * changes. It also answers the processes' /metrics scrapes with the sum over all of them.
  */
-async function runPrimary(config: Config): Promise<void> {
-  const [{ createLogger }, { serveClusterMetrics }] = await Promise.all([
-    import('./platform/logging.js'),
-    import('./platform/cluster-metrics.js'),
-  ]);
+function runPrimary(config: Config): void {
   const log = createLogger(config.logLevel);
   const started = new Map<Worker, { index: number; listeningAt?: number }>();
   const failuresInARow = new Map<number, number>();
