@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { queryRows } from '../../src/db/client.js';
+import { openDatabase, queryRows, type Db } from '../../src/db/client.js';
+import { createLogger } from '../../src/platform/logging.js';
 import { recordAttempts, relayEvents } from '../../src/modules/events/outbox.js';
 import {
   claimDeliveries,
@@ -14,6 +15,7 @@ import {
   postTransaction,
   type TestDatabase,
 } from '../helpers/app.js';
+import { uniqueUserId } from '../helpers/factories.js';
 
 const RETRY_WINDOW_MS = 3_600_000;
 const LEASE_MS = 60_000;
@@ -190,6 +192,71 @@ describe('the outbox records a batch of attempts at once', () => {
       expect(webhookFromJson(claimed!.webhook!)).toEqual(stored);
     } finally {
       await app.close();
+    }
+  });
+  /*
+   * The statement that records attempts both locks the deliveries and updates them. Whichever
+   * join PostgreSQL plans, every attempt at a delivery that exists is logged: once, under a
+   * nested-loop plan, the update ran first and the lock skipped the rows it had changed, so
+   * deliveries succeeded with no attempt logged and were reported as deleted.
+   */
+  it.each([
+    ['its own choice', []],
+    ['nested loops only', ['enable_hashjoin', 'enable_mergejoin']],
+    ['hash joins only', ['enable_nestloop', 'enable_mergejoin']],
+    ['merge joins only', ['enable_nestloop', 'enable_hashjoin']],
+  ])('logs every attempt of a batch whatever join is planned: %s', async (plan, disabled) => {
+    const settings = disabled.map((name) => `${name}=off`);
+    // PostgreSQL: a one-connection pool whose session has the settings. PGlite: its one session.
+    const handle = database.url
+      ? await openDatabase({
+          databaseUrl: `${database.url}?options=${encodeURIComponent(settings.map((s) => `-c ${s}`).join(' '))}`,
+          dataDir: 'unused',
+          poolSize: 1,
+          statementTimeoutMs: 10_000,
+          connectTimeoutMs: 2_000,
+          logger: createLogger('silent'),
+        })
+      : undefined;
+    const db: Db = handle?.db ?? database.handle.db;
+    try {
+      if (!handle) for (const setting of settings) await db.execute(sql.raw(`set ${setting}`));
+      // The session plans as asked: each disabled join method reads off.
+      for (const name of disabled) {
+        const [shown] = await queryRows<Record<string, string>>(db, sql.raw(`show ${name}`));
+        expect(shown?.[name]).toBe('off');
+      }
+
+      const prefix = uniqueUserId(plan.split(' ')[0]);
+      const inserted = await queryRows<{ id: string; user_id: string; attempts: number }>(
+        db,
+        sql`insert into deliveries (id, consumer, event_id, event_type, user_id, attempts,
+            next_attempt_at, retry_until)
+          select gen_random_uuid(), 'handler:plan', gen_random_uuid(), 'transaction.created',
+            ${prefix} || '-' || (g % 8), 1, now(), now() + interval '1 hour'
+          from generate_series(1, 40) as g
+          returning id, user_id, attempts`,
+      );
+      const ok = { ok: true, status: 204, latencyMs: 2, error: null };
+      const states = await recordAttempts(
+        db,
+        inserted.map((row) => ({
+          delivery: { id: row.id, userId: row.user_id, attempt: row.attempts },
+          outcome: ok,
+          retryDelayMs: 1_000,
+        })),
+      );
+      expect(states).toEqual(inserted.map(() => 'succeeded'));
+      const logged = await queryRows<{ n: number | string }>(
+        db,
+        sql`select count(*) as n from delivery_attempts a join deliveries d
+          on d.user_id = a.user_id and d.id = a.delivery_id
+          where d.user_id like ${`${prefix}-%`}`,
+      );
+      expect(Number(logged[0]?.n)).toBe(inserted.length);
+    } finally {
+      if (handle) await handle.close();
+      else await db.execute(sql`reset all`);
     }
   });
 });

@@ -422,7 +422,11 @@ export interface ClaimAttempt extends AttemptRecord {
  * the deliveries that still exist (FOR KEY SHARE, as holdDeliveries does), logs an attempt for
  * each, settles the claims still current (a success completes its delivery; a failure schedules
  * the next attempt, never past `retry_until`, or marks it dead once one fails at or after it),
- * and returns the stream of each settled one. A fixed text, so it is prepared once per connection
+ * and returns the stream of each settled one. The update reads the held rows, so each row is
+ * locked before it is changed: in one statement, PostgreSQL runs the parts in whatever order the
+ * plan pulls them, and a lock taken after the update skips the rows the update changed (under a
+ * nested-loop plan, deliveries were completed with no attempt logged and reported deleted).
+ * A fixed text, so it is prepared once per connection
  * and never built again. Releasing the successors of completed streams is a second statement
  * (recordClaimAttempts): this one's snapshot predates a successor the relay inserted, parked,
  * while it held the head this statement waited for.
@@ -451,8 +455,8 @@ const RECORD_ATTEMPTS_STATEMENT: Statement = {
         ${dc.lastStatus} = v.status,
         ${dc.lastError} = case when v.ok then null else v.error end,
         ${dc.updatedAt} = now()
-      from v
-      where d.${dc.userId} = v.user_id and d.${dc.id} = v.id and d.${dc.state} = 'pending'
+      from v join held on held.user_id = v.user_id and held.id = v.id
+      where d.${dc.userId} = held.user_id and d.${dc.id} = held.id and d.${dc.state} = 'pending'
         and d.${dc.attempts} = v.attempt
       returning d.${dc.id} as id, d.${dc.attempts} as attempt, d.${dc.state} as state,
         d.${dc.consumer} as consumer, d.${dc.userId} as user_id)
