@@ -80,11 +80,12 @@ export function cursorCodec<P extends object>(
 ): CursorCodec<P> {
   const names = Object.keys(fields) as (keyof P & string)[];
   const armoured = options.armour === 'base64url';
+  const encode = (position: P) => {
+    const text = names.map((name) => fields[name].encode(position[name])).join(FIELD_SEPARATOR);
+    return armoured ? Buffer.from(text).toString('base64url') : text;
+  };
   return {
-    encode: (position) => {
-      const text = names.map((name) => fields[name].encode(position[name])).join(FIELD_SEPARATOR);
-      return armoured ? Buffer.from(text).toString('base64url') : text;
-    },
+    encode,
     decode: (cursor) => {
       if (armoured && !BASE64URL.test(cursor)) return undefined;
       let text = armoured ? Buffer.from(cursor, 'base64url').toString('utf8') : cursor;
@@ -98,7 +99,9 @@ export function cursorCodec<P extends object>(
         position[name] = value;
         text = text.slice(end + FIELD_SEPARATOR.length);
       }
-      return position as P;
+      // Only the cursor this codec would write for the position: one cursor per position, so
+      // no other spelling (a leading zero, base64url's spare trailing bits) is ever accepted.
+      return encode(position as P) === cursor ? (position as P) : undefined;
     },
   };
 }

@@ -152,11 +152,20 @@ describe('the cursor codec', () => {
   it('reads what the earlier code read in the spelling it wrote, and refuses what it refused', () => {
     fc.assert(
       fc.property(cursorish, (cursor) => {
-        expect(history.decode(cursor)).toEqual(reference.history.decode(cursor));
-        // The earlier code also read digits with leading zeros, which it never wrote.
+        // The earlier code also read spellings it never wrote (digits with leading zeros,
+        // base64url's spare trailing bits set): only the one it wrote is read now.
+        const historyPosition = reference.history.decode(cursor);
+        expect(history.decode(cursor)).toEqual(
+          historyPosition && reference.history.encode(historyPosition) === cursor
+            ? historyPosition
+            : undefined,
+        );
         const feedPosition = reference.feed.decode(cursor);
         expect(feed.decode(cursor)).toEqual(
-          feedPosition && asWritten(feedPosition.txId) && asWritten(feedPosition.sequence)
+          feedPosition &&
+            reference.feed.encode(feedPosition) === cursor &&
+            asWritten(feedPosition.txId) &&
+            asWritten(feedPosition.sequence)
             ? feedPosition
             : undefined,
         );
@@ -209,6 +218,37 @@ describe('int64 cursors (the event feed, webhook deliveries)', () => {
     );
     expect(deliveries.decode('00000000000000000042')).toBeUndefined();
     expect(deliveries.decode('42')).toEqual({ position: '42' });
+  });
+});
+
+describe('armoured cursors (history, the event feed)', () => {
+  const position = {
+    transactionDate: new Date(1_700_000_000_123),
+    id: '0190a4b2-1c3d-7e4f-8a9b-0c1d2e3f4a5b',
+  };
+
+  it('refuse every spelling but the one they issue: one cursor per position', () => {
+    const cursor = history.encode(position);
+    expect(history.decode(cursor)).toEqual(position);
+    // base64url of 50 bytes ends in a character holding 2 spare bits: any other value of them
+    // decodes to the same bytes.
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const last = alphabet.indexOf(cursor.at(-1)!);
+    const spare = alphabet[last ^ 1]!;
+    const respelled = `${cursor.slice(0, -1)}${spare}`;
+    expect(Buffer.from(respelled, 'base64url')).toEqual(Buffer.from(cursor, 'base64url'));
+    expect(history.decode(respelled)).toBeUndefined();
+    // The instant with a leading zero, or as -0.
+    for (const text of [
+      `0${position.transactionDate.getTime()}.${position.id}`,
+      `-0.${position.id}`,
+    ]) {
+      expect(history.decode(Buffer.from(text).toString('base64url')), text).toBeUndefined();
+    }
+    expect(history.decode(Buffer.from(`0.${position.id}`).toString('base64url'))).toEqual({
+      transactionDate: new Date(0),
+      id: position.id,
+    });
   });
 });
 
