@@ -13,6 +13,8 @@
  */
 import http from 'node:http';
 import type autocannon from 'autocannon';
+import { sql } from 'drizzle-orm';
+import { queryRows, type Db } from '../src/db/client.js';
 import { load } from './http.js';
 import { readTreeCpuMs, sampleRss, type ServerProcess } from './processes.js';
 import { unmeasured, type ScenarioResult } from './results.js';
@@ -136,6 +138,8 @@ export async function measureWebhookDelivery(options: {
   worker: ServerProcess;
   receiver: WebhookReceiver;
   headers: Record<string, string>;
+  /** The database the API and the worker use: the delivery log is checked against the receiver. */
+  db: Db;
   /** One create request per call, as autocannon sends them. */
   creates: () => autocannon.Request[];
   deliveries: number;
@@ -156,6 +160,8 @@ export async function measureWebhookDelivery(options: {
       `registering the receiver answered ${registered.status}: ${await registered.text()}`,
     );
   }
+  const webhookId = ((await registered.json()) as { data: { id: string } }).data.id;
+  const receivedBefore = receiver.delivered();
   const deliveredAll = async (count: number) =>
     receiver.delivered() >= count && (await workerBacklog(worker.url, headers)) === 0;
   const run = async (amount: number) => {
@@ -196,6 +202,21 @@ export async function measureWebhookDelivery(options: {
       ? cpuAfter.ms - cpuBefore.ms
       : undefined;
   const delivered = receiver.delivered() - from;
+  // Every delivery the receiver got is in the webhook's log as an automatic attempt: a batch that
+  // delivered but logged nothing (as the recording statement once did) fails the run.
+  const received = receiver.delivered() - receivedBefore;
+  const [logged] = await queryRows<{ n: string | number }>(
+    options.db,
+    sql`select count(*) as n from delivery_attempts a join deliveries d
+      on d.user_id = a.user_id and d.id = a.delivery_id
+      where d.webhook_id = ${webhookId} and not a.manual`,
+  );
+  const attemptsLogged = Number(logged?.n ?? 0);
+  if (attemptsLogged < received) {
+    throw new Error(
+      `${options.name}: the receiver got ${received} deliveries, the log has ${attemptsLogged} attempts`,
+    );
+  }
   const lags = receiver
     .lagsMs(from)
     .filter((ms) => Number.isFinite(ms))
@@ -218,6 +239,7 @@ export async function measureWebhookDelivery(options: {
     serverCpuMsPerRequest: cpuMs === undefined || delivered === 0 ? null : cpuMs / delivered,
     webhooksDelivered: delivered,
     webhookPostsRepeated: receiver.posts() - postsBefore - delivered,
+    webhookAttemptsLogged: attemptsLogged,
   };
   console.log(
     `  ${options.name.padEnd(36)} ${Math.round(row.requestsPerSecond).toString().padStart(7)} deliveries/s` +

@@ -49,6 +49,8 @@ export interface ScenarioResult {
   /** `webhook-delivery`: deliveries the receiver got, and POSTs of a delivery it already had. */
   webhooksDelivered?: number;
   webhookPostsRepeated?: number;
+  /** `webhook-delivery`, warm-up included: automatic attempts in the webhook's delivery log. */
+  webhookAttemptsLogged?: number;
 }
 
 /** A row's optional figures, none measured yet: spread, then set the ones a scenario has. */
@@ -201,7 +203,8 @@ export function report(results: ResultsFile, dir: string): void {
   for (const s of results.scenarios) {
     if (s.webhooksDelivered === undefined) continue;
     console.log(
-      `  ${s.name}: ${s.webhooksDelivered} webhooks delivered (${s.webhookPostsRepeated ?? 0} sent again), ` +
+      `  ${s.name}: ${s.webhooksDelivered} webhooks delivered (${s.webhookPostsRepeated ?? 0} sent again; ` +
+        `${s.webhookAttemptsLogged ?? '?'} attempts logged, warm-up included), ` +
         `worker CPU ${fixed(s.serverCpuMsPerRequest, 3)} ms per delivery, ` +
         `${fixed(s.cpuRatioToCeiling, 1)} × the hello world's CPU per request`,
     );

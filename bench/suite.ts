@@ -822,6 +822,7 @@ export async function runSuite(selected: readonly string[] | undefined): Promise
                 worker,
                 receiver,
                 headers: AUTH_HEADERS,
+                db,
                 creates: () => toAutocannon(scenario.requests(fixtures)),
                 deliveries: SETTINGS.webhookDeliveries,
                 warmup: SETTINGS.webhookWarmup,
