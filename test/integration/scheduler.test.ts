@@ -3,6 +3,7 @@ import { startScheduler } from '../../src/jobs/scheduler.js';
 import { openDatabase, type DatabaseHandle } from '../../src/db/client.js';
 import { createLogger } from '../../src/platform/logging.js';
 import { buildTestApp, createTestDatabase, type TestDatabase } from '../helpers/app.js';
+import { eventually } from '../helpers/webhook-receiver.js';
 
 let database: TestDatabase;
 /** A second connection pool to the same database: another instance, as far as locks go. */
@@ -41,8 +42,15 @@ it('two scheduler instances on one database run the job once per tick', async ()
   });
   const a = startScheduler(database.handle.db, [job('a')], logger);
   const b = startScheduler(second.db, [job('b')], logger);
-  await new Promise((resolve) => setTimeout(resolve, 4_500));
-  await Promise.all([a.stop(), b.stop()]);
+  try {
+    // Three ticks run, however slowly this machine reaches them.
+    await eventually(() => (runs.length >= 3 ? true : undefined), {
+      what: 'three ticks of the job',
+      timeoutMs: 60_000,
+    });
+  } finally {
+    await Promise.all([a.stop(), b.stop()]);
+  }
 
   expect(runs.length).toBeGreaterThanOrEqual(3);
   const seconds = runs.map((r) => r.at);
@@ -54,12 +62,13 @@ it('the app schedules the reconciliation when SCHEDULER=on, and reports it in /m
     env: { SCHEDULER: 'on', RECONCILE_SCHEDULE: '* * * * * *' },
   });
   try {
-    let exposition = '';
-    for (let attempt = 0; attempt < 50; attempt += 1) {
-      exposition = (await app.inject({ method: 'GET', url: '/metrics' })).body;
-      if (/fido_reconciliation_runs_total [1-9]/.test(exposition)) break;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
+    const exposition = await eventually(
+      async () => {
+        const body = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+        return /fido_reconciliation_runs_total [1-9]/.test(body) ? body : undefined;
+      },
+      { what: 'a reconciliation run in /metrics', timeoutMs: 60_000, intervalMs: 200 },
+    );
     expect(exposition).toMatch(/fido_reconciliation_runs_total [1-9]/);
     expect(exposition).toMatch(/fido_reconciliation_last_run_drift_rows 0\b/);
   } finally {
