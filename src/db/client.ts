@@ -270,26 +270,24 @@ function preparedName(statement: Statement): string {
 }
 
 /**
- * Runs `statement` with `values` in one round trip, in `dbTx` when given (or in `db` when it is
- * itself a transaction, as repositories that take either receive it), and returns its rows.
- * Values travel as text or numbers (or null): pass bigints, dates and JSON already formatted,
- * and cast in the SQL.
+ * Runs `statement` with `values` in one round trip on `db` (a transaction when it is one: a
+ * transaction is a handle too), and returns its rows. Values travel as text or numbers (or null):
+ * pass bigints, dates and JSON already formatted, and cast in the SQL.
  */
 export async function runStatement<T>(
   db: Db,
-  dbTx: DbTx | undefined,
   statement: Statement,
   values: readonly (string | number | null)[],
   { commits = false }: { commits?: boolean } = {},
 ): Promise<T[]> {
-  const tx =
-    dbTx ?? (transactionClients.has(db as unknown as DbTx) ? (db as unknown as DbTx) : undefined);
+  const tx = transactionClients.has(db as DbTx) ? (db as DbTx) : undefined;
   // The driver under a pool or a PostgreSQL transaction of ours, or PGlite outside one; any
   // other transaction (a PGlite one, a savepoint) goes through the query builder.
   const client: unknown = tx ? transactionClients.get(tx) : (db as { $client?: unknown }).$client;
   if (client instanceof pg.Pool && commits) {
-    // A statement that commits by itself: a connection that fails once it is sent leaves the
-    // outcome unknown (one that could not be had leaves nothing done).
+    // A statement that commits by itself (`commits`, which only a statement run outside a
+    // transaction can): a connection that fails once it is sent leaves the outcome unknown (one
+    // that could not be had leaves nothing done).
     const connection = await client.connect();
     let broken: Error | undefined;
     try {

@@ -52,24 +52,22 @@ function storedKeyOf(row: Record<string, unknown>): StoredIdempotencyKey {
  * holds it (never waits).
  */
 export async function tryLockIdempotencyKey(
-  db: Db,
   dbTx: DbTx,
   scope: string,
   key: string,
 ): Promise<boolean> {
-  const [lock] = await runStatement<{ locked: boolean }>(db, dbTx, LOCK_KEY, [scope, key]);
+  const [lock] = await runStatement<{ locked: boolean }>(dbTx, LOCK_KEY, [scope, key]);
   return lock?.locked === true;
 }
 
 /** The key's stored response, unless it expired by `now`. */
 export async function findIdempotencyKey(
-  db: Db,
   dbTx: DbTx,
   scope: string,
   key: string,
   now: Date,
 ): Promise<StoredIdempotencyKey | undefined> {
-  const [row] = await runStatement<Record<string, unknown>>(db, dbTx, FIND_KEY, [
+  const [row] = await runStatement<Record<string, unknown>>(dbTx, FIND_KEY, [
     scope,
     key,
     now.toISOString(),
@@ -78,12 +76,8 @@ export async function findIdempotencyKey(
 }
 
 /** Stores (or, over an expired row with the same key, replaces) a key and its response. */
-export async function saveIdempotencyKey(
-  db: Db,
-  dbTx: DbTx,
-  row: IdempotencyKeyRow,
-): Promise<void> {
-  await runStatement(db, dbTx, SAVE_KEY, [
+export async function saveIdempotencyKey(dbTx: DbTx, row: IdempotencyKeyRow): Promise<void> {
+  await runStatement(dbTx, SAVE_KEY, [
     row.scope,
     row.key,
     row.requestHash,

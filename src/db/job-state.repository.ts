@@ -20,10 +20,10 @@ const WRITE_JOB_STATE: Statement = {
 
 /** A named value background work keeps between runs (`job_state`), or undefined if never kept. */
 export async function readJobState(db: Db, name: string): Promise<string | undefined> {
-  const [row] = await runStatement<{ value: string }>(db, undefined, READ_JOB_STATE, [name]);
+  const [row] = await runStatement<{ value: string }>(db, READ_JOB_STATE, [name]);
   return row?.value;
 }
 
 export async function writeJobState(db: Db, name: string, value: string): Promise<void> {
-  await runStatement(db, undefined, WRITE_JOB_STATE, [name, value]);
+  await runStatement(db, WRITE_JOB_STATE, [name, value]);
 }

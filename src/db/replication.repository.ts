@@ -26,7 +26,7 @@ const REPLICA_STATUS: Statement = {
 
 /** The primary's WAL position (see PRIMARY_POSITION), from a query that starts after the call. */
 export async function readPrimaryWalPosition(db: Db): Promise<string | undefined> {
-  const [row] = await runStatement<{ lsn: string }>(db, undefined, PRIMARY_POSITION, []);
+  const [row] = await runStatement<{ lsn: string }>(db, PRIMARY_POSITION, []);
   return row?.lsn;
 }
 
@@ -45,7 +45,7 @@ export interface ReplicaStatus {
 export async function readReplicaStatus(db: Db): Promise<ReplicaStatus | undefined> {
   const [row] = await runStatement<
     Omit<ReplicaStatus, 'sinceMs'> & { since_ms: ReplicaStatus['sinceMs'] }
-  >(db, undefined, REPLICA_STATUS, []);
+  >(db, REPLICA_STATUS, []);
   if (row === undefined) return undefined;
   const { since_ms: sinceMs, ...rest } = row;
   return { ...rest, sinceMs };

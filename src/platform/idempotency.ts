@@ -64,14 +64,14 @@ export function createIdempotency({ db, cipher, ttlHours, scopeOf }: Idempotency
     const outcome = await db.transaction(async (dbTx) => {
       // Its own statement, before the lookup: the lookup's snapshot must be taken after the lock
       // is held, or it could miss the row of a request that committed while this one waited.
-      if (!(await tryLockIdempotencyKey(db, dbTx, scope, key))) {
+      if (!(await tryLockIdempotencyKey(dbTx, scope, key))) {
         throw new AppError(
           'IDEMPOTENCY_KEY_IN_FLIGHT',
           'A request with this Idempotency-Key is still being processed; retry later',
         );
       }
       const now = new Date();
-      const existing = await findIdempotencyKey(db, dbTx, scope, key, now);
+      const existing = await findIdempotencyKey(dbTx, scope, key, now);
       if (existing) {
         if (!cipher.matchesDigest(existing.requestHash, identity)) {
           throw new AppError(
@@ -88,7 +88,7 @@ export function createIdempotency({ db, cipher, ttlHours, scopeOf }: Idempotency
       }
       const stored = await effect(dbTx);
       // An expired row with the same key may still be there until the clean-up job runs.
-      await saveIdempotencyKey(db, dbTx, {
+      await saveIdempotencyKey(dbTx, {
         scope,
         key,
         // Keyed: the body holds a name, and a plain hash of it could be reversed by guessing.

@@ -23,9 +23,9 @@ describe('runStatement', () => {
     const second: Statement = { name: 'fido_test_same_name', text: 'select $1::int * 10 as n' };
     const { db } = database.handle;
     const answers = await db.transaction(async (dbTx) => [
-      ...(await runStatement<{ n: number }>(db, dbTx, first, [4])),
-      ...(await runStatement<{ n: number }>(db, dbTx, second, [4])),
-      ...(await runStatement<{ n: number }>(db, dbTx, first, [5])),
+      ...(await runStatement<{ n: number }>(dbTx, first, [4])),
+      ...(await runStatement<{ n: number }>(dbTx, second, [4])),
+      ...(await runStatement<{ n: number }>(dbTx, first, [5])),
     ]);
     expect(answers.map((row) => Number(row.n))).toEqual([5, 40, 6]);
   });

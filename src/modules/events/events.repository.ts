@@ -116,7 +116,7 @@ const FEED_BARRIER: Statement = {
 };
 
 async function feedBarrier(db: Db): Promise<string> {
-  const [row] = await runStatement<{ barrier: string }>(db, undefined, FEED_BARRIER, []);
+  const [row] = await runStatement<{ barrier: string }>(db, FEED_BARRIER, []);
   if (!row) throw new Error('feed barrier query returned no row');
   return row.barrier;
 }
@@ -158,7 +158,7 @@ export async function readFeedHeads(
   const after = query.after ?? FEED_START;
   const rows = await runStatement<
     EventHeadRow & { position_tx: string; position_sequence: string }
-  >(db, undefined, FEED_HEADS, [barrier, after.txId, after.sequence, query.limit]);
+  >(db, FEED_HEADS, [barrier, after.txId, after.sequence, query.limit]);
   return rows.map((row) => ({
     position: { txId: row.position_tx, sequence: row.position_sequence },
     event: toEventHead(row),

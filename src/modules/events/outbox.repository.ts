@@ -85,7 +85,7 @@ const TRY_LOCK: Statement = {
  * holds it.
  */
 export async function tryTransactionLock(dbTx: Db, lockClass: number): Promise<boolean> {
-  const [row] = await runStatement<{ locked: boolean }>(dbTx, undefined, TRY_LOCK, [lockClass]);
+  const [row] = await runStatement<{ locked: boolean }>(dbTx, TRY_LOCK, [lockClass]);
   return row?.locked === true;
 }
 
@@ -166,7 +166,7 @@ export async function listSubscribers(db: Db): Promise<Subscriber[]> {
     webhook_id: string | null;
     event_types: string[];
     since: string | Date;
-  }>(db, undefined, LIST_SUBSCRIBERS, []);
+  }>(db, LIST_SUBSCRIBERS, []);
   return rows.map((row) => ({
     consumer: row.consumer,
     webhookId: row.webhook_id,
@@ -207,7 +207,6 @@ export async function lockPendingHeads(
   if (streams.length === 0) return [];
   const rows = await runStatement<{ consumer: string; user_id: string }>(
     dbTx,
-    undefined,
     LOCK_PENDING_HEADS,
     [streamsJson(streams)],
   );
@@ -265,7 +264,7 @@ export async function insertDeliveries(
       due: row.due,
     })),
   );
-  await runStatement(dbTx, undefined, INSERT_DELIVERIES, [json, retryWindowMs]);
+  await runStatement(dbTx, INSERT_DELIVERIES, [json, retryWindowMs]);
 }
 
 export interface ClaimedDelivery {
@@ -338,7 +337,7 @@ export async function claimDeliveries(
       attempts: number;
       webhook: Record<string, unknown> | string | null;
     }
-  >(db, undefined, CLAIM_STATEMENT, [
+  >(db, CLAIM_STATEMENT, [
     options.handlerConsumers.join(','),
     options.limit,
     options.leaseMs,
@@ -484,7 +483,7 @@ export async function recordClaimAttempts(
       state: DeliveryState | null;
       consumer: string | null;
       user_id: string | null;
-    }>(db, dbTx, RECORD_ATTEMPTS_STATEMENT, [JSON.stringify(attempts.map(attemptJson))]);
+    }>(dbTx, RECORD_ATTEMPTS_STATEMENT, [JSON.stringify(attempts.map(attemptJson))]);
     // A new statement, so a new snapshot: it sees a successor the relay committed meanwhile.
     await releaseNext(
       dbTx,
@@ -561,7 +560,7 @@ export async function releaseNext(
   streams: readonly { consumer: string; userId: string }[],
 ): Promise<void> {
   if (streams.length === 0) return;
-  await runStatement(dbTx, undefined, RELEASE_NEXT, [streamsJson(streams)]);
+  await runStatement(dbTx, RELEASE_NEXT, [streamsJson(streams)]);
 }
 
 /**

@@ -1,6 +1,6 @@
 import { and, eq, getTableColumns, sql, type SQL } from 'drizzle-orm';
 import { events, transactions } from '../../db/schema/index.js';
-import { runStatement, type Db, type DbTx, type Statement } from '../../db/client.js';
+import { runStatement, type Db, type Statement } from '../../db/client.js';
 import { bare, columnList, statementText } from '../../db/sql.js';
 import {
   contributions,
@@ -95,17 +95,15 @@ export interface CreateEffects {
 
 /**
  * Stores a new transaction with its rollups and its `transaction.created` event (see
- * CREATE_STATEMENT); inside `dbTx` when given.
+ * CREATE_STATEMENT), on `db`: a transaction when the caller holds one.
  */
 export async function insertTransaction(
   db: Db,
-  dbTx: DbTx | undefined,
   row: TransactionRow,
   effects: CreateEffects,
 ): Promise<void> {
   const [result] = await runStatement<{ effects: number }>(
     db,
-    dbTx,
     CREATE_STATEMENT,
     [
       ROLLUP_LOCK_CLASS,
@@ -123,7 +121,8 @@ export async function insertTransaction(
       effects.eventId,
       JSON.stringify(effects.eventPayload),
     ],
-    { commits: dbTx === undefined },
+    // Outside a transaction the statement commits by itself.
+    { commits: true },
   );
   // Cannot fail unless the statement itself is wrong; the row is committed by then (outside a
   // transaction), so this only makes such a bug loud instead of leaving rollups silently short.
@@ -209,8 +208,8 @@ export async function findTransactionById(
   }
   const [row] =
     'id' in ref
-      ? await runStatement<StoredRow>(db, undefined, FIND_BY_ID_STATEMENT, [ref.id])
-      : await runStatement<StoredRow>(db, undefined, FIND_BY_LEGACY_ID_STATEMENT, [ref.legacyId]);
+      ? await runStatement<StoredRow>(db, FIND_BY_ID_STATEMENT, [ref.id])
+      : await runStatement<StoredRow>(db, FIND_BY_LEGACY_ID_STATEMENT, [ref.legacyId]);
   return row && fromStored(row);
 }
 
@@ -297,7 +296,7 @@ export async function listHistory(
     after?.id,
     limit,
   ].filter((value) => value !== undefined);
-  const rows = await runStatement<StoredRow>(db, undefined, historyStatement(present), values);
+  const rows = await runStatement<StoredRow>(db, historyStatement(present), values);
   return rows.map(fromStored);
 }
 

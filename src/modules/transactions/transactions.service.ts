@@ -155,7 +155,7 @@ export function createTransactionsService(deps: TransactionsServiceDeps) {
    * atomic without a surrounding transaction; in `options.dbTx` when given.
    */
   async function create(row: TransactionRow, options: Pick<WriteOptions, 'dbTx'> = {}) {
-    await insertTransaction(db, options.dbTx, row, {
+    await insertTransaction(options.dbTx ?? db, row, {
       timeZone: deps.analyticsTimeZone,
       eventId: uuidv7(),
       eventPayload: eventPayload(row),
