@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { openDatabase } from '../src/db/client.js';
 import { createLogger } from '../src/platform/logging.js';
-import { adminQuery, withDatabase } from './helpers/postgres-admin.js';
+import { adminQuery, dropLeftoverDatabases, withDatabase } from './helpers/postgres-admin.js';
 
 /*
  * Once per `npm test`: one migrated database that every test file starts from, instead of each
@@ -44,6 +44,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     return () => rm(directory, { recursive: true, force: true });
   }
 
+  await dropLeftoverDatabases(serverUrl);
   const name = `fido_template_${process.pid}_${randomBytes(4).toString('hex')}`;
   await adminQuery(`create database ${name}`, serverUrl);
   const databaseUrl = withDatabase(serverUrl, name);
@@ -55,5 +56,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
   project.provide('pgliteDumpPath', undefined);
   project.provide('postgresTemplate', name);
-  return () => adminQuery(`drop database if exists ${name} with (force)`, serverUrl);
+  return async () => {
+    await adminQuery(`drop database if exists ${name} with (force)`, serverUrl);
+  };
 }
