@@ -9,11 +9,14 @@ export {
   type TransactionRow,
 } from './transactions.repository.js';
 export { transactionsRoutes } from './transactions.routes.js';
-export { type Transaction } from './transactions.schemas.js';
+export { CreateTransactionBody, type Transaction } from './transactions.schemas.js';
 export { transactionView } from './transactions.views.js';
 export { DESCRIPTION_LENGTH_MAX, FULL_NAME_LENGTH_MAX } from './transactions.limits.js';
 export {
   createTransactionsService,
   eventPayload,
+  storedCurrency,
+  storedFullName,
+  transactionDateOf,
   type TransactionsService,
 } from './transactions.service.js';

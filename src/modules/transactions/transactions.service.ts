@@ -16,6 +16,7 @@ import { primaryOnly, type ReadRouter } from '../../platform/read-replicas.js';
 import { historyBody, publicFields, transactionView } from './transactions.views.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { isUuid } from '../../domain/ids.js';
+import { textLength } from '../../domain/text.js';
 import { keysetPage, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX } from '../../domain/pagination.js';
 import { FUTURE_TOLERANCE_MS, parseInstant } from '../../domain/dates.js';
 import { currencyExponent, isCurrencyCode, parseAmount, rescaleMinor } from '../../domain/money.js';
@@ -426,9 +427,50 @@ function checkPrecondition(current: TransactionRow, ifMatch: VersionPrecondition
   }
 }
 
-function checkCurrency(raw: string, issues: ValidationIssue[]): string | undefined {
+/*
+ * The rules a field meets beyond its schema (transactions.schemas.ts), as pure functions: the
+ * service applies them to a request, the legacy import to a document, so both refuse the same.
+ */
+
+/** A currency as sent (its schema checked the form): upper-cased, if ICU knows it. */
+export function storedCurrency(raw: string): string | undefined {
   const currency = raw.toUpperCase();
-  if (isCurrencyCode(currency)) return currency;
+  return isCurrencyCode(currency) ? currency : undefined;
+}
+
+/** A name as sent (its schema checked the text): trimmed, 1–FULL_NAME_LENGTH_MAX characters. */
+export function storedFullName(
+  raw: string,
+): { ok: true; name: string } | { ok: false; error: 'empty' | 'too_long'; length: number } {
+  const name = raw.trim();
+  const length = textLength(name);
+  if (length < 1) return { ok: false, error: 'empty', length };
+  if (length > FULL_NAME_LENGTH_MAX) return { ok: false, error: 'too_long', length };
+  return { ok: true, name };
+}
+
+/**
+ * A transaction date as sent (its schema bounded the length): a real instant, at most
+ * FUTURE_TOLERANCE_MS after `now`.
+ */
+export function transactionDateOf(
+  raw: string,
+  now: Date,
+):
+  | { ok: true; date: Date }
+  | { ok: false; error: 'invalid' }
+  | { ok: false; error: 'future'; date: Date } {
+  const date = parseInstant(raw);
+  if (!date) return { ok: false, error: 'invalid' };
+  if (date.getTime() > now.getTime() + FUTURE_TOLERANCE_MS) {
+    return { ok: false, error: 'future', date };
+  }
+  return { ok: true, date };
+}
+
+function checkCurrency(raw: string, issues: ValidationIssue[]): string | undefined {
+  const currency = storedCurrency(raw);
+  if (currency !== undefined) return currency;
   issues.push({
     loc: ['body', 'currency'],
     msg: `Unknown ISO 4217 currency code: ${raw}`,
@@ -438,16 +480,15 @@ function checkCurrency(raw: string, issues: ValidationIssue[]): string | undefin
 }
 
 function checkFullName(raw: string, issues: ValidationIssue[]): string | undefined {
-  const name = raw.trim();
-  const length = [...name].length;
-  if (length >= 1 && length <= FULL_NAME_LENGTH_MAX) return name;
+  const stored = storedFullName(raw);
+  if (stored.ok) return stored.name;
+  const empty = stored.error === 'empty';
   issues.push({
     loc: ['body', 'full_name'],
-    msg:
-      length === 0
-        ? 'String should have at least 1 character after trimming'
-        : `String should have at most ${FULL_NAME_LENGTH_MAX} characters after trimming`,
-    type: length === 0 ? 'string_too_short' : 'string_too_long',
+    msg: empty
+      ? 'String should have at least 1 character after trimming'
+      : `String should have at most ${FULL_NAME_LENGTH_MAX} characters after trimming`,
+    type: empty ? 'string_too_short' : 'string_too_long',
   });
   return undefined;
 }
@@ -477,24 +518,22 @@ function checkDate(
   issues: ValidationIssue[],
   reference: Date,
 ): Date | undefined {
-  const date = parseInstant(raw);
-  if (!date) {
-    issues.push({
-      loc,
-      msg: 'Input should be an ISO 8601 date or date-time, e.g. 2024-10-10T09:00:00Z',
-      type: 'datetime_parsing',
-    });
-    return undefined;
-  }
-  if (date.getTime() > reference.getTime() + FUTURE_TOLERANCE_MS) {
-    issues.push({
-      loc,
-      msg: 'Date should not be more than 24 hours in the future',
-      type: 'datetime_future',
-    });
-    return undefined;
-  }
-  return date;
+  const checked = transactionDateOf(raw, reference);
+  if (checked.ok) return checked.date;
+  issues.push(
+    checked.error === 'invalid'
+      ? {
+          loc,
+          msg: 'Input should be an ISO 8601 date or date-time, e.g. 2024-10-10T09:00:00Z',
+          type: 'datetime_parsing',
+        }
+      : {
+          loc,
+          msg: 'Date should not be more than 24 hours in the future',
+          type: 'datetime_future',
+        },
+  );
+  return undefined;
 }
 
 function optionalBound(
