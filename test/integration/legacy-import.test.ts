@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { sql } from 'drizzle-orm';
+import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { reconcileUser } from '../../src/modules/analytics/reconciliation.js';
 import {
@@ -612,5 +613,100 @@ describe('export and import: a lossless round trip', () => {
       (g) => g.dateMs >= Date.parse(since) && g.legacyId !== legacy.good[12]!.legacyId,
     );
     expect(exported.map((t) => t.legacy_id).sort()).toEqual(wanted.map((g) => g.legacyId).sort());
+  });
+});
+
+describe('import: what the API refuses stays out, and what goes in a PUT accepts again', () => {
+  it('rejects each metadata the API refuses, imports those at the limits, and goes on', async () => {
+    const owner = `meta-${process.pid}`;
+    const emoji = '\u{1F600}';
+    const keys = (n: number) =>
+      Object.fromEntries(Array.from({ length: n }, (_, i) => [`key-${i}`, `value ${i}`]));
+    const cases: { metadata: Record<string, string>; reason?: string }[] = [
+      { metadata: keys(20) },
+      { metadata: keys(21), reason: 'metadata: 21 keys, at most 20' },
+      { metadata: { '': 'v' }, reason: 'metadata: key "": empty' },
+      { metadata: { [emoji.repeat(64)]: 'v' } },
+      {
+        metadata: { [emoji.repeat(65)]: 'v' },
+        reason: `metadata: key "${emoji.repeat(24)}…": 65 characters, at most 64`,
+      },
+      {
+        metadata: { 'a\u0001b': 'v' },
+        reason: 'metadata: key "a\\u0001b": contains a control character (U+0001)',
+      },
+      { metadata: { note: emoji.repeat(500) } },
+      {
+        metadata: { note: emoji.repeat(501) },
+        reason: 'metadata: value of "note": 501 characters, at most 500',
+      },
+      {
+        metadata: { note: 'a\u0000b' },
+        reason: 'metadata: value of "note": contains NUL (U+0000)',
+      },
+    ];
+    const lines = cases.map(({ metadata }) => ({
+      id: uuidv7(),
+      legacy_id: null,
+      user_id: owner,
+      full_name: 'Ama Owusu',
+      transaction_date: '2024-01-15T10:30:00.123Z',
+      transaction_amount: 12.5,
+      transaction_type: 'credit',
+      currency: 'GHS',
+      description: null,
+      metadata,
+      created_at: '2024-01-15T10:31:00.000Z',
+      updated_at: '2024-01-15T10:31:00.000Z',
+      version: 1,
+    }));
+    const file = path.join(dir, 'metadata.ndjson');
+    await writeFile(file, `${lines.map((line) => JSON.stringify(line)).join('\n')}\n`);
+    const report = path.join(dir, 'metadata-report.json');
+
+    const result = await run('import', { file, report });
+    expect(result.code, result.stderr).toBe(1);
+    const written = await readReport(report);
+    const refused = cases.flatMap((c, i) => (c.reason ? [{ ...c, line: i + 1 }] : []));
+    expect(written.counts).toMatchObject({
+      documents: cases.length,
+      imported: cases.length - refused.length,
+      rejected: refused.length,
+    });
+    expect(written.rejected).toEqual(
+      refused.map(({ line, reason }) => ({ line, document: line, legacy_id: null, reason })),
+    );
+
+    for (const [i, { metadata, reason }] of cases.entries()) {
+      const id = lines[i]!.id;
+      const stored = await context.app.inject({ method: 'GET', url: `/api/v1/transaction/${id}` });
+      // Through the API, the same metadata is refused or accepted as the import refused it.
+      const created = await context.app.inject({
+        method: 'POST',
+        url: '/api/v1/transaction/',
+        payload: {
+          user_id: `${owner}-api`,
+          full_name: 'Ama Owusu',
+          transaction_amount: 1,
+          transaction_type: 'credit',
+          metadata,
+        },
+      });
+      if (reason) {
+        expect(stored.statusCode, reason).toBe(404);
+        expect(created.statusCode, reason).toBe(422);
+        continue;
+      }
+      expect(created.statusCode, created.body).toBe(201);
+      expect(stored.statusCode, stored.body).toBe(200);
+      expect(stored.json().data.metadata).toEqual(metadata);
+      const put = await context.app.inject({
+        method: 'PUT',
+        url: `/api/v1/transaction/${id}`,
+        payload: { metadata: stored.json().data.metadata },
+      });
+      expect(put.statusCode, put.body).toBe(200);
+      expect(put.json().data).toMatchObject({ metadata, version: 2 });
+    }
   });
 });

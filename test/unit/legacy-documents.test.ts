@@ -5,6 +5,11 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { USER_ID_LENGTH_MAX } from '../../src/domain/ids.js';
 import { DESCRIPTION_LENGTH_MAX } from '../../src/modules/transactions/index.js';
+import {
+  METADATA_KEY_LENGTH_MAX,
+  METADATA_KEYS_MAX,
+  METADATA_VALUE_LENGTH_MAX,
+} from '../../src/modules/transactions/transactions.limits.js';
 import { CreateTransactionBody } from '../../src/modules/transactions/transactions.schemas.js';
 import { bodyValidator } from '../../src/platform/validation.js';
 import {
@@ -270,6 +275,96 @@ describe("this service's own export", () => {
     expect(bad({ version: 0 })).toMatch(/^version: /);
     expect(bad({ legacy_id: 'zz' })).toMatch(/^legacy_id: /);
     expect(bad({ metadata: { a: 1 } })).toMatch(/^metadata: /);
+  });
+});
+
+/** The fields a POST needs, with `fields` over them: what the API's create schema says of it. */
+const createBody = bodyValidator(CreateTransactionBody);
+const apiAccepts = (fields: Record<string, unknown>) =>
+  createBody({
+    user_id: 'user-1',
+    full_name: 'Ama',
+    transaction_amount: 1,
+    transaction_type: 'credit',
+    ...fields,
+  }).ok;
+
+/** A line of this service's export with `fields` over it, as the `import` command decodes it. */
+function importExported(fields: Record<string, unknown>) {
+  const line = {
+    id: '0190f0c2-e4b0-7a1b-8c3d-4e5f60718293',
+    legacy_id: null,
+    user_id: 'user-1',
+    full_name: 'Ama Owusu',
+    transaction_date: '2024-01-15T10:30:00.123Z',
+    transaction_amount: 0.3,
+    transaction_type: 'debit',
+    currency: 'GHS',
+    description: null,
+    metadata: null,
+    created_at: '2024-01-15T10:31:00.000Z',
+    updated_at: '2024-01-16T10:31:00.000Z',
+    version: 1,
+    ...fields,
+  };
+  return decodeExportedDocument(JSON.stringify(line));
+}
+
+describe('metadata, refused exactly where the API refuses it', () => {
+  // A 4-byte character: one code point (what the schema counts), two UTF-16 units.
+  const emoji = '\u{1F600}';
+  const keys = (n: number) =>
+    Object.fromEntries(Array.from({ length: n }, (_, i) => [`key-${i}`, `value ${i}`]));
+
+  const refused: [string, Record<string, string>, string][] = [
+    [
+      'too many keys',
+      keys(METADATA_KEYS_MAX + 1),
+      `metadata: ${METADATA_KEYS_MAX + 1} keys, at most ${METADATA_KEYS_MAX}`,
+    ],
+    ['an empty key', { '': 'v' }, 'metadata: key "": empty'],
+    [
+      'a key of 65 code points',
+      { [emoji.repeat(METADATA_KEY_LENGTH_MAX + 1)]: 'v' },
+      `metadata: key "${emoji.repeat(24)}…": ${METADATA_KEY_LENGTH_MAX + 1} characters, at most ${METADATA_KEY_LENGTH_MAX}`,
+    ],
+    [
+      'a control character in a key',
+      { 'a\u0001b': 'v' },
+      'metadata: key "a\\u0001b": contains a control character (U+0001)',
+    ],
+    [
+      'a value of 501 code points',
+      { note: emoji.repeat(METADATA_VALUE_LENGTH_MAX + 1) },
+      `metadata: value of "note": ${METADATA_VALUE_LENGTH_MAX + 1} characters, at most ${METADATA_VALUE_LENGTH_MAX}`,
+    ],
+    ['NUL in a value', { note: 'a\u0000b' }, 'metadata: value of "note": contains NUL (U+0000)'],
+    [
+      'NUL in the value of a key holding U+2028',
+      { 'a\u2028b': '\u0000' },
+      'metadata: value of "a\u2028b": contains NUL (U+0000)',
+    ],
+  ];
+
+  it.each(refused)('refuses %s, as the API does', (_, metadata, reason) => {
+    expect(apiAccepts({ metadata })).toBe(false);
+    expect(importExported({ metadata })).toEqual({ ok: false, legacyId: null, reason });
+  });
+
+  const atTheLimits: [string, Record<string, string>][] = [
+    ['20 keys', keys(METADATA_KEYS_MAX)],
+    ['a key of 64 emoji (128 UTF-16 units)', { [emoji.repeat(METADATA_KEY_LENGTH_MAX)]: 'v' }],
+    [
+      'a value of 500 code points (1,000 UTF-16 units)',
+      { note: emoji.repeat(METADATA_VALUE_LENGTH_MAX) },
+    ],
+    ['a key of one character, a control character in a value', { k: 'line\none\ttab' }],
+  ];
+
+  it.each(atTheLimits)('imports %s, as the API accepts it', (_, metadata) => {
+    expect(apiAccepts({ metadata })).toBe(true);
+    const decoded = importExported({ metadata });
+    expect(decoded.ok ? decoded.row.metadata : decoded.reason).toEqual(metadata);
   });
 });
 

@@ -6,13 +6,10 @@
 import { createHash } from 'node:crypto';
 import { DATE_INPUT_LENGTH_MAX, parseInstant } from '../../domain/dates.js';
 import { USER_ID_LENGTH_MAX } from '../../domain/ids.js';
-import { isPrintableText, isStorableText, textLength } from '../../domain/text.js';
+import { isPrintableText, textLength } from '../../domain/text.js';
 import { currencyExponent, parseAmount } from '../../domain/money.js';
-import {
-  DESCRIPTION_LENGTH_MAX,
-  FULL_NAME_LENGTH_MAX,
-  type TransactionRow,
-} from '../transactions/index.js';
+import { FULL_NAME_LENGTH_MAX, type TransactionRow } from '../transactions/index.js';
+import { apiFieldProblem } from './api-fields.js';
 import { FernetTokenError, type FernetKey } from './fernet.js';
 
 /**
@@ -165,6 +162,16 @@ function typeOf(value: Json | undefined): 'credit' | 'debit' | { reason: string 
   };
 }
 
+/** `description` or `metadata`: absent or null is none; anything else meets the API's schema. */
+function optionalOf<T>(
+  field: 'description' | 'metadata',
+  value: Json | undefined,
+): { ok: true; value: T | null } | { ok: false; reason: string } {
+  if (value === undefined || value === null) return { ok: true, value: null };
+  const problem = apiFieldProblem(field, value);
+  return problem === undefined ? { ok: true, value: value as T } : { ok: false, reason: problem };
+}
+
 /**
  * The new id of an imported row: a UUIDv7 whose time is the ObjectId's (when the old service
  * created the document) and whose other bits are a hash of it, so the same document always gets
@@ -294,22 +301,10 @@ export function decodeExportedDocument(text: string): Decoded {
   if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
     return rejected(legacyId, 'version: not a positive integer');
   }
-  const description = document.description ?? null;
-  if (
-    description !== null &&
-    (typeof description !== 'string' ||
-      textLength(description) > DESCRIPTION_LENGTH_MAX ||
-      !isStorableText(description))
-  ) {
-    return rejected(legacyId, 'description: invalid');
-  }
-  const metadata = document.metadata ?? null;
-  if (
-    metadata !== null &&
-    (!isObject(metadata) || !Object.values(metadata).every((v) => typeof v === 'string'))
-  ) {
-    return rejected(legacyId, 'metadata: not a flat object of strings');
-  }
+  const description = optionalOf<string>('description', document.description);
+  if (!description.ok) return rejected(legacyId, description.reason);
+  const metadata = optionalOf<Record<string, string>>('metadata', document.metadata);
+  if (!metadata.ok) return rejected(legacyId, metadata.reason);
   return {
     ok: true,
     row: {
@@ -321,8 +316,8 @@ export function decodeExportedDocument(text: string): Decoded {
       amountMinor,
       transactionType,
       currency,
-      description,
-      metadata: metadata as Record<string, string> | null,
+      description: description.value,
+      metadata: metadata.value,
       version,
       createdAt,
       updatedAt,
