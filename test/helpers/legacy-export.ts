@@ -4,6 +4,7 @@
  * form and amount encoding the old service and mongoexport produce, and, when asked, every kind of
  * broken document mixed in. Returns what a correct import must store.
  */
+import { createCipheriv, createHmac, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { RawRow } from './analytics-model.js';
 
@@ -18,6 +19,23 @@ export interface FernetFixtures {
 export const fernetFixtures = JSON.parse(
   readFileSync(new URL('../fixtures/legacy/fernet-tokens.json', import.meta.url), 'utf8'),
 ) as FernetFixtures;
+
+/**
+ * A Fernet token of `plaintext` under the fixtures' key, made here for a name the Python-made
+ * fixtures lack: the format (0x80, timestamp, IV, AES-128-CBC, HMAC-SHA256) is what
+ * `cryptography` writes, and a test checks the decoder reads it.
+ */
+export function fernetToken(plaintext: string, key = fernetFixtures.key): string {
+  const keyBytes = Buffer.from(key, 'base64url');
+  const header = Buffer.alloc(9);
+  header[0] = 0x80;
+  header.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 1000)), 1);
+  const iv = randomBytes(16);
+  const cipher = createCipheriv('aes-128-cbc', keyBytes.subarray(16), iv);
+  const signed = Buffer.concat([header, iv, cipher.update(plaintext, 'utf8'), cipher.final()]);
+  const mac = createHmac('sha256', keyBytes.subarray(0, 16)).update(signed).digest();
+  return Buffer.concat([signed, mac]).toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
+}
 
 export interface ExpectedImport extends RawRow {
   legacyId: string;
@@ -170,6 +188,17 @@ const BROKEN_KINDS: {
     make: (d) => ({ ...d, transaction_date: 'last tuesday' }),
   },
   { kind: 'missing _id', reason: /^_id: missing$/, make: (d) => ({ ...d, _id: undefined }) },
+  // What the old service took and the v1 API refuses.
+  {
+    kind: 'future date',
+    reason: /^transaction_date: more than 24 hours in the future \(2999-01-01T00:00:00.000Z\)$/,
+    make: (d) => ({ ...d, transaction_date: '2999-01-01T00:00:00' }),
+  },
+  {
+    kind: 'name ending in a newline',
+    reason: /^full_name: contains a control character \(U\+000A\)$/,
+    make: (d) => ({ ...d, full_name: fernetToken('Ama Owusu\n') }),
+  },
 ];
 
 /**

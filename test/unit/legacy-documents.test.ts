@@ -12,6 +12,7 @@ import {
 } from '../../src/modules/transactions/transactions.limits.js';
 import { CreateTransactionBody } from '../../src/modules/transactions/transactions.schemas.js';
 import { bodyValidator } from '../../src/platform/validation.js';
+import { fernetToken } from '../helpers/legacy-export.js';
 import {
   DOCUMENT_BYTES_MAX,
   FernetKey,
@@ -137,10 +138,11 @@ describe('an old document (mongoexport, Extended JSON v2)', () => {
 
   it('rejects what the service would not store, saying why', () => {
     expect(reason({ user_id: undefined })).toBe('user_id: missing');
-    expect(reason({ user_id: '' })).toMatch(/^user_id: must be 1-128/);
+    expect(reason({ user_id: '' })).toBe('user_id: empty');
     expect(reason({ user_id: 12 })).toBe('user_id: not a string');
-    expect(reason({ user_id: 'x'.repeat(129) })).toMatch(/^user_id: /);
-    expect(reason({ user_id: 'a\u0000b' })).toMatch(/control characters/);
+    expect(reason({ user_id: 'x'.repeat(129) })).toBe('user_id: 129 characters, at most 128');
+    expect(reason({ user_id: 'a\u0000b' })).toBe('user_id: contains NUL (U+0000)');
+    expect(reason({ user_id: 'a\u0085b' })).toBe('user_id: contains a control character (U+0085)');
     expect(reason({ transaction_type: 'refund' })).toMatch(
       /^transaction_type: must be credit or debit/,
     );
@@ -157,9 +159,9 @@ describe('an old document (mongoexport, Extended JSON v2)', () => {
       /does not decrypt under LEGACY_SECRET_KEY \(HMAC/,
     );
     const empty = fixtures.known.find((k) => k.plaintext === '')!.token;
-    expect(reason({ full_name: empty })).toBe('full_name: empty after trimming');
+    expect(reason({ full_name: empty })).toBe('full_name: empty');
     const newline = fixtures.known.find((k) => k.plaintext.includes('\n'))!.token;
-    expect(reason({ full_name: newline })).toBe('full_name: contains control characters');
+    expect(reason({ full_name: newline })).toBe('full_name: contains a control character (U+000A)');
     expect(decodeLegacyDocument('{"_id": ', key, 'GHS')).toEqual({
       ok: false,
       legacyId: null,
@@ -290,7 +292,7 @@ const apiAccepts = (fields: Record<string, unknown>) =>
   }).ok;
 
 /** A line of this service's export with `fields` over it, as the `import` command decodes it. */
-function importExported(fields: Record<string, unknown>) {
+function importExported(fields: Record<string, unknown>, now?: Date) {
   const line = {
     id: '0190f0c2-e4b0-7a1b-8c3d-4e5f60718293',
     legacy_id: null,
@@ -307,7 +309,7 @@ function importExported(fields: Record<string, unknown>) {
     version: 1,
     ...fields,
   };
-  return decodeExportedDocument(JSON.stringify(line));
+  return decodeExportedDocument(JSON.stringify(line), now);
 }
 
 describe('metadata, refused exactly where the API refuses it', () => {
@@ -365,6 +367,71 @@ describe('metadata, refused exactly where the API refuses it', () => {
     expect(apiAccepts({ metadata })).toBe(true);
     const decoded = importExported({ metadata });
     expect(decoded.ok ? decoded.row.metadata : decoded.reason).toEqual(metadata);
+  });
+});
+
+describe('the other fields a client writes, refused exactly where the API refuses them', () => {
+  it("makes tokens the decoder reads (the tests' helper)", () => {
+    expect(key.decryptText(fernetToken('Ama Owusu'))).toBe('Ama Owusu');
+  });
+
+  it('refuses a name the API refuses as sent, though trimming would have hidden the fault', () => {
+    const cases: [string, string][] = [
+      ['Ama Owusu\n', 'full_name: contains a control character (U+000A)'],
+      ['\tAma Owusu', 'full_name: contains a control character (U+0009)'],
+      [`${' '.repeat(998)}Ama`, 'full_name: 1001 characters, at most 1000'],
+    ];
+    for (const [name, why] of cases) {
+      expect(apiAccepts({ full_name: name }), JSON.stringify(name)).toBe(false);
+      expect(importExported({ full_name: name })).toMatchObject({ ok: false, reason: why });
+      expect(reason({ full_name: fernetToken(name) })).toBe(why);
+    }
+    // Spaces around a name are trimmed, by the API and the import alike.
+    expect(apiAccepts({ full_name: '  Ama  ' })).toBe(true);
+    const padded = decode({ full_name: fernetToken('  Ama  ') });
+    expect(padded.ok && padded.row.fullName).toBe('Ama');
+  });
+
+  it('refuses a transaction date more than 24 hours ahead of the import, as the API does', () => {
+    const now = new Date('2025-06-01T12:00:00.000Z');
+    const limit = '2025-06-02T12:00:00.000Z';
+    const beyond = '2025-06-02T12:00:00.001Z';
+    const own = importExported({ transaction_date: limit }, now);
+    expect(own.ok && own.row.transactionDate.toISOString()).toBe(limit);
+    expect(importExported({ transaction_date: beyond }, now)).toMatchObject({
+      ok: false,
+      reason: `transaction_date: more than 24 hours in the future (${beyond})`,
+    });
+    const old = decodeLegacyDocument(doc({ transaction_date: limit }), key, 'GHS', now);
+    expect(old.ok && old.row.transactionDate.toISOString()).toBe(limit);
+    for (const date of [beyond, { $date: beyond }]) {
+      expect(decodeLegacyDocument(doc({ transaction_date: date }), key, 'GHS', now)).toMatchObject({
+        ok: false,
+        reason: `transaction_date: more than 24 hours in the future (${beyond})`,
+      });
+    }
+  });
+
+  it('refuses an amount in a longer decimal string than the API reads', () => {
+    const long = `12.${'0'.repeat(38)}`;
+    expect(apiAccepts({ transaction_amount: long })).toBe(false);
+    expect(apiAccepts({ transaction_amount: long.slice(0, -1) })).toBe(true);
+    expect(reason({ transaction_amount: { $numberDecimal: long } })).toBe(
+      'transaction_amount: 41 characters, at most 40',
+    );
+    const fits = decode({ transaction_amount: { $numberDecimal: long.slice(0, -1) } });
+    expect(fits.ok && fits.row.amountMinor).toBe(1200n);
+  });
+
+  it('reads a currency in lower case as the API does: upper-cased', () => {
+    expect(apiAccepts({ currency: 'jpy' })).toBe(true);
+    const decoded = importExported({ currency: 'jpy', transaction_amount: 1500 });
+    expect(decoded.ok && decoded.row).toMatchObject({ currency: 'JPY', amountMinor: 1500n });
+    expect(importExported({ currency: 'JP' })).toMatchObject({ ok: false });
+    expect(importExported({ currency: 'XYZ' })).toMatchObject({
+      ok: false,
+      reason: 'currency: unknown (XYZ)',
+    });
   });
 });
 

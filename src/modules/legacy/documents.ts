@@ -1,14 +1,21 @@
 /**
  * The old service's documents, as `mongoexport --collection transactions` writes them (MongoDB
- * Extended JSON v2, relaxed or canonical), checked against this service's rules one by one: a
- * document either becomes a row to store or a reason it cannot be.
+ * Extended JSON v2, relaxed or canonical), and this service's own export, checked field by field
+ * against the v1 API's rules: each field a client writes goes through the API's own schema
+ * (api-fields.ts) and the service's own rules after it, so nothing is stored that a POST would
+ * refuse, or that a PUT of the same body would. A document either becomes a row to store or a
+ * reason it cannot be.
  */
 import { createHash } from 'node:crypto';
-import { DATE_INPUT_LENGTH_MAX, parseInstant } from '../../domain/dates.js';
-import { USER_ID_LENGTH_MAX } from '../../domain/ids.js';
-import { isPrintableText, textLength } from '../../domain/text.js';
+import { parseInstant } from '../../domain/dates.js';
 import { currencyExponent, parseAmount } from '../../domain/money.js';
-import { FULL_NAME_LENGTH_MAX, type TransactionRow } from '../transactions/index.js';
+import {
+  FULL_NAME_LENGTH_MAX,
+  storedCurrency,
+  storedFullName,
+  transactionDateOf,
+  type TransactionRow,
+} from '../transactions/index.js';
 import { apiFieldProblem } from './api-fields.js';
 import { FernetTokenError, type FernetKey } from './fernet.js';
 
@@ -97,6 +104,9 @@ function amountOf(value: Json | undefined, currency: string): bigint | string {
   if (typeof input === 'number' && !Number.isFinite(input)) {
     return 'transaction_amount: not a finite number';
   }
+  // As a JSON number or a decimal string, the forms a client sends; then the service's rule.
+  const problem = apiFieldProblem('transaction_amount', input);
+  if (problem !== undefined) return problem;
   const parsed = parseAmount(input, currencyExponent(currency));
   if (parsed.ok) return parsed.minor;
   switch (parsed.error) {
@@ -109,8 +119,22 @@ function amountOf(value: Json | undefined, currency: string): bigint | string {
   }
 }
 
+/**
+ * `transaction_date` as the API takes it: its schema (the text's length), then the service's rule
+ * (a real instant, at most 24 hours after `now`, the import's clock as a request's would be).
+ */
+function transactionDateFrom(text: string, now: Date): Date | string {
+  const problem = apiFieldProblem('transaction_date', text);
+  if (problem !== undefined) return problem;
+  const checked = transactionDateOf(text, now);
+  if (checked.ok) return checked.date;
+  return checked.error === 'future'
+    ? `transaction_date: more than 24 hours in the future (${checked.date.toISOString()})`
+    : `transaction_date: not a valid date (${JSON.stringify(text)})`;
+}
+
 /** `transaction_date`: the Pydantic string (Z, an offset, or naive = UTC), or a BSON `$date`. */
-function dateOf(value: Json | undefined): Date | string {
+function dateOf(value: Json | undefined, now: Date): Date | string {
   if (value === undefined || value === null) return 'transaction_date: missing';
   let text: string | undefined;
   if (typeof value === 'string') text = value;
@@ -123,43 +147,45 @@ function dateOf(value: Json | undefined): Date | string {
     }
   }
   if (text === undefined) return 'transaction_date: not a date string';
-  // At most a few dozen characters in any real form; a longer string is not worth a regex.
-  const date = text.length <= DATE_INPUT_LENGTH_MAX ? parseInstant(text) : undefined;
-  return (
-    date ??
-    `transaction_date: not a valid date (${JSON.stringify(text.slice(0, DATE_INPUT_LENGTH_MAX))})`
-  );
+  return transactionDateFrom(text, now);
 }
 
 function userIdOf(value: Json | undefined): string | { reason: string } {
   if (value === undefined || value === null) return { reason: 'user_id: missing' };
-  if (typeof value !== 'string') return { reason: 'user_id: not a string' };
-  const length = textLength(value);
-  if (length < 1 || length > USER_ID_LENGTH_MAX) {
-    return { reason: `user_id: must be 1-${USER_ID_LENGTH_MAX} characters` };
-  }
-  if (!isPrintableText(value)) return { reason: 'user_id: contains control characters' };
-  return value;
+  const problem = apiFieldProblem('user_id', value);
+  return problem === undefined ? (value as string) : { reason: problem };
 }
 
-/** The API's rules for a name (trimmed, 1–200 characters, printable). */
-function fullNameOf(name: string): string | { reason: string } {
-  const trimmed = name.trim();
-  const length = textLength(trimmed);
-  if (length < 1) return { reason: 'full_name: empty after trimming' };
-  if (length > FULL_NAME_LENGTH_MAX) {
-    return { reason: `full_name: longer than ${FULL_NAME_LENGTH_MAX} characters` };
-  }
-  if (!isPrintableText(trimmed)) return { reason: 'full_name: contains control characters' };
-  return trimmed;
+/**
+ * A name as the API takes it: its schema on the text as sent (so a name ending in a newline is
+ * refused, as a POST refuses it, not trimmed into shape), then the service's trimming rule.
+ */
+function fullNameOf(name: Json | undefined): string | { reason: string } {
+  if (name === undefined || name === null) return { reason: 'full_name: missing' };
+  const problem = apiFieldProblem('full_name', name);
+  if (problem !== undefined) return { reason: problem };
+  const stored = storedFullName(name as string);
+  if (stored.ok) return stored.name;
+  return {
+    reason:
+      stored.error === 'empty'
+        ? 'full_name: empty after trimming'
+        : `full_name: ${stored.length} characters after trimming, at most ${FULL_NAME_LENGTH_MAX}`,
+  };
 }
 
 function typeOf(value: Json | undefined): 'credit' | 'debit' | { reason: string } {
-  if (value === 'credit' || value === 'debit') return value;
   if (value === undefined || value === null) return { reason: 'transaction_type: missing' };
-  return {
-    reason: `transaction_type: must be credit or debit (got ${JSON.stringify(value).slice(0, 40)})`,
-  };
+  const problem = apiFieldProblem('transaction_type', value);
+  return problem === undefined ? (value as 'credit' | 'debit') : { reason: problem };
+}
+
+/** `currency` as the API takes it: its schema, then upper-cased and known to ICU. */
+function currencyOf(value: Json | undefined): string | { reason: string } {
+  if (value === undefined || value === null) return { reason: 'currency: missing' };
+  const problem = apiFieldProblem('currency', value);
+  if (problem !== undefined) return { reason: problem };
+  return storedCurrency(value as string) ?? { reason: `currency: unknown (${value as string})` };
 }
 
 /** `description` or `metadata`: absent or null is none; anything else meets the API's schema. */
@@ -193,10 +219,15 @@ export function objectIdTime(objectId: string): Date {
 }
 
 /**
- * One document of the old service's export. `text` is its JSON; `key` decrypts `full_name`, or is
- * undefined to check everything but the name (never: the import always has the key).
+ * One document of the old service's export. `text` is its JSON; `key` decrypts `full_name`; `now`
+ * is the clock a transaction date may be at most 24 hours ahead of.
  */
-export function decodeLegacyDocument(text: string, key: FernetKey, currency: string): Decoded {
+export function decodeLegacyDocument(
+  text: string,
+  key: FernetKey,
+  currency: string,
+  now: Date = new Date(),
+): Decoded {
   const document = parseDocument(text);
   if (typeof document === 'string') return rejected(null, document);
   const legacyId = objectIdOf(document._id);
@@ -209,7 +240,7 @@ export function decodeLegacyDocument(text: string, key: FernetKey, currency: str
   if (typeof transactionType === 'object') return rejected(legacyId, transactionType.reason);
   const amountMinor = amountOf(document.transaction_amount, currency);
   if (typeof amountMinor === 'string') return rejected(legacyId, amountMinor);
-  const transactionDate = dateOf(document.transaction_date);
+  const transactionDate = dateOf(document.transaction_date, now);
   if (typeof transactionDate === 'string') return rejected(legacyId, transactionDate);
   const token = document.full_name;
   if (typeof token !== 'string') {
@@ -258,9 +289,11 @@ function instantOf(value: Json | undefined, field: string): Date | string {
 
 /**
  * One line of this service's own NDJSON export (`export --format ndjson`): every column as the API
- * shows it, the name in plaintext. Restored as it was: same id, versions, times, legacy id.
+ * shows it, the name in plaintext. Restored as it was: same id, versions, times, legacy id; the
+ * fields a client writes checked as a POST would check them (`now`: the clock a transaction date
+ * may be at most 24 hours ahead of).
  */
-export function decodeExportedDocument(text: string): Decoded {
+export function decodeExportedDocument(text: string, now: Date = new Date()): Decoded {
   const document = parseDocument(text);
   if (typeof document === 'string') return rejected(null, document);
   const legacyValue = document.legacy_id ?? null;
@@ -274,24 +307,17 @@ export function decodeExportedDocument(text: string): Decoded {
   if (typeof id !== 'string' || !UUID.test(id)) return rejected(legacyId, 'id: not a UUID');
   const userId = userIdOf(document.user_id);
   if (typeof userId === 'object') return rejected(legacyId, userId.reason);
-  const name = document.full_name;
-  if (typeof name !== 'string') return rejected(legacyId, 'full_name: not a string');
-  const fullName = fullNameOf(name);
+  const fullName = fullNameOf(document.full_name);
   if (typeof fullName === 'object') return rejected(legacyId, fullName.reason);
   const transactionType = typeOf(document.transaction_type);
   if (typeof transactionType === 'object') return rejected(legacyId, transactionType.reason);
-  const currency = document.currency;
-  if (typeof currency !== 'string' || !/^[A-Z]{3}$/.test(currency)) {
-    return rejected(legacyId, 'currency: not an ISO 4217 code');
-  }
-  try {
-    currencyExponent(currency);
-  } catch {
-    return rejected(legacyId, `currency: unknown (${currency})`);
-  }
+  const currency = currencyOf(document.currency);
+  if (typeof currency === 'object') return rejected(legacyId, currency.reason);
   const amountMinor = amountOf(document.transaction_amount, currency);
   if (typeof amountMinor === 'string') return rejected(legacyId, amountMinor);
-  const transactionDate = instantOf(document.transaction_date, 'transaction_date');
+  const date = document.transaction_date;
+  if (typeof date !== 'string') return rejected(legacyId, 'transaction_date: not a date string');
+  const transactionDate = transactionDateFrom(date, now);
   if (typeof transactionDate === 'string') return rejected(legacyId, transactionDate);
   const createdAt = instantOf(document.created_at, 'created_at');
   if (typeof createdAt === 'string') return rejected(legacyId, createdAt);
