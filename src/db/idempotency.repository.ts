@@ -1,5 +1,5 @@
 import { and, asc, lte, sql } from 'drizzle-orm';
-import { runStatement, type Db, type DbTx, type Statement } from './client.js';
+import { runStatement, type Db, type Statement } from './client.js';
 import { idempotencyKeys } from './schema/index.js';
 import { ident, idents } from './sql.js';
 
@@ -52,7 +52,7 @@ function storedKeyOf(row: Record<string, unknown>): StoredIdempotencyKey {
  * holds it (never waits).
  */
 export async function tryLockIdempotencyKey(
-  dbTx: DbTx,
+  dbTx: Db,
   scope: string,
   key: string,
 ): Promise<boolean> {
@@ -62,7 +62,7 @@ export async function tryLockIdempotencyKey(
 
 /** The key's stored response, unless it expired by `now`. */
 export async function findIdempotencyKey(
-  dbTx: DbTx,
+  dbTx: Db,
   scope: string,
   key: string,
   now: Date,
@@ -76,7 +76,7 @@ export async function findIdempotencyKey(
 }
 
 /** Stores (or, over an expired row with the same key, replaces) a key and its response. */
-export async function saveIdempotencyKey(dbTx: DbTx, row: IdempotencyKeyRow): Promise<void> {
+export async function saveIdempotencyKey(dbTx: Db, row: IdempotencyKeyRow): Promise<void> {
   await runStatement(dbTx, SAVE_KEY, [
     row.scope,
     row.key,

@@ -205,11 +205,9 @@ export async function lockPendingHeads(
   streams: readonly { consumer: string; userId: string }[],
 ): Promise<{ consumer: string; userId: string }[]> {
   if (streams.length === 0) return [];
-  const rows = await runStatement<{ consumer: string; user_id: string }>(
-    dbTx,
-    LOCK_PENDING_HEADS,
-    [streamsJson(streams)],
-  );
+  const rows = await runStatement<{ consumer: string; user_id: string }>(dbTx, LOCK_PENDING_HEADS, [
+    streamsJson(streams),
+  ]);
   return rows.map((row) => ({ consumer: row.consumer, userId: row.user_id }));
 }
 
@@ -337,11 +335,7 @@ export async function claimDeliveries(
       attempts: number;
       webhook: Record<string, unknown> | string | null;
     }
-  >(db, CLAIM_STATEMENT, [
-    options.handlerConsumers.join(','),
-    options.limit,
-    options.leaseMs,
-  ]);
+  >(db, CLAIM_STATEMENT, [options.handlerConsumers.join(','), options.limit, options.leaseMs]);
   return rows.map((row) => ({
     id: row.delivery_id,
     consumer: row.consumer,
