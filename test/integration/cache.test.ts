@@ -5,6 +5,7 @@ import { queryRows } from '../../src/db/client.js';
 import { Analytics, RangeAnalytics } from '../../src/modules/analytics/analytics.schemas.js';
 import { buildTestApp, postTransaction, useTestApp } from '../helpers/app.js';
 import { transactionBody, uniqueUserId } from '../helpers/factories.js';
+import { eventually } from '../helpers/webhook-receiver.js';
 
 const context = useTestApp();
 
@@ -338,15 +339,18 @@ describe('shutdown', () => {
     const body = transactionBody();
     const write = app.inject({ method: 'POST', url: '/api/v1/transaction/', payload: body });
     // Wait until the write has committed: it then waits on its (gated) invalidation.
-    for (let attempt = 0; attempt < 200; attempt += 1) {
-      const rows = await queryRows<{ n: number }>(
-        context.database.handle.db,
-        sql`select count(*)::int as n from transactions where user_id = ${String(body.user_id)}`,
-      );
-      if (rows[0]?.n === 1) break;
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    await eventually(
+      async () => {
+        const rows = await queryRows<{ n: number }>(
+          context.database.handle.db,
+          sql`select count(*)::int as n from transactions where user_id = ${String(body.user_id)}`,
+        );
+        return rows[0]?.n === 1 ? true : undefined;
+      },
+      { what: 'the write to commit', timeoutMs: 30_000, intervalMs: 10 },
+    );
     const closing = app.close();
+    // Time for a close that did not wait to reach the store (it would record 'close' first).
     await new Promise((resolve) => setTimeout(resolve, 50));
     release();
     expect((await write).statusCode).toBe(201);
