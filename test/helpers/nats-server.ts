@@ -34,9 +34,15 @@ export interface StoredEvent {
   body: { id: string; user_id: string; type: string; [field: string]: unknown };
 }
 
+/**
+ * The tests' own requests to the server (stream info, messages, creation): sized for a loaded
+ * machine, where the client's default 5 s made the tests fail on a slow answer, not a wrong one.
+ */
+const ADMIN_TIMEOUT_MS = 30_000;
+
 /** Runs `work` on a fresh connection to `url`, closed afterwards. */
 export async function withNats<T>(url: string, work: (nc: NatsConnection) => Promise<T>) {
-  const nc = await connect({ servers: url, timeout: 2_000 });
+  const nc = await connect({ servers: url, timeout: 10_000 });
   try {
     return await work(nc);
   } finally {
@@ -47,7 +53,7 @@ export async function withNats<T>(url: string, work: (nc: NatsConnection) => Pro
 /** Every message of `stream`, in stream order; empty when the stream does not exist yet. */
 export async function readStream(url: string, stream: string): Promise<StoredEvent[]> {
   return withNats(url, async (nc) => {
-    const jsm = await nc.jetstreamManager();
+    const jsm = await nc.jetstreamManager({ timeout: ADMIN_TIMEOUT_MS });
     const info = await jsm.streams.info(stream).catch(() => undefined);
     if (!info) return [];
     const messages: StoredEvent[] = [];
@@ -75,7 +81,7 @@ export async function createStream(
   windowMs: number,
 ): Promise<void> {
   await withNats(url, async (nc) => {
-    const jsm = await nc.jetstreamManager();
+    const jsm = await nc.jetstreamManager({ timeout: ADMIN_TIMEOUT_MS });
     await jsm.streams.add({
       name: stream,
       subjects: [`${prefix}.>`],
@@ -87,7 +93,7 @@ export async function createStream(
 /** Deletes a test's stream (a no-op if it was never created). */
 export async function deleteStream(url: string, stream: string): Promise<void> {
   await withNats(url, async (nc) => {
-    const jsm = await nc.jetstreamManager();
+    const jsm = await nc.jetstreamManager({ timeout: ADMIN_TIMEOUT_MS });
     await jsm.streams.delete(stream).catch(() => false);
   });
 }
@@ -141,7 +147,7 @@ export class NatsServer {
     while (Date.now() < deadline && this.child) {
       try {
         await withNats(this.url, async (nc) => {
-          await (await nc.jetstreamManager()).getAccountInfo();
+          await (await nc.jetstreamManager({ timeout: ADMIN_TIMEOUT_MS })).getAccountInfo();
         });
         return;
       } catch {
@@ -227,7 +233,7 @@ export async function streamCaughtUp(
 /** Messages in `stream` (0 when it does not exist yet). */
 export async function streamLength(url: string, stream: string): Promise<number> {
   return withNats(url, async (nc) => {
-    const jsm = await nc.jetstreamManager();
+    const jsm = await nc.jetstreamManager({ timeout: ADMIN_TIMEOUT_MS });
     const info = await jsm.streams.info(stream).catch(() => undefined);
     return info?.state.messages ?? 0;
   });
