@@ -122,10 +122,15 @@ function amountOf(value: Json | undefined, currency: string): bigint | string {
 /**
  * `transaction_date` as the API takes it: its schema (the text's length), then the service's rule
  * (a real instant, at most 24 hours after `now`, the import's clock as a request's would be).
+ * Without `now`, any real instant: a restore reads back rows the service already holds, which may
+ * lie further ahead (the old service took any date) and must come back as they were.
  */
-function transactionDateFrom(text: string, now: Date): Date | string {
+function transactionDateFrom(text: string, now: Date | undefined): Date | string {
   const problem = apiFieldProblem('transaction_date', text);
   if (problem !== undefined) return problem;
+  if (now === undefined) {
+    return parseInstant(text) ?? `transaction_date: not a valid date (${JSON.stringify(text)})`;
+  }
   const checked = transactionDateOf(text, now);
   if (checked.ok) return checked.date;
   return checked.error === 'future'
@@ -290,10 +295,10 @@ function instantOf(value: Json | undefined, field: string): Date | string {
 /**
  * One line of this service's own NDJSON export (`export --format ndjson`): every column as the API
  * shows it, the name in plaintext. Restored as it was: same id, versions, times, legacy id; the
- * fields a client writes checked as a POST would check them (`now`: the clock a transaction date
- * may be at most 24 hours ahead of).
+ * fields a client writes checked as a POST would check them, except that a transaction date may
+ * lie any distance ahead (rows the service holds may, and a restore must not depend on its clock).
  */
-export function decodeExportedDocument(text: string, now: Date = new Date()): Decoded {
+export function decodeExportedDocument(text: string): Decoded {
   const document = parseDocument(text);
   if (typeof document === 'string') return rejected(null, document);
   const legacyValue = document.legacy_id ?? null;
@@ -317,7 +322,7 @@ export function decodeExportedDocument(text: string, now: Date = new Date()): De
   if (typeof amountMinor === 'string') return rejected(legacyId, amountMinor);
   const date = document.transaction_date;
   if (typeof date !== 'string') return rejected(legacyId, 'transaction_date: not a date string');
-  const transactionDate = transactionDateFrom(date, now);
+  const transactionDate = transactionDateFrom(date, undefined);
   if (typeof transactionDate === 'string') return rejected(legacyId, transactionDate);
   const createdAt = instantOf(document.created_at, 'created_at');
   if (typeof createdAt === 'string') return rejected(legacyId, createdAt);
