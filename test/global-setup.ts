@@ -1,11 +1,15 @@
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { openDatabase } from '../src/db/client.js';
 import { createLogger } from '../src/platform/logging.js';
-import { adminQuery, dropLeftoverDatabases, withDatabase } from './helpers/postgres-admin.js';
+import {
+  adminQuery,
+  dropLeftoverDatabases,
+  testDatabaseName,
+  withDatabase,
+} from './helpers/postgres-admin.js';
 
 /*
  * Once per `npm test`: one migrated database that every test file starts from, instead of each
@@ -45,7 +49,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
 
   await dropLeftoverDatabases(serverUrl);
-  const name = `fido_template_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const name = testDatabaseName('template');
   await adminQuery(`create database ${name}`, serverUrl);
   const databaseUrl = withDatabase(serverUrl, name);
   const handle = await openDatabase({ ...common, dataDir: 'unused', databaseUrl });

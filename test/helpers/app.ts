@@ -10,7 +10,7 @@ import { loadConfig, type Config } from '../../src/config.js';
 import type { KeyRing } from '../../src/platform/crypto.js';
 import { openDatabase, type DatabaseHandle } from '../../src/db/client.js';
 import { createLogger, loggerOptions } from '../../src/platform/logging.js';
-import { adminQuery, withDatabase } from './postgres-admin.js';
+import { adminQuery, testDatabaseName, withDatabase } from './postgres-admin.js';
 
 export { adminQuery, withDatabase };
 
@@ -49,7 +49,7 @@ export async function createTestDatabase(
     await handle.migrate();
     return { handle, url: undefined, drop: () => handle.close() };
   }
-  const name = `fido_test_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const name = testDatabaseName('test');
   const template = inject('postgresTemplate');
   await adminQuery(`create database ${name}${template ? ` template ${template}` : ''}`);
   const url = withDatabase(TEST_DATABASE_URL, name);

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 
 /*
@@ -26,40 +27,43 @@ export async function adminQuery<T extends pg.QueryResultRow = pg.QueryResultRow
   }
 }
 
-/** Whether a process of this machine is running (one of another user's counts). */
-function running(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
+/**
+ * A name for a database of a test run (`kind`: test or template): the creating process, the time
+ * it was made (epoch seconds: dropLeftoverDatabases reads it) and 8 random hex digits.
+ */
+export function testDatabaseName(kind: 'test' | 'template', now = Date.now()): string {
+  return `fido_${kind}_${process.pid}_${Math.floor(now / 1000)}_${randomBytes(4).toString('hex')}`;
 }
 
+/** Older than this, a test run's database is a leftover: no run lasts as long (CI stops at 90 min). */
+export const LEFTOVER_AGE_MS = 3 * 60 * 60 * 1000;
+
 /**
- * Drops the databases earlier runs on this machine left behind when they were killed before
- * their clean-up: named `fido_test_<pid>_…` or `fido_template_<pid>_…` (see createTestDatabase
- * and test/global-setup.ts) by a process that is no longer running, with no session connected.
- * Only for a server on this machine: elsewhere the process ids are another machine's. A database
- * that is in use after all is left alone (no FORCE).
+ * Drops the databases that test runs killed before their clean-up left behind: named by
+ * testDatabaseName, made more than LEFTOVER_AGE_MS ago, and with no session connected. The age,
+ * not the creating process, decides, so a run on another machine (or in another process namespace)
+ * sharing the server is never taken for a dead one. A database that is in use after all is left
+ * alone (no FORCE).
  */
-export async function dropLeftoverDatabases(serverUrl: string): Promise<string[]> {
-  const { hostname } = new URL(serverUrl);
-  if (!['127.0.0.1', 'localhost', '[::1]', ''].includes(hostname)) return [];
+export async function dropLeftoverDatabases(
+  serverUrl: string,
+  now = Date.now(),
+): Promise<string[]> {
   const rows = await adminQuery<{ datname: string }>(
     `select datname from pg_database d
-      where datname ~ '^fido_(test|template)_[0-9]+_[0-9a-f]{8}$'
+      where datname ~ '^fido_(test|template)_[0-9]+_[0-9]+_[0-9a-f]{8}$'
         and not exists (select 1 from pg_stat_activity a where a.datname = d.datname)`,
     serverUrl,
   );
   const dropped: string[] = [];
   for (const { datname } of rows) {
-    if (running(Number(datname.split('_')[2]))) continue;
+    const madeMs = Number(datname.split('_')[3]) * 1000;
+    if (now - madeMs <= LEFTOVER_AGE_MS) continue;
     try {
       await adminQuery(`drop database if exists ${datname}`, serverUrl);
       dropped.push(datname);
     } catch {
-      // Connected to since the listing: another run's after all.
+      // Connected to since the listing: in use after all.
     }
   }
   return dropped;

@@ -1,17 +1,17 @@
-import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { afterAll, expect, it } from 'vitest';
-import { adminQuery, dropLeftoverDatabases } from '../../helpers/postgres-admin.js';
+import {
+  adminQuery,
+  dropLeftoverDatabases,
+  LEFTOVER_AGE_MS,
+  testDatabaseName,
+} from '../../helpers/postgres-admin.js';
 import { TEST_DATABASE_URL } from '../../helpers/app.js';
 
 /*
- * A test run killed before its clean-up leaves its databases on the server; the next run's
- * global set-up drops them. Only those whose process is gone and that nobody is connected to.
+ * A test run killed before its clean-up leaves its databases on the server; a later run's global
+ * set-up drops them once they are older than any run lasts, if nobody is connected to them.
  */
 const serverUrl = TEST_DATABASE_URL!;
-const hex = () => randomBytes(4).toString('hex');
-/** The id of a process that has exited. */
-const deadPid = () => spawnSync(process.execPath, ['-e', '0']).pid;
 const created: string[] = [];
 
 async function createDatabase(name: string): Promise<void> {
@@ -23,22 +23,24 @@ const exists = async (name: string) =>
   (await adminQuery(`select 1 from pg_database where datname = '${name}'`, serverUrl)).length > 0;
 
 afterAll(async () => {
-  for (const name of created)
+  for (const name of created) {
     await adminQuery(`drop database if exists ${name} with (force)`, serverUrl);
+  }
 });
 
-it("drops a killed run's test and template databases, and keeps a running one's", async () => {
-  const gone = deadPid();
-  const leftTest = `fido_test_${gone}_${hex()}`;
-  const leftTemplate = `fido_template_${gone}_${hex()}`;
-  const ours = `fido_test_${process.pid}_${hex()}`;
-  for (const name of [leftTest, leftTemplate, ours]) await createDatabase(name);
+it("drops a killed run's test and template databases once they are old, and keeps a recent one", async () => {
+  const longAgo = Date.now() - LEFTOVER_AGE_MS - 60_000;
+  const leftTest = testDatabaseName('test', longAgo);
+  const leftTemplate = testDatabaseName('template', longAgo);
+  // Made just now, as a run still going would have (on this machine or another).
+  const recent = testDatabaseName('template');
+  for (const name of [leftTest, leftTemplate, recent]) await createDatabase(name);
 
   const dropped = await dropLeftoverDatabases(serverUrl);
 
   expect(dropped).toEqual(expect.arrayContaining([leftTest, leftTemplate]));
-  expect(dropped).not.toContain(ours);
+  expect(dropped).not.toContain(recent);
   expect(await exists(leftTest)).toBe(false);
   expect(await exists(leftTemplate)).toBe(false);
-  expect(await exists(ours)).toBe(true);
+  expect(await exists(recent)).toBe(true);
 });
