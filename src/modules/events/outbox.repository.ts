@@ -419,10 +419,10 @@ export interface ClaimAttempt extends AttemptRecord {
  * locked before it is changed: in one statement, PostgreSQL runs the parts in whatever order the
  * plan pulls them, and a lock taken after the update skips the rows the update changed (under a
  * nested-loop plan, deliveries were completed with no attempt logged and reported deleted).
- * A fixed text, so it is prepared once per connection
- * and never built again. Releasing the successors of completed streams is a second statement
- * (recordClaimAttempts): this one's snapshot predates a successor the relay inserted, parked,
- * while it held the head this statement waited for.
+ * A fixed text, so it is prepared once per connection and never built again. Releasing the
+ * successors of completed streams is a second statement (recordClaimAttempts): this one's
+ * snapshot predates a successor the relay inserted, parked, while it held the head this
+ * statement waited for.
  */
 const RECORD_ATTEMPTS_STATEMENT: Statement = {
   name: 'outbox_record_attempts',
