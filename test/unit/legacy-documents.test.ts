@@ -53,6 +53,23 @@ function reason(overrides: Record<string, unknown>, currency = 'GHS'): string {
   return decoded.reason;
 }
 
+/** A line of this service's own export (`export --format ndjson`), as the `import` command reads. */
+const EXPORTED_LINE = {
+  id: '0190f0c2-e4b0-7a1b-8c3d-4e5f60718293',
+  legacy_id: null,
+  user_id: 'user-1',
+  full_name: 'Ama Owusu',
+  transaction_date: '2024-01-15T10:30:00.123Z',
+  transaction_amount: 0.3,
+  transaction_type: 'debit',
+  currency: 'GHS',
+  description: null,
+  metadata: null,
+  created_at: '2024-01-15T10:31:00.000Z',
+  updated_at: '2024-01-16T10:31:00.000Z',
+  version: 1,
+};
+
 describe('an old document (mongoexport, Extended JSON v2)', () => {
   it('becomes a row: name decrypted, ObjectId kept, a stable UUIDv7 from its time', () => {
     const decoded = decode();
@@ -190,20 +207,6 @@ describe('text lengths, counted as the API counts them (code points)', () => {
     }).ok;
   // A 4-byte character: one code point, two UTF-16 units.
   const astral = '\u{1F600}';
-  const exported = {
-    id: '0190f0c2-e4b0-7a1b-8c3d-4e5f60718293',
-    legacy_id: null,
-    full_name: 'Ama Owusu',
-    transaction_date: '2024-01-15T10:30:00.123Z',
-    transaction_amount: 0.3,
-    transaction_type: 'debit',
-    currency: 'GHS',
-    metadata: null,
-    created_at: '2024-01-15T10:31:00.000Z',
-    updated_at: '2024-01-16T10:31:00.000Z',
-    version: 1,
-  };
-
   it('imports exactly the user ids and descriptions the API accepts, at the limits', () => {
     const cases = [
       { user_id: astral.repeat(USER_ID_LENGTH_MAX), description: 'rent', api: true },
@@ -216,7 +219,9 @@ describe('text lengths, counted as the API counts them (code points)', () => {
       const what = `${user_id.length} + ${description.length} UTF-16 units`;
       expect(apiAccepts({ user_id, description }), what).toBe(api);
       // The old service's documents carry no description; this service's export does.
-      const own = decodeExportedDocument(JSON.stringify({ ...exported, user_id, description }));
+      const own = decodeExportedDocument(
+        JSON.stringify({ ...EXPORTED_LINE, user_id, description }),
+      );
       expect(own.ok, what).toBe(api);
       if (own.ok) expect(own.row).toMatchObject({ userId: user_id, description });
       if (description === 'rent') {
@@ -229,21 +234,7 @@ describe('text lengths, counted as the API counts them (code points)', () => {
 });
 
 describe("this service's own export", () => {
-  const exported = {
-    id: '0190f0c2-e4b0-7a1b-8c3d-4e5f60718293',
-    legacy_id: null,
-    user_id: 'user-1',
-    full_name: 'Ama Owusu',
-    transaction_date: '2024-01-15T10:30:00.123Z',
-    transaction_amount: 0.3,
-    transaction_type: 'debit',
-    currency: 'GHS',
-    description: 'rent',
-    metadata: { a: 'b' },
-    created_at: '2024-01-15T10:31:00.000Z',
-    updated_at: '2024-01-16T10:31:00.000Z',
-    version: 3,
-  };
+  const exported = { ...EXPORTED_LINE, description: 'rent', metadata: { a: 'b' }, version: 3 };
 
   it('reads back every field as it was', () => {
     const decoded = decodeExportedDocument(JSON.stringify(exported));
@@ -293,23 +284,7 @@ const apiAccepts = (fields: Record<string, unknown>) =>
 
 /** A line of this service's export with `fields` over it, as the `import` command decodes it. */
 function importExported(fields: Record<string, unknown>) {
-  const line = {
-    id: '0190f0c2-e4b0-7a1b-8c3d-4e5f60718293',
-    legacy_id: null,
-    user_id: 'user-1',
-    full_name: 'Ama Owusu',
-    transaction_date: '2024-01-15T10:30:00.123Z',
-    transaction_amount: 0.3,
-    transaction_type: 'debit',
-    currency: 'GHS',
-    description: null,
-    metadata: null,
-    created_at: '2024-01-15T10:31:00.000Z',
-    updated_at: '2024-01-16T10:31:00.000Z',
-    version: 1,
-    ...fields,
-  };
-  return decodeExportedDocument(JSON.stringify(line));
+  return decodeExportedDocument(JSON.stringify({ ...EXPORTED_LINE, ...fields }));
 }
 
 describe('metadata, refused exactly where the API refuses it', () => {
