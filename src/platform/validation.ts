@@ -121,7 +121,8 @@ function isBranchError(error: ErrorObject, union: ErrorObject): boolean {
   return error !== union && error.schemaPath.startsWith(`${union.schemaPath}/`);
 }
 
-function pathSegments(instancePath: string): (string | number)[] {
+/** The keys of an error's JSON pointer (`/metadata/a~1b` → metadata, a/b), indices as numbers. */
+export function pathSegments(instancePath: string): (string | number)[] {
   if (instancePath === '') return [];
   return instancePath
     .slice(1)
@@ -204,18 +205,21 @@ function describe(error: ErrorObject): { msg: string; type: string } {
   }
 }
 
-// Schemas may carry a human description of what their pattern means (`x-error-message`).
-function patternMessage(error: ErrorObject): string {
+/** What a schema says its rule means (`x-error-message`), for a pattern or a union it failed. */
+export function describedRule(error: ErrorObject): string | undefined {
   const described = (error.parentSchema as { 'x-error-message'?: unknown } | undefined)?.[
     'x-error-message'
   ];
-  if (typeof described === 'string') return described;
-  return `String should match pattern '${String((error.params as { pattern?: unknown }).pattern)}'`;
+  return typeof described === 'string' ? described : undefined;
+}
+
+function patternMessage(error: ErrorObject): string {
+  return (
+    describedRule(error) ??
+    `String should match pattern '${String((error.params as { pattern?: unknown }).pattern)}'`
+  );
 }
 
 function anyOfMessage(error: ErrorObject): string {
-  const described = (error.parentSchema as { 'x-error-message'?: unknown } | undefined)?.[
-    'x-error-message'
-  ];
-  return typeof described === 'string' ? described : 'Input does not match any allowed type';
+  return describedRule(error) ?? 'Input does not match any allowed type';
 }

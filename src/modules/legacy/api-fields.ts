@@ -7,7 +7,7 @@
  */
 import type { ErrorObject } from 'ajv';
 import { textLength } from '../../domain/text.js';
-import { bodySchemaErrors } from '../../platform/validation.js';
+import { bodySchemaErrors, describedRule, pathSegments } from '../../platform/validation.js';
 import { CreateTransactionBody } from '../transactions/index.js';
 
 export type ApiField = keyof typeof CreateTransactionBody.properties;
@@ -44,10 +44,7 @@ function placeOf(error: ErrorObject): string {
   if (error.propertyName !== undefined) return `key ${quote(error.propertyName)}: `;
   if (error.keyword === 'propertyNames') return '';
   if (error.instancePath === '') return '';
-  const keys = error.instancePath
-    .slice(1)
-    .split('/')
-    .map((segment) => segment.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const keys = pathSegments(error.instancePath).map(String);
   return `value of ${keys.map(quote).join(' in ')}: `;
 }
 
@@ -114,10 +111,7 @@ function patternProblem(text: string, pattern: string, error: ErrorObject): stri
       if (!allowed.test(character)) return `contains ${characterName(character)}`;
     }
   }
-  const described = (error.parentSchema as { 'x-error-message'?: unknown } | undefined)?.[
-    'x-error-message'
-  ];
-  return typeof described === 'string' ? described : `does not match ${pattern}`;
+  return describedRule(error) ?? `does not match ${pattern}`;
 }
 
 function characterName(character: string): string {
